@@ -1,0 +1,177 @@
+"""The command line: ``mloop init|demo|serve|runs|models|deployments``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mloop.errors import MloopError
+
+app = typer.Typer(help="mloop: track, register, serve, monitor, retrain and roll out models.", no_args_is_help=True, add_completion=False)
+runs_app = typer.Typer(help="Tracked runs.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
+deployments_app = typer.Typer(help="Deployments (a name served from a model alias).", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+app.add_typer(deployments_app, name="deployments")
+
+console = Console()
+_state: dict[str, Any] = {"workspace": None, "debug": False}
+
+
+def _quiet_libraries() -> None:
+    for name in ("mlflow", "alembic", "optuna", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@app.callback()
+def _main(
+    workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: $MLOOP_HOME or ./.mloop).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["workspace"] = workspace
+    _state["debug"] = debug
+    _quiet_libraries()
+
+
+def _open() -> Any:
+    from mloop.workspace import Workspace
+
+    return Workspace.open(_state["workspace"])
+
+
+@app.command()
+def init(path: Annotated[Path | None, typer.Argument(help="Where to create it (default: --workspace, $MLOOP_HOME or ./.mloop).")] = None) -> None:
+    """Create a workspace (idempotent: an existing one is upgraded, never wiped)."""
+    from mloop.workspace import Workspace
+
+    ws = Workspace.init(path or _state["workspace"])
+    console.print(f"workspace ready at [bold]{ws.root}[/bold]")
+
+
+@app.command()
+def demo(
+    sample: Annotated[float, typer.Option(help="Share of flights to use, in (0, 1]; 1 is the full year.")] = 1.0,
+    trials: Annotated[int, typer.Option(help="Optuna trials for the first model.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, search and training.")] = 0,
+    last_month: Annotated[int, typer.Option(help="Last month to replay (3-12).")] = 12,
+) -> None:
+    """Run the whole loop on NYC flights 2013 and write an HTML report."""
+    from mloop.demo import DemoConfig, run_demo, summary_rows
+
+    result = run_demo(_state["workspace"], DemoConfig(sample=sample, trials=trials, seed=seed, last_month=last_month), console)
+    table = Table(title="mloop demo: month by month")
+    for col in ("month", "rows", "served", "drift", "ADWIN", "AUC v1 only", "AUC served", "what the loop did"):
+        table.add_column(col, overflow="fold")
+    for row in summary_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"done in {result.seconds:.0f} s; report: [bold]{result.report}[/bold]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.", min=1, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    log_flush_interval: Annotated[float, typer.Option(help="Seconds between prediction-log flushes.", min=0.01, max=60)] = 1.0,
+) -> None:
+    """Serve every deployment of the workspace (MLflow scoring and Open Inference Protocol v2)."""
+    from mloop.serving import serve as run_server
+
+    ws = _open()
+    names = [d.name for d in ws.deployments()]
+    console.print(f"serving {names or 'no deployments yet'} on http://{host}:{port} (workers={workers})", highlight=False)
+    run_server(ws, host=host, port=port, workers=workers, log_flush_interval=log_flush_interval)
+
+
+@runs_app.command("list")
+def runs_list(
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.", min=1, max=10000)] = 20,
+) -> None:
+    """Tracked runs, newest first."""
+    frame = _open().tracker.list_runs(experiment, max_results=limit)
+    table = Table(title="runs")
+    for col in ("run id", "name", "experiment", "status", "started", "metrics"):
+        table.add_column(col, overflow="fold")
+    for _, r in frame.iterrows():
+        metrics = ", ".join(f"{c.removeprefix('metrics.')}={r[c]:.3f}" for c in frame.columns if c.startswith("metrics.") and r[c] == r[c])
+        table.add_row(r["run_id"], str(r.get("tags.mlflow.runName", "")), str(r["experiment_id"]), r["status"], str(r["start_time"])[:19], metrics)
+    console.print(table)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Registered models with their aliases."""
+    table = Table(title="models")
+    for col in ("name", "versions", "latest", "aliases"):
+        table.add_column(col)
+    for m in _open().registry.list_models():
+        aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(m["aliases"].items()))
+        table.add_row(m["name"], str(m["versions"]), f"v{m['latest_version']}", aliases)
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[str, typer.Option(help="Version number or alias.")] = "latest",
+) -> None:
+    """One model: its versions and the model card of one version."""
+    ws = _open()
+    info = ws.registry.resolve(name, version)
+    table = Table(title=f"{name} versions")
+    for col in ("version", "aliases", "run", "manifest sha256"):
+        table.add_column(col, overflow="fold")
+    for v in ws.registry.versions(name):
+        table.add_row(f"v{v.version}", ", ".join(v.aliases), v.run_id or "", (v.manifest_sha256 or "")[:16])
+    console.print(table)
+    console.print(ws.registry.card(name, info.version), markup=False, highlight=False)
+
+
+@deployments_app.command("list")
+def deployments_list() -> None:
+    """Deployments and what each serves."""
+    table = Table(title="deployments")
+    for col in ("name", "model", "alias", "rollout", "revision"):
+        table.add_column(col)
+    for d in _open().deployments():
+        table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: ``MloopError`` becomes one line on stderr and exit code 2 (a traceback only with ``--debug``)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, standalone_mode=False)
+    except MloopError as exc:
+        if "--debug" in args:
+            raise
+        Console(stderr=True, soft_wrap=True).print(f"error: {exc.message}", markup=False, highlight=False)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except (typer.Exit, SystemExit):
+        raise
+    except Exception as exc:  # click's usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(130) from None
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(2) from None
+        if "--debug" in args:
+            raise
+        Console(stderr=True, soft_wrap=True).print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, highlight=False)
+        raise SystemExit(1) from None

@@ -1,0 +1,7 @@
+"""The bundled walk round the whole loop: ``mloop demo``."""
+
+from __future__ import annotations
+
+from mloop.demo._loop import DemoConfig, DemoResult, WindowResult, run_demo, summary_rows
+
+__all__ = ["DemoConfig", "DemoResult", "WindowResult", "run_demo", "summary_rows"]

@@ -1,0 +1,65 @@
+"""The demo's HTML report: one self-contained file (inline CSS and SVG) that works offline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from mloop import __version__
+from mloop.demo._charts import bar_chart, heat_color, line_chart
+from mloop.demo._flights import SPEC
+
+if TYPE_CHECKING:
+    from mloop.demo._loop import DemoResult
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
+
+
+def render_report(result: DemoResult) -> str:
+    env = Environment(loader=PackageLoader("mloop.demo", "templates"), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["fmt"] = _fmt
+    env.filters["heat"] = heat_color
+    months = [dt.date(2013, w.month, 1).strftime("%b") for w in result.windows]
+    auc_chart = line_chart(
+        months,
+        {
+            "with the loop (served)": [w.auc_served for w in result.windows],
+            "without retraining (v1 only)": [w.auc_static for w in result.windows],
+        },
+        title="AUC by month",
+        y_label="ROC AUC",
+    )
+    drift_chart = bar_chart(months, [w.drift_share for w in result.windows], title="Share of features drifted (BH-corrected, effect ≥ 0.1)", threshold=0.3)
+    served = [w.auc_served for w in result.windows if math.isfinite(w.auc_served)]
+    static = [w.auc_static for w in result.windows if math.isfinite(w.auc_static)]
+    return env.get_template("report.html.j2").render(
+        result=result,
+        months=months,
+        features=SPEC.features,
+        auc_chart=auc_chart,
+        drift_chart=drift_chart,
+        mean_served=sum(served) / len(served) if served else float("nan"),
+        mean_static=sum(static) / len(static) if static else float("nan"),
+        generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+        events=[(dt.datetime.fromtimestamp(t).strftime("%H:%M:%S"), m) for t, m in result.events],
+    )
+
+
+def write_report(result: DemoResult, folder: Path) -> Path:
+    """Write the report atomically to ``folder/demo-<timestamp>.html`` and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"demo-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".report-", suffix=".html")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(render_report(result))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,56 @@
+"""One exception tree for mloop: mapped to HTTP status codes at the server edge and exit code 2 at the CLI edge."""
+
+from __future__ import annotations
+
+
+class MloopError(Exception):
+    """Base of every error mloop raises on purpose; its message tells the user what to do next."""
+
+    status_code: int = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(MloopError):
+    """The input broke a rule; the message names the field, the rule and the value received."""
+
+    status_code = 422
+
+
+class NotFound(MloopError):
+    """A named thing (workspace, model, version, deployment) does not exist."""
+
+    status_code = 404
+
+
+class Conflict(MloopError):
+    """The request clashes with the current state (a name taken twice, a stale revision)."""
+
+    status_code = 409
+
+
+class IntegrityError(MloopError):
+    """An artifact's bytes do not match the digests recorded when it was registered."""
+
+    status_code = 409
+
+
+class PayloadTooLarge(MloopError):
+    """A request body is over the size limit."""
+
+    status_code = 413
+
+
+class Unavailable(MloopError):
+    """The service is not ready (starting, stopping, or a model not loaded)."""
+
+    status_code = 503
+
+
+class NotFittedError(MloopError, ValueError):
+    """An estimator was used before ``fit``."""
+
+    status_code = 400

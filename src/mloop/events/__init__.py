@@ -1,0 +1,14 @@
+"""Events that tell every process of mloop that something changed (an alias moved, drift fired)."""
+
+from __future__ import annotations
+
+from mloop.events._bus import (
+    DEPLOYMENT_CHANGED,
+    DRIFT_DETECTED,
+    MODEL_ALIAS_CHANGED,
+    Event,
+    EventBus,
+    SqlEventBus,
+)
+
+__all__ = ["DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "MODEL_ALIAS_CHANGED", "Event", "EventBus", "SqlEventBus"]

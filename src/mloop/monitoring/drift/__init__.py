@@ -1,0 +1,22 @@
+"""Data and concept drift: pure, estimator-style tests over arrays and frames."""
+
+from __future__ import annotations
+
+from mloop.monitoring.drift._concept import ADWIN
+from mloop.monitoring.drift._correction import CORRECTIONS, adjust, benjamini_hochberg, bonferroni
+from mloop.monitoring.drift._dataset import DatasetDrift, DriftReport, FeatureDrift
+from mloop.monitoring.drift._univariate import ChiSquareTest, KSTest, TestResult
+
+__all__ = [
+    "ADWIN",
+    "CORRECTIONS",
+    "ChiSquareTest",
+    "DatasetDrift",
+    "DriftReport",
+    "FeatureDrift",
+    "KSTest",
+    "TestResult",
+    "adjust",
+    "benjamini_hochberg",
+    "bonferroni",
+]

@@ -1,0 +1,92 @@
+"""A model loaded from verified bytes, with its input schema; the flavour decides how it is deserialised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mloop.errors import InvalidInput
+from mloop.tracking import SKOPS_TRUSTED_TYPES
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input column of a model signature: its name, MLflow type and whether it is required."""
+
+    name: str
+    type: str
+    required: bool = True
+
+
+@dataclass
+class LoadedModel:
+    """A registered version in memory: ``predict`` gives the model's output, ``score`` one number per row."""
+
+    name: str
+    version: int
+    flavour: str
+    model: Any
+    inputs: list[ColumnSpec] = field(default_factory=list)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.inputs]
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's own output, as MLflow's pyfunc gives it (class probabilities for a classifier)."""
+        if self.inputs:
+            missing = [c for c in self.feature_names if c not in frame.columns]
+            if missing:
+                raise InvalidInput(f"Input is missing required field(s) {missing} of model {self.name!r}.", field=missing[0])
+            frame = frame[self.feature_names]
+        if self.flavour == "sklearn" and hasattr(self.model, "predict_proba"):
+            return np.asarray(self.model.predict_proba(frame))
+        return np.asarray(self.model.predict(frame))
+
+    @staticmethod
+    def scores(output: np.ndarray) -> np.ndarray:
+        """One number per row: the positive-class probability of a binary classifier, else the output itself."""
+        out = np.asarray(output)
+        if out.ndim == 2 and out.shape[1] == 2:
+            return out[:, 1]
+        return out.reshape(len(out), -1)[:, -1]
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.scores(self.predict(frame))
+
+
+def _signature_inputs(mlmodel: dict[str, Any]) -> list[ColumnSpec]:
+    import json
+
+    raw = (mlmodel.get("signature") or {}).get("inputs")
+    if not raw:
+        return []
+    return [ColumnSpec(str(c.get("name")), str(c.get("type")), bool(c.get("required", True))) for c in json.loads(raw) if "name" in c]
+
+
+def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
+    """Deserialise the MLflow model in ``path`` (already verified): scikit-learn natively, anything else through pyfunc."""
+    mlmodel = yaml.safe_load((path / "MLmodel").read_text())
+    flavors = mlmodel.get("flavors", {})
+    inputs = _signature_inputs(mlmodel)
+    sk = flavors.get("sklearn")
+    if sk is not None:
+        file = path / sk["pickled_model"]
+        if sk.get("serialization_format") == "skops":
+            import skops.io
+
+            model = skops.io.load(file, trusted=list(SKOPS_TRUSTED_TYPES))
+        else:
+            import cloudpickle
+
+            with file.open("rb") as fh:
+                model = cloudpickle.load(fh)
+        return LoadedModel(name=name, version=version, flavour="sklearn", model=model, inputs=inputs)
+    import mlflow.pyfunc
+
+    return LoadedModel(name=name, version=version, flavour="pyfunc", model=mlflow.pyfunc.load_model(str(path)), inputs=inputs)

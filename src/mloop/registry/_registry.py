@@ -1,0 +1,225 @@
+"""The model registry on MLflow, plus what MLflow lacks: per-file SHA-256 manifests, verified loading, model cards."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from mloop.errors import InvalidInput, MloopError, NotFound
+from mloop.events import MODEL_ALIAS_CHANGED
+from mloop.names import check_name
+from mloop.registry._card import render_card
+from mloop.registry._loaded import LoadedModel, load_from_dir
+from mloop.security import build_manifest, verified_copy
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from mloop.events import EventBus
+    from mloop.store import MetadataStore
+    from mloop.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """A registered version as mloop sees it."""
+
+    name: str
+    version: int
+    run_id: str | None
+    source: str
+    aliases: tuple[str, ...]
+    created_at: float
+    manifest_sha256: str | None
+
+
+def _local_path(location: str) -> Path:
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        return Path(unquote(parsed.path))
+    raise InvalidInput(
+        f"Artifact location {location!r} uses scheme {parsed.scheme!r}; this workspace supports local artifacts (file) only.",
+        field="artifact_location",
+    )
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Registry:
+    """Register versions from runs, move aliases, and load versions only after their digests verify."""
+
+    def __init__(self, tracker: Tracker, store: MetadataStore, bus: EventBus, cards_dir: Path) -> None:
+        self._tracker = tracker
+        self._store = store
+        self._bus = bus
+        self._cards_dir = cards_dir
+
+    @property
+    def _client(self) -> MlflowClient:
+        return self._tracker.client
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _info(self, mv: Any) -> ModelVersionInfo:
+        return ModelVersionInfo(
+            name=mv.name,
+            version=int(mv.version),
+            run_id=mv.run_id,
+            source=mv.source,
+            aliases=tuple(sorted(mv.aliases or ())),
+            created_at=(mv.creation_timestamp or 0) / 1000,
+            manifest_sha256=(mv.tags or {}).get("mloop.manifest_sha256"),
+        )
+
+    def resolve(self, name: str, ref: str | int) -> ModelVersionInfo:
+        """The version that ``ref`` names: a version number, an alias, or ``latest``."""
+        from mlflow.exceptions import MlflowException
+
+        check_name(name, "model name")
+        client = self._client
+        try:
+            if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+                return self._info(client.get_model_version(name, str(ref)))
+            if ref == "latest":
+                versions = self.versions(name)
+                if not versions:
+                    raise NotFound(f"Model {name!r} has no versions yet.")
+                return versions[-1]
+            check_name(ref, "alias")
+            return self._info(client.get_model_version_by_alias(name, ref))
+        except MlflowException as exc:
+            raise NotFound(f"Model {name!r} has no version {ref!r}. See `mloop models show {name}`.") from exc
+
+    def versions(self, name: str) -> list[ModelVersionInfo]:
+        check_name(name, "model name")
+        found = self._client.search_model_versions(f"name = '{name}'")
+        return sorted((self._info(mv) for mv in found), key=lambda v: v.version)
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Every registered model with its newest version and aliases."""
+        out = []
+        for rm in self._client.search_registered_models():
+            versions = self.versions(rm.name)
+            out.append(
+                {
+                    "name": rm.name,
+                    "latest_version": versions[-1].version if versions else None,
+                    "versions": len(versions),
+                    "aliases": {a: int(v) for a, v in (rm.aliases or {}).items()},
+                }
+            )
+        return sorted(out, key=lambda m: m["name"])
+
+    def artifact_dir(self, name: str, version: int) -> Path:
+        """Where the files of ``name`` version ``version`` live on disk."""
+        source = self.resolve(name, version).source
+        if source.startswith("models:/"):
+            model_id = source.removeprefix("models:/").split("/", 1)[0]
+            return _local_path(self._client.get_logged_model(model_id).artifact_location)
+        return _local_path(source)
+
+    def card(self, name: str, version: int) -> str:
+        path = self._cards_dir / name / f"v{version}.md"
+        if not path.exists():
+            raise NotFound(f"No model card for {name!r} version {version}.")
+        return path.read_text(encoding="utf-8")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def register(self, model_uri: str, name: str, *, alias: str | None = None) -> ModelVersionInfo:
+        """Register the logged model ``model_uri`` as a new version of ``name``: record the SHA-256 of
+        every artifact file, write the model card, and point ``alias`` at it when given."""
+        from mlflow.exceptions import MlflowException
+
+        check_name(name, "model name")
+        if alias is not None:
+            check_name(alias, "alias")
+        if not model_uri.startswith("models:/"):
+            raise InvalidInput(f"model_uri must look like 'models:/<model id>', got {model_uri!r}.", field="model_uri")
+        client = self._client
+        model_id = model_uri.removeprefix("models:/").split("/", 1)[0]
+        try:
+            logged = client.get_logged_model(model_id)
+        except MlflowException as exc:
+            raise NotFound(f"No logged model {model_uri!r} in this workspace.") from exc
+        files = _local_path(logged.artifact_location)
+        manifest = build_manifest(files)
+        try:
+            client.create_registered_model(name)
+        except MlflowException:
+            pass  # it exists already: versions accumulate under one name
+        mv = client.create_model_version(name, source=model_uri, run_id=logged.source_run_id, model_id=model_id)
+        version = int(mv.version)
+        with self._store.transaction() as conn:
+            digest = self._store.manifests.put(conn, name, version, manifest)
+            self._store.audit.record(conn, "model.registered", f"{name}/{version}", {"source": model_uri, "manifest_sha256": digest})
+        client.set_model_version_tag(name, str(version), "mloop.manifest_sha256", digest)
+
+        run = client.get_run(logged.source_run_id) if logged.source_run_id else None
+        inputs = load_signature_inputs(files)
+        card = render_card(
+            name=name,
+            version=version,
+            run_id=logged.source_run_id or "",
+            params=dict(run.data.params) if run else {},
+            metrics=dict(run.data.metrics) if run else {},
+            tags=dict(run.data.tags) if run else {},
+            inputs=inputs,
+            manifest=manifest,
+            manifest_sha256=digest,
+            created=time.time(),
+        )
+        _atomic_write(self._cards_dir / name / f"v{version}.md", card)
+        client.update_model_version(name, str(version), description=card)
+        if alias is not None:
+            self.set_alias(name, alias, version)
+        return self.resolve(name, version)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``name@alias`` at ``version`` and tell every server (an event on the bus)."""
+        check_name(alias, "alias")
+        self.resolve(name, version)  # raises NotFound for an unknown version
+        self._client.set_registered_model_alias(name, alias, str(version))
+        with self._store.transaction() as conn:
+            self._store.audit.record(conn, "model.alias_set", f"{name}@{alias}", {"version": version})
+            self._bus.publish(conn, MODEL_ALIAS_CHANGED, {"name": name, "alias": alias, "version": version})
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(self, name: str, ref: str | int = "champion") -> LoadedModel:
+        """Load a version after checking every file against its registered SHA-256; refuse on any mismatch."""
+        info = self.resolve(name, ref)
+        manifest = self._store.manifests.get(name, info.version)
+        src = self.artifact_dir(name, info.version)
+        with tempfile.TemporaryDirectory(prefix="mloop-load-") as tmp:
+            verified_copy(src, manifest, Path(tmp))
+            try:
+                return load_from_dir(Path(tmp), name=name, version=info.version)
+            except MloopError:
+                raise
+            except Exception as exc:
+                raise InvalidInput(f"Model {name!r} version {info.version} could not be loaded: {exc}") from exc
+
+
+def load_signature_inputs(files: Path) -> list[dict[str, Any]]:
+    """The input columns of the MLmodel signature in ``files``, as dicts (name, type)."""
+    import json
+
+    import yaml
+
+    mlmodel = yaml.safe_load((files / "MLmodel").read_text())
+    raw = (mlmodel.get("signature") or {}).get("inputs")
+    return [c for c in json.loads(raw) if "name" in c] if raw else []

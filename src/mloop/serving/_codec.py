@@ -1,0 +1,159 @@
+"""Request bodies to typed frames and predictions to response bodies: MLflow scoring and Open Inference Protocol v2."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.errors import InvalidInput
+from mloop.registry import ColumnSpec
+
+MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_NUMERIC = {"double": "float64", "float": "float64", "long": "float64", "integer": "float64"}
+
+
+def _check_value(field: str, value: Any, kind: str) -> None:
+    if value is None:
+        return
+    if kind == "string":
+        if not isinstance(value, str):
+            raise InvalidInput(f"Field {field!r} must be a string, got {type(value).__name__} {value!r}.", field=field)
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise InvalidInput(f"Field {field!r} must be a boolean, got {type(value).__name__} {value!r}.", field=field)
+    elif kind in _NUMERIC:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInput(f"Field {field!r} must be a number, got {type(value).__name__} {value!r}.", field=field)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput(f"Field {field!r} must be finite, got {value!r}.", field=field)
+        if kind in ("long", "integer") and isinstance(value, float) and not value.is_integer():
+            raise InvalidInput(f"Field {field!r} must be an integer, got {value!r}.", field=field)
+
+
+def typed_frame(columns: dict[str, list[Any]], schema: list[ColumnSpec]) -> pd.DataFrame:
+    """Check ``columns`` against the model signature and build the frame the model expects.
+
+    Missing or unknown fields, wrong types and non-finite numbers raise ``InvalidInput`` naming the field;
+    ``null`` is a missing value (NaN for numbers).
+    """
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise InvalidInput(f"All input fields must have the same number of rows, got lengths {sorted(lengths)}.", field="inputs")
+    n = lengths.pop() if lengths else 0
+    if n == 0:
+        raise InvalidInput("The request holds no rows.", field="inputs")
+    if not schema:
+        return pd.DataFrame(columns)
+    known = {c.name for c in schema}
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise InvalidInput(f"Unknown field {unknown[0]!r}; the model expects {sorted(known)}.", field=unknown[0])
+    out: dict[str, Any] = {}
+    for spec in schema:
+        if spec.name not in columns:
+            if spec.required:
+                raise InvalidInput(f"Missing required field {spec.name!r}.", field=spec.name)
+            values: list[Any] = [None] * n
+        else:
+            values = columns[spec.name]
+        for value in values:
+            _check_value(spec.name, value, spec.type)
+        if spec.type in _NUMERIC:
+            out[spec.name] = np.array([np.nan if v is None else v for v in values], dtype=_NUMERIC[spec.type])
+        elif spec.type == "boolean":
+            out[spec.name] = pd.array(values, dtype="boolean")
+        else:
+            out[spec.name] = np.array(values, dtype=object)
+    return pd.DataFrame(out)
+
+
+def _records_to_columns(records: Any, field: str) -> dict[str, list[Any]]:
+    if not isinstance(records, list) or not records:
+        raise InvalidInput(f"{field!r} must be a non-empty list of records.", field=field)
+    if not all(isinstance(r, dict) for r in records):
+        raise InvalidInput(f"Every item of {field!r} must be an object mapping field names to values.", field=field)
+    names: dict[str, None] = {}
+    for r in records:
+        names.update(dict.fromkeys(r))
+    return {name: [r.get(name) for r in records] for name in names}
+
+
+def mlflow_columns(body: Any) -> dict[str, list[Any]]:
+    """Columns from an MLflow scoring body: ``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs``."""
+    if not isinstance(body, dict):
+        raise InvalidInput(f"The body must be a JSON object with one of {list(MLFLOW_FORMATS)}.", field="body")
+    present = [k for k in MLFLOW_FORMATS if k in body]
+    if len(present) != 1:
+        raise InvalidInput(
+            f"The body must hold exactly one of {list(MLFLOW_FORMATS)}, got {sorted(body)}.", field="body"
+        )
+    key = present[0]
+    payload = body[key]
+    if key == "dataframe_split":
+        if not isinstance(payload, dict) or not isinstance(payload.get("columns"), list) or not isinstance(payload.get("data"), list):
+            raise InvalidInput("'dataframe_split' must be an object with 'columns' (list) and 'data' (list of rows).", field="dataframe_split")
+        cols = payload["columns"]
+        if not all(isinstance(c, str) for c in cols) or len(set(cols)) != len(cols):
+            raise InvalidInput("'dataframe_split.columns' must be distinct strings.", field="dataframe_split.columns")
+        rows = payload["data"]
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(cols):
+                raise InvalidInput(
+                    f"Row {i} of 'dataframe_split.data' must be a list of {len(cols)} values.", field="dataframe_split.data"
+                )
+        return {c: [row[j] for row in rows] for j, c in enumerate(cols)}
+    if key == "dataframe_records":
+        return _records_to_columns(payload, key)
+    if key == "instances":
+        return _records_to_columns(payload, key)
+    if isinstance(payload, dict):
+        if not all(isinstance(v, list) for v in payload.values()):
+            raise InvalidInput("'inputs' as an object must map each field to a list of values.", field="inputs")
+        return {str(k): v for k, v in payload.items()}
+    return _records_to_columns(payload, key)
+
+
+_V2_TYPES = {"BYTES", "BOOL", "FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
+
+
+def v2_columns(body: Any) -> tuple[dict[str, list[Any]], str | None]:
+    """Columns and the request ``id`` from an Open Inference Protocol v2 ``infer`` body (one tensor per feature)."""
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
+        raise InvalidInput("The body must be an object with a non-empty 'inputs' list of tensors.", field="inputs")
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput("'id' must be a string.", field="id")
+    columns: dict[str, list[Any]] = {}
+    for i, tensor in enumerate(body["inputs"]):
+        where = f"inputs[{i}]"
+        if not isinstance(tensor, dict):
+            raise InvalidInput(f"{where} must be an object with name, shape, datatype and data.", field=where)
+        name, shape, dtype, data = tensor.get("name"), tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"{where}.name must be a non-empty string.", field=f"{where}.name")
+        if dtype not in _V2_TYPES:
+            raise InvalidInput(f"{where}.datatype must be one of {sorted(_V2_TYPES)}, got {dtype!r}.", field=name)
+        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise InvalidInput(f"{where}.shape must be a list of non-negative integers, got {shape!r}.", field=name)
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise InvalidInput(f"Tensor {name!r} must have shape [n] or [n, 1] (one feature per tensor), got {shape}.", field=name)
+        flat = np.ravel(np.asarray(data, dtype=object)).tolist() if isinstance(data, list) else None
+        if flat is None or len(flat) != shape[0]:
+            raise InvalidInput(f"Tensor {name!r} declares shape {shape} but holds {0 if flat is None else len(flat)} values.", field=name)
+        if name in columns:
+            raise InvalidInput(f"Tensor {name!r} appears twice.", field=name)
+        columns[name] = flat
+    return columns, request_id
+
+
+def v2_datatype(array: np.ndarray) -> str:
+    if array.dtype.kind == "f":
+        return "FP64" if array.dtype.itemsize == 8 else "FP32"
+    if array.dtype.kind in "iu":
+        return "INT64"
+    if array.dtype.kind == "b":
+        return "BOOL"
+    return "BYTES"

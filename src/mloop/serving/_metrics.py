@@ -1,0 +1,23 @@
+"""Prometheus series of one server: requests, rows and latency per deployment and version."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServingMetrics:
+    """Metric objects on a registry of their own, so several apps (tests) never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "mloop_requests", "Inference requests answered", ["deployment", "version", "protocol", "status"], registry=self.registry
+        )
+        self.rows = Counter("mloop_rows", "Rows scored", ["deployment", "version"], registry=self.registry)
+        self.latency = Histogram(
+            "mloop_request_latency_seconds", "Time to answer an inference request", ["deployment", "version"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.feedback = Counter("mloop_feedback_rows", "Labels received", ["deployment"], registry=self.registry)

@@ -1,0 +1,59 @@
+"""mloop's own metadata (deployments, manifests, monitors, alerts, audit, events) on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.engine import Connection, Engine
+
+from mloop.store._deployments import Deployment, DeploymentRepository
+from mloop.store._engine import create_engine, normalize_url, redact_url
+from mloop.store._migrate import current_revision, head_revision, upgrade
+from mloop.names import check_name
+from mloop.store._records import AlertLog, AuditEntry, AuditLog, ManifestRepository, manifest_digest
+
+__all__ = [
+    "AlertLog",
+    "AuditEntry",
+    "AuditLog",
+    "Deployment",
+    "DeploymentRepository",
+    "ManifestRepository",
+    "MetadataStore",
+    "check_name",
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "manifest_digest",
+    "normalize_url",
+    "redact_url",
+    "upgrade",
+]
+
+
+class MetadataStore:
+    """One database holding mloop's tables; ``migrate()`` brings it to the current schema."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine: Engine = create_engine(self.url)
+        self.deployments = DeploymentRepository(self.engine)
+        self.audit = AuditLog(self.engine)
+        self.alerts = AlertLog(self.engine)
+        self.manifests = ManifestRepository(self.engine)
+
+    def migrate(self) -> None:
+        upgrade(self.engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite): all or nothing."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"MetadataStore({redact_url(self.url)!r})"

@@ -1,0 +1,136 @@
+"""The workspace: one folder (``./.mloop`` by default) and the object that opens every store in it."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mloop.errors import NotFound
+from mloop.settings import Settings
+
+if TYPE_CHECKING:
+    from mloop.events import SqlEventBus
+    from mloop.registry import Registry
+    from mloop.store import Deployment, MetadataStore
+    from mloop.tracking import Tracker
+
+_MARKER = "workspace.json"
+_FORMAT = 1
+
+
+class Workspace:
+    """Every store of one mloop installation.
+
+    Embedded defaults: MLflow on ``sqlite:///<root>/mlflow.db`` with artifacts under ``<root>/artifacts``;
+    mloop's metadata on ``sqlite:///<root>/mloop.db``. ``MLOOP_DATABASE_URL`` / ``MLOOP_TRACKING_URI``
+    move either to PostgreSQL without changing any code.
+    """
+
+    def __init__(self, root: Path, settings: Settings | None = None) -> None:
+        self.root = root.resolve()
+        self.settings = settings or Settings(home=root)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | Path | None = None) -> Workspace:
+        """Create (or upgrade) a workspace at ``path`` (default ``MLOOP_HOME`` or ``./.mloop``); idempotent."""
+        settings = Settings() if path is None else Settings(home=Path(path))
+        ws = cls(settings.home, settings)
+        for folder in (ws.root, ws.artifacts_dir, ws.reports_dir, ws.logs_dir, ws.cards_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        ws.store.migrate()
+        ws.tracker.client.search_experiments(max_results=1)  # creates MLflow's tables on first use
+        marker = ws.root / _MARKER
+        if not marker.exists():
+            tmp = marker.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"format": _FORMAT}) + "\n")
+            os.replace(tmp, marker)
+        return ws
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Workspace:
+        """Open an existing workspace; a clear error says how to create one if there is none."""
+        settings = Settings() if path is None else Settings(home=Path(path))
+        ws = cls(settings.home, settings)
+        if not (ws.root / _MARKER).exists():
+            raise NotFound(f"No mloop workspace at {str(ws.root)!r}. Create one with `mloop init {settings.home}`.")
+        return ws
+
+    # -- places ------------------------------------------------------------------------------
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def cards_dir(self) -> Path:
+        return self.root / "cards"
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.root / 'mloop.db'}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.settings.tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    # -- stores ------------------------------------------------------------------------------
+
+    @cached_property
+    def store(self) -> MetadataStore:
+        from mloop.store import MetadataStore
+
+        return MetadataStore(self.database_url)
+
+    @cached_property
+    def bus(self) -> SqlEventBus:
+        from mloop.events import SqlEventBus
+
+        return SqlEventBus(self.store.engine)
+
+    @cached_property
+    def tracker(self) -> Tracker:
+        from mloop.tracking import Tracker
+
+        return Tracker(self.tracking_uri, self.artifacts_dir)
+
+    @cached_property
+    def registry(self) -> Registry:
+        from mloop.registry import Registry
+
+        return Registry(self.tracker, self.store, self.bus, self.cards_dir)
+
+    # -- deployments -------------------------------------------------------------------------
+
+    def deploy(self, name: str, model_name: str, alias: str = "champion", *, rollout: dict[str, Any] | None = None) -> Deployment:
+        """Serve ``models:/<model_name>@<alias>`` as deployment ``name`` (created or replaced)."""
+        from mloop.events import DEPLOYMENT_CHANGED
+
+        self.registry.resolve(model_name, alias)  # the alias must exist before anything serves it
+        with self.store.transaction() as conn:
+            dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout)
+            self.store.audit.record(conn, "deployment.updated", name, {"model": model_name, "alias": alias, "rollout": rollout})
+            self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": name, "revision": dep.revision})
+        return dep
+
+    def deployments(self) -> list[Deployment]:
+        return self.store.deployments.list()
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"

@@ -30,6 +30,7 @@ def _quiet_libraries() -> None:
     for name in ("mlflow", "alembic", "optuna", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 @app.callback()

@@ -26,12 +26,13 @@ from mloop.errors import InvalidInput, Unavailable
 from mloop.monitoring import LogReader
 from mloop.monitoring.drift import ADWIN, DatasetDrift
 from mloop.rollout import Arm, Canary, Decision
-from mloop.training import auc, fit, time_split, tune
+from mloop.training import auc, fit, tune
 from mloop.workspace import Workspace
 
 MODEL = "flights"
 DEPLOYMENT = "flights"
 EXPERIMENT = "flights"
+MAX_TRAIN_ROWS = 120_000
 
 
 @dataclass
@@ -41,7 +42,7 @@ class DemoConfig:
     sample: float = 1.0
     trials: int = 8
     seed: int = 0
-    batch_size: int = 250
+    batch_size: int = 0  # rows per request; 0 picks 250 × sample, so a month is ~110 requests at any sample
     label_delay: int = 6  # labels of a request arrive this many requests later
     first_month: int = 3
     last_month: int = 12
@@ -51,8 +52,8 @@ class DemoConfig:
             raise InvalidInput(f"sample must be within (0, 1], got {self.sample}.", field="sample")
         if self.trials < 1:
             raise InvalidInput(f"trials must be at least 1, got {self.trials}.", field="trials")
-        if self.batch_size < 1:
-            raise InvalidInput(f"batch_size must be at least 1, got {self.batch_size}.", field="batch_size")
+        if self.batch_size < 0:
+            raise InvalidInput(f"batch_size must be at least 1 (or 0 for automatic), got {self.batch_size}.", field="batch_size")
         if not 3 <= self.first_month <= self.last_month <= 12:
             raise InvalidInput(
                 f"months must satisfy 3 <= first_month <= last_month <= 12, got {self.first_month}..{self.last_month}.",
@@ -107,6 +108,7 @@ class _Controller:
         self.reader = LogReader(ws.logs_dir)
         self.params = params
         self.champion = champion
+        self.initial = reference
         self.drift = DatasetDrift().fit(reference[SPEC.features])
         self.adwin = ADWIN(delta=0.002, one_sided=True)
         self.label_cursor = 0.0
@@ -156,23 +158,30 @@ class _Controller:
     def maybe_retrain(self, result: WindowResult, since: float) -> None:
         if not (result.drift or result.concept_drift):
             return
-        why = ", ".join(
-            (["data drift in " + ", ".join(result.drifted)] if result.drift else []) + (["ADWIN: error rate rose"] if result.concept_drift else [])
+        why = " + ".join(
+            ([f"data drift ({len(result.drifted)} features)"] if result.drift else []) + (["ADWIN alarm"] if result.concept_drift else [])
         )
         if self.canary is not None:
-            result.actions.append(f"drift ({why}); a canary is already running")
+            result.actions.append(f"{why}: canary already running")
             return
         if result.month - self.last_retrain_month < 2:
-            result.actions.append(f"drift ({why}); cooling down after the last retrain")
+            result.actions.append(f"{why}: cooling down")
             return
-        self.note(f"month {result.month}: drift ({why}) → retraining on recent labelled data")
+        self.note(f"month {result.month}: {why} → retraining on recent labelled data")
         recent = self.reader.labelled(DEPLOYMENT, since=since)
-        recent = recent[recent["label"].notna()].reset_index(drop=True)
+        recent = recent[recent["label"].notna()]
         if len(recent) < 200:
-            result.actions.append("drift, but too few labelled rows to retrain")
+            result.actions.append(f"{why}: too few labelled rows to retrain")
+            self.note(result.actions[-1])
             return
-        recent = recent.assign(late=recent["label"].astype(int))
-        train, holdout = time_split(recent, 0.25)
+        # Training data: the initial set plus every labelled row logged since, capped to the newest
+        # MAX_TRAIN_ROWS; the holdout is the newest quarter of the recent window, never trained on.
+        logged = self.reader.labelled(DEPLOYMENT, since=0.0)
+        logged = logged[logged["label"].notna()].assign(late=lambda f: f["label"].astype(int))
+        cumulative = pd.concat([self.initial[[*SPEC.features, SPEC.target]], logged[[*SPEC.features, SPEC.target]]], ignore_index=True)
+        n_holdout = max(100, len(recent) // 4)
+        train = cumulative.iloc[:-n_holdout].tail(MAX_TRAIN_ROWS)
+        holdout = cumulative.iloc[-n_holdout:]
         champion = self.ws.registry.load(MODEL, "champion")
         with self.ws.tracker.start_run(EXPERIMENT, run_name=f"retrain-month-{result.month}", seed=self.cfg.seed, tags={"mloop.trigger": why}) as run:
             run.log_dataset(train[[*SPEC.features, SPEC.target]], context="training", name=f"prediction-log-recent-m{result.month}", targets=SPEC.target)
@@ -194,7 +203,7 @@ class _Controller:
         result.actions.append(f"v{info.version} registered as challenger (holdout AUC {auc_challenger:.3f} vs champion {auc_champion:.3f})")
         self.note(result.actions[-1])
         min_samples = max(30, int(400 * self.cfg.sample))
-        self.canary = Canary(steps=[10, 50, 100], min_samples=min_samples, tolerance=0.02)
+        self.canary = Canary(steps=[10, 50, 100], min_samples=min_samples, tolerance=0.05)
         self.canary_version = info.version
         self._set_canary(self.canary.percent)
 
@@ -251,6 +260,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
 
     cfg = config or DemoConfig()
     cfg.check()
+    batch_size = cfg.batch_size or max(5, round(250 * cfg.sample))
     console = console or Console()
     started = time.time()
     ws = Workspace.init(workspace)
@@ -310,14 +320,14 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
                 window_starts.append(since)
                 sent = 0
                 actions: list[str] = []
-                for b, start in enumerate(range(0, len(rows), cfg.batch_size)):
+                for b, start in enumerate(range(0, len(rows), batch_size)):
                     rid = f"m{month:02d}-{b:05d}"
-                    body = {"dataframe_split": {"columns": SPEC.features, "data": payload[start : start + cfg.batch_size]}}
+                    body = {"dataframe_split": {"columns": SPEC.features, "data": payload[start : start + batch_size]}}
                     resp = client.post(f"/models/{DEPLOYMENT}/invocations", json=body, headers={"X-Request-Id": rid})
                     if resp.status_code != 200:
                         raise Unavailable(f"The server answered {resp.status_code}: {resp.text[:200]}")
                     request_month[rid] = month
-                    n = len(payload[start : start + cfg.batch_size])
+                    n = len(payload[start : start + batch_size])
                     pending.append((rid, labels[start : start + n]))
                     sent += n
                     progress.advance(task, n)
@@ -328,6 +338,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
                         controller.check_canary(actions)
                 until = time.time()
                 _wait_for_log(controller.reader, since, sent)
+                controller.check_canary(actions)
                 result = controller.monitor_window(month, since, until + 1e-6)
                 result.actions = actions
                 # Recent labelled data: this month and the one before it.

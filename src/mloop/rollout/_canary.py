@@ -42,9 +42,10 @@ class _ArmStats:
 class Canary:
     """Traffic policy for a candidate: ``steps`` are the candidate's percentages, ending at 100.
 
-    At each step, once both arms have ``min_samples`` labelled losses, the candidate passes if its
-    mean loss is not worse than the baseline's by more than ``tolerance`` (relative) with one-sided
-    z-test confidence ``1 - alpha``; otherwise it is rolled back. Not thread-safe: one controller owns it.
+    At each step, once both arms have ``min_samples`` labelled losses, the candidate is rolled back if
+    its mean loss exceeds the baseline's by more than ``tolerance`` (relative), or if a one-sided
+    z-test says it is worse beyond that margin at level ``alpha``; otherwise it passes the step.
+    Not thread-safe: one controller owns it.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -62,12 +63,13 @@ class Canary:
     """
 
     def __init__(self, *, steps: list[float] | tuple[float, ...] = (10, 50, 100), min_samples: int = 200, tolerance: float = 0.02, alpha: float = 0.05) -> None:
+        shown = "[" + ", ".join(f"{float(s):g}" for s in steps) + "]"
         steps = [float(s) for s in steps]
         bad = [s for s in steps if not 0.0 < s <= 100.0]
         if not steps or bad:
-            raise InvalidInput(f"Canary step {bad[0] if bad else 'list'} must be within (0, 100], got steps={steps}.", field="steps")
+            raise InvalidInput(f"Canary step {bad[0] if bad else 'list'} must be within (0, 100], got steps={shown}.".replace(".0 must", " must"), field="steps")
         if steps != sorted(steps) or steps[-1] != 100.0:
-            raise InvalidInput(f"Canary steps must increase and end at 100, got steps={steps}.", field="steps")
+            raise InvalidInput(f"Canary steps must increase and end at 100, got steps={shown}.", field="steps")
         if min_samples < 2:
             raise InvalidInput(f"min_samples must be at least 2, got {min_samples}.", field="min_samples")
         self.steps = steps
@@ -110,7 +112,7 @@ class Canary:
         se = math.sqrt(base.var / base.n + cand.var / cand.n) or 1e-12
         z = (cand.mean - base.mean - margin) / se
         p_worse = 0.5 * math.erfc(-z / math.sqrt(2))  # P(Z <= z): large z means clearly worse
-        worse = p_worse > 1.0 - self.alpha
+        worse = cand.mean > base.mean + margin or p_worse > 1.0 - self.alpha
         self.history.append({"percent": self.percent, "baseline_loss": base.mean, "candidate_loss": cand.mean, "z": z})
         if worse:
             return Decision.ROLLBACK

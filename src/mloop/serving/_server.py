@@ -19,8 +19,14 @@ def app_from_env() -> FastAPI:
 
 def serve(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, log_flush_interval: float = 1.0) -> None:
     """Serve every deployment of ``workspace`` until SIGTERM/SIGINT (then drain and flush the log)."""
+    import signal
+
     import uvicorn
 
+    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handler it found; a no-op
+    # handler here makes that re-raise harmless, so a graceful stop exits 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     os.environ["MLOOP_HOME"] = str(workspace.root)
     os.environ["MLOOP_LOG_FLUSH_INTERVAL"] = str(log_flush_interval)
     uvicorn.run(

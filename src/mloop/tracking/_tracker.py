@@ -6,6 +6,7 @@ Everything lands in the MLflow store, so stock MLflow (``mlflow.search_runs``, `
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,8 +59,11 @@ class TrackedRun:
 
         check_name(context, "dataset context")
         fp = fingerprint(frame)
-        dataset = mlflow.data.from_pandas(frame, name=name, targets=targets, digest=fp.sha256[:32])
-        mlflow.log_input(dataset, context=context)
+        with warnings.catch_warnings():
+            # MLflow hints that integer columns cannot hold missing values: true, and irrelevant to a record of data.
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            dataset = mlflow.data.from_pandas(frame, name=name, targets=targets, digest=fp.sha256[:32])
+            mlflow.log_input(dataset, context=context)
         mlflow.set_tags(
             {
                 f"mloop.dataset.{context}.name": name,

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mloop.errors import InvalidInput, NotFittedError
+from mloop.monitoring.drift import ADWIN, ChiSquareTest, DatasetDrift, KSTest, benjamini_hochberg, bonferroni
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ks_matches_scipy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref, cur = rng.normal(size=700), rng.normal(0.1 * seed, size=400)
+    expected = stats.ks_2samp(ref, cur)
+    got = KSTest().fit(ref).score(cur)
+    assert got.statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert got.p_value == pytest.approx(expected.pvalue, abs=1e-9)
+
+
+def test_chi_square_matches_scipy_contingency() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.choice(list("abcd"), 1000, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
+    cur = rng.choice(list("abcd"), 800, p=[0.3, 0.3, 0.2, 0.2]).astype(object)
+    table = np.array([[np.sum(ref == c) for c in "abcd"], [np.sum(cur == c) for c in "abcd"]])
+    chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+    got = ChiSquareTest().fit(ref).score(cur)
+    assert got.statistic == pytest.approx(chi2, rel=1e-12)
+    assert got.p_value == pytest.approx(p, abs=1e-9)
+    assert got.effect_size == pytest.approx(np.sqrt(chi2 / table.sum()), rel=1e-12)
+
+
+def test_chi_square_pools_unseen_categories_and_missing_values() -> None:
+    chi = ChiSquareTest().fit(np.array(["a", "b"] * 100, dtype=object))
+    result = chi.score(np.array(["a", "b", "zzz", None] * 50, dtype=object))
+    assert result.p_value < 1e-6 and result.effect_size > 0.3
+
+
+@pytest.mark.parametrize("n", [1, 5, 40])
+def test_corrections_match_scipy(n: int) -> None:
+    p = np.random.default_rng(n).random(n) ** 3
+    np.testing.assert_allclose(benjamini_hochberg(p), stats.false_discovery_control(p, method="bh"), atol=1e-12)
+    np.testing.assert_allclose(bonferroni(p), np.minimum(p * n, 1.0))
+
+
+def test_dataset_drift_aa_windows_rarely_alarm() -> None:
+    rng = np.random.default_rng(42)
+    ref = pd.DataFrame({f"x{i}": rng.normal(size=2000) for i in range(10)})
+    detector = DatasetDrift(drift_share=0.1).fit(ref)
+    alarms = sum(
+        detector.score(pd.DataFrame({f"x{i}": rng.normal(size=500) for i in range(10)})).drift for _ in range(40)
+    )
+    assert alarms <= 2
+
+
+def test_effect_floor_ignores_trivial_shift_in_huge_samples() -> None:
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=200_000)})
+    cur = pd.DataFrame({"x": rng.normal(0.03, size=200_000)})
+    with_floor = DatasetDrift().fit(ref).score(cur)
+    without = DatasetDrift(effect_floor=0.0).fit(ref).score(cur)
+    assert with_floor.features[0].p_value_adjusted < 1e-10
+    assert not with_floor.drift and without.drift
+
+
+def test_dataset_drift_validates_and_requires_fit() -> None:
+    with pytest.raises(InvalidInput, match="Unknown correction 'holm'. Valid: bh, bonferroni, none"):
+        DatasetDrift(correction="holm")
+    with pytest.raises(InvalidInput, match="alpha must be within"):
+        DatasetDrift(alpha=2)
+    with pytest.raises(NotFittedError, match="before fit"):
+        DatasetDrift().score(pd.DataFrame({"x": [1.0]}))
+    detector = DatasetDrift().fit(pd.DataFrame({"x": [1.0, 2.0]}))
+    with pytest.raises(InvalidInput, match="lacks feature"):
+        detector.score(pd.DataFrame({"y": [1.0]}))
+
+
+def test_adwin_one_sided_ignores_improvement() -> None:
+    rng = np.random.default_rng(0)
+    better = np.r_[rng.random(3000) < 0.4, rng.random(3000) < 0.1].astype(float)
+    worse = better[::-1]
+    one_sided, two_sided, on_worse = ADWIN(one_sided=True), ADWIN(one_sided=False), ADWIN(one_sided=True)
+    assert not any([one_sided.update(x) for x in better])
+    assert any([two_sided.update(x) for x in better])
+    assert any([on_worse.update(x) for x in worse])

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mloop.monitoring import LogReader
+from mloop.workspace import Workspace
+from tests.conftest import TOY_SPEC, toy_frame, train_and_register
+
+ROWS = toy_frame(4, seed=9)[list(TOY_SPEC.features)]
+
+
+@pytest.fixture
+def client(deployed: Workspace) -> Iterator[TestClient]:
+    from mloop.serving import create_app
+
+    with TestClient(create_app(deployed, log_flush_interval=0.05, poll_interval=0.05)) as c:
+        yield c
+
+
+def _split() -> dict:
+    return {"dataframe_split": {"columns": list(ROWS.columns), "data": ROWS.to_numpy().tolist()}}
+
+
+def test_health_and_metadata(client: TestClient) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.get("/health/ready").status_code == 200
+    meta = client.get("/v2/models/toy").json()
+    assert meta["name"] == "toy" and meta["versions"] == ["1"]
+    assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {"x1": "FP64", "x2": "FP64", "x3": "FP64", "color": "BYTES"}
+    assert client.get("/v2/models/toy/ready").json() == {"name": "toy", "ready": True}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _split(),
+        {"dataframe_records": ROWS.to_dict("records")},
+        {"instances": ROWS.to_dict("records")},
+        {"inputs": ROWS.to_dict("list")},
+    ],
+    ids=["dataframe_split", "dataframe_records", "instances", "inputs"],
+)
+def test_mlflow_scoring_formats(client: TestClient, body: dict) -> None:
+    for path in ("/invocations", "/models/toy/invocations"):
+        resp = client.post(path, json=body)
+        assert resp.status_code == 200, resp.text
+        preds = resp.json()["predictions"]
+        assert len(preds) == 4 and all(len(p) == 2 and abs(sum(p) - 1) < 1e-9 for p in preds)
+        assert resp.headers["x-model-version"] == "1" and resp.headers["x-request-id"]
+
+
+def test_v2_infer_echoes_id_and_names_the_version(client: TestClient) -> None:
+    inputs = [
+        {"name": c, "shape": [4], "datatype": "BYTES" if c == "color" else "FP64", "data": ROWS[c].tolist()} for c in ROWS.columns
+    ]
+    resp = client.post("/v2/models/toy/infer", json={"id": "abc", "inputs": inputs})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["id"] == "abc" and body["model_name"] == "toy" and body["model_version"] == "1"
+    assert body["outputs"][0]["shape"] == [4, 2] and body["outputs"][0]["datatype"] == "FP64"
+    assert len(body["outputs"][0]["data"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/invocations", {"dataframe_records": [{"x1": 1.0, "x2": 1.0, "x3": 1.0}]}, 422, "color"),
+        ("/invocations", {"dataframe_records": [{"x1": 1.0, "x2": 1.0, "x3": 1.0, "color": "red", "zz": 1}]}, 422, "zz"),
+        ("/invocations", {"dataframe_records": [{"x1": "one", "x2": 1.0, "x3": 1.0, "color": "red"}]}, 422, "x1"),
+        ("/invocations", {"dataframe_records": [{"x1": 1.0, "x2": 1.0, "x3": 1.0, "color": 7}]}, 422, "color"),
+        ("/invocations", {"dataframe_split": {"columns": ["x1"], "data": [[1.0, 2.0]]}}, 422, "dataframe_split.data"),
+        ("/invocations", {"nonsense": []}, 422, "body"),
+        ("/invocations", [1, 2], 422, "body"),
+        ("/invocations", {"dataframe_records": []}, 422, "dataframe_records"),
+        ("/v2/models/toy/infer", {"inputs": [{"name": "x1", "shape": [2], "datatype": "FP64", "data": [1.0]}]}, 422, "x1"),
+        ("/v2/models/toy/infer", {"inputs": [{"name": "x1", "shape": [1], "datatype": "FLOAT", "data": [1.0]}]}, 422, "x1"),
+        ("/v2/models/toy/infer", {"inputs": "x"}, 422, "inputs"),
+        ("/v2/models/nope/infer", {"inputs": []}, 404, None),
+        ("/v2/models/toy/feedback", {"request_id": "r", "labels": ["x"]}, 422, "labels"),
+        ("/v2/models/toy/feedback", {"labels": [1]}, 422, "request_id"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(client: TestClient, path: str, body: object, status: int, field: str | None) -> None:
+    resp = client.post(path, json=body)
+    assert resp.status_code == status, resp.text
+    assert "error" in resp.json()
+    if field is not None:
+        assert resp.json()["field"] == field
+
+
+def test_malformed_and_oversized_bodies(client: TestClient) -> None:
+    resp = client.post("/invocations", content=b"{not json", headers={"content-type": "application/json"})
+    assert resp.status_code == 422 and "not valid JSON" in resp.json()["error"]
+    resp = client.post("/invocations", content=b"x", headers={"content-type": "application/json", "content-length": str(1 << 30)})
+    assert resp.status_code == 413
+    assert client.get("/v2/nowhere").status_code == 404
+    assert client.post("/v2/models/toy/infer", content=b"[]" * 10).status_code == 422
+
+
+def test_predictions_and_feedback_reach_the_log(client: TestClient, deployed: Workspace) -> None:
+    resp = client.post("/invocations", json=_split(), headers={"X-Request-Id": "req-1"})
+    assert resp.status_code == 200
+    assert client.post("/v2/models/toy/feedback", json={"request_id": "req-1", "labels": [0, 1, 1, 0]}).json() == {"accepted": 4}
+    reader = LogReader(deployed.logs_dir)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        frame = reader.labelled("toy")
+        if len(frame) == 4 and frame["label"].notna().all():
+            break
+        time.sleep(0.05)
+    assert frame["label"].tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert set(frame["version"]) == {1} and list(frame["color"]) == list(ROWS["color"])
+    metrics = client.get("/metrics").text
+    assert 'mloop_requests_total{deployment="toy",protocol="mlflow",status="200",version="1"} 1.0' in metrics
+    assert 'mloop_feedback_rows_total{deployment="toy"} 4.0' in metrics
+
+
+def test_alias_move_hot_swaps_with_no_failed_request(client: TestClient, deployed: Workspace) -> None:
+    train_and_register(deployed, alias=None, seed=5)
+    failures: list[int] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            resp = client.post("/invocations", json=_split())
+            if resp.status_code != 200:
+                failures.append(resp.status_code)
+            else:
+                versions.add(resp.headers["x-model-version"])
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    time.sleep(0.3)
+    deployed.registry.set_alias("toy", "champion", 2)
+    deadline = time.time() + 10
+    while "2" not in versions and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    stop.set()
+    thread.join()
+    assert failures == [] and versions == {"1", "2"}
+
+
+def test_canary_rollout_splits_traffic_by_request(client: TestClient, deployed: Workspace) -> None:
+    train_and_register(deployed, alias="challenger", seed=5)
+    deployed.deploy("toy", "toy", "champion", rollout={"candidate_alias": "challenger", "percent": 50})
+    deadline = time.time() + 10
+    while client.get("/v2/models/toy").json()["versions"] != ["1", "2"] and time.time() < deadline:
+        time.sleep(0.05)
+    seen = {client.post("/invocations", json=_split(), headers={"X-Request-Id": f"k{i}"}).headers["x-model-version"] for i in range(40)}
+    assert seen == {"1", "2"}

@@ -164,12 +164,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
     except (typer.Exit, SystemExit):
         raise
-    except Exception as exc:  # click's usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:  # click's usage errors (typer vendors click: match by shape) and anything unexpected
+        if type(exc).__name__ == "Abort":
             raise SystemExit(130) from None
-        if isinstance(exc, click.ClickException):
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             raise SystemExit(2) from None
         if "--debug" in args:

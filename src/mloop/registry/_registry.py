@@ -73,13 +73,13 @@ class Registry:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _info(self, mv: Any) -> ModelVersionInfo:
+    def _info(self, mv: Any, aliases: tuple[str, ...] | None = None) -> ModelVersionInfo:
         return ModelVersionInfo(
             name=mv.name,
             version=int(mv.version),
             run_id=mv.run_id,
             source=mv.source,
-            aliases=tuple(sorted(mv.aliases or ())),
+            aliases=tuple(sorted(mv.aliases or ())) if aliases is None else aliases,
             created_at=(mv.creation_timestamp or 0) / 1000,
             manifest_sha256=(mv.tags or {}).get("mloop.manifest_sha256"),
         )
@@ -105,8 +105,21 @@ class Registry:
 
     def versions(self, name: str) -> list[ModelVersionInfo]:
         check_name(name, "model name")
-        found = self._client.search_model_versions(f"name = '{name}'")
-        return sorted((self._info(mv) for mv in found), key=lambda v: v.version)
+        from mlflow.exceptions import MlflowException
+
+        client = self._client
+        try:
+            alias_map = client.get_registered_model(name).aliases or {}
+        except MlflowException:
+            return []
+        # search_model_versions leaves aliases empty; the registered model holds them.
+        by_version: dict[int, list[str]] = {}
+        for alias, version in alias_map.items():
+            by_version.setdefault(int(version), []).append(alias)
+        found = client.search_model_versions(f"name = '{name}'")
+        return sorted(
+            (self._info(mv, tuple(sorted(by_version.get(int(mv.version), [])))) for mv in found), key=lambda v: v.version
+        )
 
     def list_models(self) -> list[dict[str, Any]]:
         """Every registered model with its newest version and aliases."""

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from mloop.demo._server_process import ServerProcess
+from mloop.monitoring import LogReader
+from mloop.workspace import Workspace
+from tests.conftest import TOY_SPEC, toy_frame
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_drains_flushes_the_log_and_exits_zero(deployed: Workspace) -> None:
+    rows = toy_frame(3, seed=4)[list(TOY_SPEC.features)]
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    # A long flush interval: only the shutdown path can have written these rows.
+    server = ServerProcess(deployed.root, log_flush_interval=60.0, log_file=deployed.root / "server.log").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for i in range(20):
+                assert client.post("/invocations", json=body, headers={"X-Request-Id": f"r{i}"}).status_code == 200
+                assert client.post("/v2/models/toy/feedback", json={"request_id": f"r{i}", "labels": [1, 0, 1]}).status_code == 200
+        assert LogReader(deployed.logs_dir).count("toy") == 0
+    finally:
+        code = server.stop()
+    assert code == 0
+    frame = LogReader(deployed.logs_dir).labelled("toy")
+    assert len(frame) == 60 and frame["label"].notna().all()

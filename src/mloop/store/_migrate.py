@@ -13,11 +13,13 @@ from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x6D6C6F6F70  # "mloop"
+VERSION_TABLE = "mloop_alembic_version"
 
 
 def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["version_table"] = VERSION_TABLE
     return cfg
 
 
@@ -31,7 +33,7 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or ``None`` for an empty database."""
     with engine.connect().execution_options(readonly=True) as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
 def upgrade(engine: Engine) -> None:

@@ -10,6 +10,8 @@ context.configure(
     target_metadata=None,
     render_as_batch=connection.dialect.name == "sqlite",
     transactional_ddl=True,
+    # Not "alembic_version": MLflow keeps its own there when both share one database.
+    version_table=context.config.attributes["version_table"],
 )
 with context.begin_transaction():
     context.run_migrations()

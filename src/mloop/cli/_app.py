@@ -70,8 +70,9 @@ def demo(
 
     result = run_demo(_state["workspace"], DemoConfig(sample=sample, trials=trials, seed=seed, last_month=last_month), console)
     table = Table(title="mloop demo: month by month")
-    for col in ("month", "rows", "served", "drift", "ADWIN", "AUC v1 only", "AUC served", "what the loop did"):
-        table.add_column(col, overflow="fold")
+    for col in ("month", "rows", "served", "drift", "ADWIN", "AUC v1", "AUC loop"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("what the loop did", min_width=18)
     for row in summary_rows(result):
         table.add_row(*row)
     console.print(table)

@@ -8,6 +8,7 @@ holdout → canary → promote → HTML report.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections import deque
@@ -376,6 +377,23 @@ def _wait_for_log(reader: LogReader, since: float, expected: int, timeout: float
         time.sleep(0.05)
 
 
+_SHORT = (
+    (re.compile(r"^(v\d+) registered as challenger"), r"\1 challenger"),
+    (re.compile(r"^(v\d+) promoted"), r"\1 promoted"),
+    (re.compile(r"^canary rolled back: (v\d+)"), r"\1 rolled back"),
+    (re.compile(r"^challenger rejected"), "challenger rejected"),
+)
+
+
+def short_action(action: str) -> str | None:
+    """A few words for the summary table (the report has the full sentence); None for non-events."""
+    for pattern, replacement in _SHORT:
+        m = pattern.match(action)
+        if m:
+            return m.expand(replacement)
+    return None
+
+
 def summary_rows(result: DemoResult) -> list[tuple[str, ...]]:
     rows = []
     for w in result.windows:
@@ -388,7 +406,7 @@ def summary_rows(result: DemoResult) -> list[tuple[str, ...]]:
                 "yes" if w.concept_drift else "",
                 f"{w.auc_static:.3f}",
                 f"{w.auc_served:.3f}",
-                "; ".join(w.actions),
+                ", ".join(a for a in map(short_action, w.actions) if a),
             )
         )
     return rows

@@ -72,7 +72,7 @@ def demo(
     table = Table(title="mloop demo: month by month")
     for col in ("month", "rows", "served", "drift", "ADWIN", "AUC v1", "AUC loop"):
         table.add_column(col, no_wrap=True)
-    table.add_column("what the loop did", min_width=18)
+    table.add_column("action", min_width=16)
     for row in summary_rows(result):
         table.add_row(*row)
     console.print(table)

@@ -307,7 +307,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
     request_month: dict[str, int] = {}
     with ServerProcess(ws.root, log_file=server_log) as server, httpx.Client(base_url=server.url, timeout=30.0) as client:
         console.log(f"serving on {server.url} (pid {server.proc.pid if server.proc else '?'})")
-        pending: deque[tuple[str, list[int]]] = deque()
+        truth = _Labels(client, cfg.label_delay)
         months = list(range(cfg.first_month, cfg.last_month + 1))
         window_starts: list[float] = []
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
@@ -329,24 +329,21 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
                         raise Unavailable(f"The server answered {resp.status_code}: {resp.text[:200]}")
                     request_month[rid] = month
                     n = len(payload[start : start + batch_size])
-                    pending.append((rid, labels[start : start + n]))
+                    truth.answered(rid, labels[start : start + n])
                     sent += n
                     progress.advance(task, n)
-                    while len(pending) > cfg.label_delay:
-                        _send_feedback(client, *pending.popleft())
                     if controller.canary is not None and b % 10 == 9:
-                        _wait_for_log(controller.reader, since, sent)
+                        _wait_for_log(controller.reader, since, sent, truth.sent)
                         controller.check_canary(actions)
                 until = time.time()
-                _wait_for_log(controller.reader, since, sent)
+                _wait_for_log(controller.reader, since, sent, truth.sent)
                 controller.check_canary(actions)
                 result = controller.monitor_window(month, since, until + 1e-6)
                 result.actions = actions
                 # Recent labelled data: this month and the one before it.
                 controller.maybe_retrain(result, since=window_starts[-2] if len(window_starts) > 1 else since)
                 windows.append(result)
-            while pending:
-                _send_feedback(client, *pending.popleft())
+            truth.drain()
         if server.stop() not in (0, None):
             console.log("[yellow]the server did not stop cleanly; see server.log")
     # After SIGTERM the server flushed everything: score every month with complete labels.
@@ -362,18 +359,38 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
     return result
 
 
-def _send_feedback(client: httpx.Client, request_id: str, labels: list[int]) -> None:
-    resp = client.post(f"/v2/models/{DEPLOYMENT}/feedback", json={"request_id": request_id, "labels": labels})
-    if resp.status_code != 200:
-        raise Unavailable(f"Feedback was refused ({resp.status_code}): {resp.text[:200]}")
+class _Labels:
+    """The ground truth arriving late: labels of a request are sent ``delay`` requests after it."""
+
+    def __init__(self, client: httpx.Client, delay: int) -> None:
+        self.client = client
+        self.delay = delay
+        self.pending: deque[tuple[str, list[int]]] = deque()
+        self.sent = 0
+
+    def answered(self, request_id: str, labels: list[int]) -> None:
+        self.pending.append((request_id, labels))
+        while len(self.pending) > self.delay:
+            self._send(*self.pending.popleft())
+
+    def drain(self) -> None:
+        while self.pending:
+            self._send(*self.pending.popleft())
+
+    def _send(self, request_id: str, labels: list[int]) -> None:
+        resp = self.client.post(f"/v2/models/{DEPLOYMENT}/feedback", json={"request_id": request_id, "labels": labels})
+        if resp.status_code != 200:
+            raise Unavailable(f"Feedback was refused ({resp.status_code}): {resp.text[:200]}")
+        self.sent += len(labels)
 
 
-def _wait_for_log(reader: LogReader, since: float, expected: int, timeout: float = 30.0) -> None:
-    """The server writes its log every 0.2 s; wait until this window's rows are all on disk."""
+def _wait_for_log(reader: LogReader, since: float, predictions: int, feedback: int, timeout: float = 30.0) -> None:
+    """The server writes its log every 0.2 s; wait until everything sent so far is on disk, so that each
+    decision sees exactly the rows and labels that were sent (the run is reproducible)."""
     deadline = time.monotonic() + timeout
-    while reader.count(DEPLOYMENT, since=since) < expected:
+    while reader.count(DEPLOYMENT, since=since) < predictions or reader.count(DEPLOYMENT, kind="feedback") < feedback:
         if time.monotonic() > deadline:
-            raise Unavailable(f"The prediction log holds fewer than {expected} rows after {timeout:.0f} s.")
+            raise Unavailable(f"The prediction log is missing rows after {timeout:.0f} s; see server.log.")
         time.sleep(0.05)
 
 

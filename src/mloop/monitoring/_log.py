@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop.errors import InvalidInput
 from mloop.names import check_name
 
 INPUT_PREFIX = "in__"
@@ -131,10 +132,13 @@ class LogReader:
             return None
         return str(folder / "*.parquet")
 
-    def count(self, deployment: str, *, since: float | None = None) -> int:
+    def count(self, deployment: str, *, since: float | None = None, kind: str = "predictions") -> int:
+        """Rows of ``kind`` (``predictions`` or ``feedback``) written at or after ``since``."""
         import duckdb
 
-        glob = self._glob(deployment, "predictions")
+        if kind not in ("predictions", "feedback"):
+            raise InvalidInput(f"kind must be 'predictions' or 'feedback', got {kind!r}.", field="kind")
+        glob = self._glob(deployment, kind)
         if glob is None:
             return 0
         where = "WHERE ts >= ?" if since is not None else ""

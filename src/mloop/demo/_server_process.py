@@ -47,14 +47,17 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise Unavailable(f"The server exited with code {self.proc.returncode} while starting; see {self.log_file}.")
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
+            if self._ready():
+                return self
             time.sleep(0.1)
         self.stop()
         raise Unavailable(f"The server did not become ready within {timeout:.0f} s.")
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200
+        except httpx.TransportError:  # not listening yet
+            return False
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then wait: the server drains, flushes its prediction log and exits."""

@@ -60,6 +60,11 @@ class LoadedModel:
         return self.scores(self.predict(frame))
 
 
+def signature_inputs(path: Path) -> list[ColumnSpec]:
+    """The named input columns of the MLmodel signature in folder ``path``."""
+    return _signature_inputs(yaml.safe_load((path / "MLmodel").read_text()))
+
+
 def _signature_inputs(mlmodel: dict[str, Any]) -> list[ColumnSpec]:
     import json
 

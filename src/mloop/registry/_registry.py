@@ -14,7 +14,7 @@ from mloop.errors import InvalidInput, MloopError, NotFound
 from mloop.events import MODEL_ALIAS_CHANGED
 from mloop.names import check_name
 from mloop.registry._card import render_card
-from mloop.registry._loaded import LoadedModel, load_from_dir
+from mloop.registry._loaded import LoadedModel, load_from_dir, signature_inputs
 from mloop.security import build_manifest, verified_copy
 
 if TYPE_CHECKING:
@@ -172,8 +172,9 @@ class Registry:
         manifest = build_manifest(files)
         try:
             client.create_registered_model(name)
-        except MlflowException:
-            pass  # it exists already: versions accumulate under one name
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # an existing name simply gains a version
+                raise
         mv = client.create_model_version(name, source=model_uri, run_id=logged.source_run_id, model_id=model_id)
         version = int(mv.version)
         with self._store.transaction() as conn:
@@ -182,7 +183,7 @@ class Registry:
         client.set_model_version_tag(name, str(version), "mloop.manifest_sha256", digest)
 
         run = client.get_run(logged.source_run_id) if logged.source_run_id else None
-        inputs = load_signature_inputs(files)
+        inputs = [{"name": c.name, "type": c.type} for c in signature_inputs(files)]
         card = render_card(
             name=name,
             version=version,
@@ -225,14 +226,3 @@ class Registry:
                 raise
             except Exception as exc:
                 raise InvalidInput(f"Model {name!r} version {info.version} could not be loaded: {exc}") from exc
-
-
-def load_signature_inputs(files: Path) -> list[dict[str, Any]]:
-    """The input columns of the MLmodel signature in ``files``, as dicts (name, type)."""
-    import json
-
-    import yaml
-
-    mlmodel = yaml.safe_load((files / "MLmodel").read_text())
-    raw = (mlmodel.get("signature") or {}).get("inputs")
-    return [c for c in json.loads(raw) if "name" in c] if raw else []

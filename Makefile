@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick bench clean
+.PHONY: demo test test-quick typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(DEVSTAMP)
 
 test-quick: $(DEVSTAMP)
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+typecheck: $(DEVSTAMP)
+	$(BIN)/mypy src/mloop --ignore-missing-imports
 
 bench: $(STAMP)
 	@if ls benchmarks/*.py >/dev/null 2>&1; then for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done; else echo "no benchmarks yet"; fi

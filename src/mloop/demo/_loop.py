@@ -144,7 +144,7 @@ class _Controller:
             month=month,
             rows=len(window),
             labelled=len(labelled),
-            versions={int(k): int(v) for k, v in window["version"].value_counts().items()},
+            versions={int(str(k)): int(v) for k, v in window["version"].value_counts().items()},
             drift=report.drift,
             drift_share=report.share_drifted,
             drifted=report.drifted(),
@@ -354,9 +354,9 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
         w.auc_served = auc(part["label"], part["score"].to_numpy()) if len(part) else float("nan")
         month_rows = later[later["month"] == w.month]
         w.auc_static = auc(month_rows[SPEC.target], static_model.score(month_rows[SPEC.features]))
-    result = DemoResult(ws.root, Path(), windows, controller.versions, controller.events, time.time() - started, cfg)
-    result.report = write_report(result, ws.reports_dir)
-    return result
+    outcome = DemoResult(ws.root, Path(), windows, controller.versions, controller.events, time.time() - started, cfg)
+    outcome.report = write_report(outcome, ws.reports_dir)
+    return outcome
 
 
 class _Labels:
@@ -412,7 +412,7 @@ def short_action(action: str) -> str | None:
 
 
 def summary_rows(result: DemoResult) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for w in result.windows:
         rows.append(
             (

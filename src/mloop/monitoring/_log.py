@@ -156,7 +156,8 @@ class LogReader:
         if preds is None:
             return pd.DataFrame()
         feedback = self._glob(deployment, "feedback")
-        conds, params = [], [preds]
+        conds: list[str] = []
+        params: list[object] = [preds]
         if since is not None:
             conds.append("p.ts >= ?")
         if until is not None:

@@ -62,7 +62,8 @@ class TrackedRun:
         with warnings.catch_warnings():
             # MLflow hints that integer columns cannot hold missing values: true, and irrelevant to a record of data.
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-            dataset = mlflow.data.from_pandas(frame, name=name, targets=targets, digest=fp.sha256[:32])
+            from_pandas = mlflow.data.from_pandas  # type: ignore[attr-defined]
+            dataset = from_pandas(frame, name=name, targets=targets, digest=fp.sha256[:32])
             mlflow.log_input(dataset, context=context)
         mlflow.set_tags(
             {

@@ -14,7 +14,7 @@ from mloop.settings import Settings
 if TYPE_CHECKING:
     from mloop.events import SqlEventBus
     from mloop.registry import Registry
-    from mloop.store import Deployment, MetadataStore
+    from mloop.store import Deployment, MetadataStore, ServingConfig
     from mloop.tracking import Tracker
 
 _MARKER = "workspace.json"
@@ -114,14 +114,28 @@ class Workspace:
 
     # -- deployments -------------------------------------------------------------------------
 
-    def deploy(self, name: str, model_name: str, alias: str = "champion", *, rollout: dict[str, Any] | None = None) -> Deployment:
-        """Serve ``models:/<model_name>@<alias>`` as deployment ``name`` (created or replaced)."""
+    def deploy(
+        self,
+        name: str,
+        model_name: str,
+        alias: str = "champion",
+        *,
+        rollout: dict[str, Any] | None = None,
+        serving: ServingConfig | None = None,
+    ) -> Deployment:
+        """Serve ``models:/<model_name>@<alias>`` as deployment ``name`` (created or replaced).
+
+        ``serving`` sets batching, queue, deadline and missing-value rules; ``None`` keeps the current ones.
+        """
         from mloop.events import DEPLOYMENT_CHANGED
 
         self.registry.resolve(model_name, alias)  # the alias must exist before anything serves it
         with self.store.transaction() as conn:
-            dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout)
-            self.store.audit.record(conn, "deployment.updated", name, {"model": model_name, "alias": alias, "rollout": rollout})
+            dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout, serving=serving)
+            self.store.audit.record(
+                conn, "deployment.updated", name,
+                {"model": model_name, "alias": alias, "rollout": rollout, "serving": dep.serving.to_dict()},
+            )
             self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": name, "revision": dep.revision})
         return dep
 

@@ -41,10 +41,19 @@ class PredictionLog:
     # -- writing (hot path: append only) --------------------------------------------------
 
     def log_predictions(
-        self, deployment: str, version: int, request_id: str, ts: float, inputs: pd.DataFrame, scores: np.ndarray, latency_ms: float
+        self,
+        deployment: str,
+        version: int,
+        request_id: str,
+        ts: float,
+        inputs: pd.DataFrame | np.ndarray,
+        scores: np.ndarray,
+        latency_ms: float,
+        columns: list[str] | None = None,
     ) -> None:
+        """Buffer one answered request; a matrix of ``inputs`` needs its ``columns`` (turned into a frame at flush time)."""
         with self._lock:
-            self._predictions[deployment].append((request_id, ts, version, latency_ms, inputs, scores))
+            self._predictions[deployment].append((request_id, ts, version, latency_ms, inputs, scores, columns))
 
     def log_feedback(self, deployment: str, request_id: str, labels: list[float], ts: float) -> None:
         with self._lock:
@@ -75,8 +84,10 @@ class PredictionLog:
             written = 0
             for deployment, items in predictions.items():
                 frames = []
-                for request_id, ts, version, latency_ms, inputs, scores in items:
+                for request_id, ts, version, latency_ms, inputs, scores, columns in items:
                     n = len(inputs)
+                    if isinstance(inputs, np.ndarray):
+                        inputs = pd.DataFrame(inputs, columns=columns)
                     frame = inputs.reset_index(drop=True).add_prefix(INPUT_PREFIX)
                     frame.insert(0, "request_id", request_id)
                     frame.insert(1, "row", np.arange(n, dtype=np.int32))

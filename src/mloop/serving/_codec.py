@@ -12,11 +12,13 @@ from mloop.errors import InvalidInput
 from mloop.registry import ColumnSpec
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-_NUMERIC = {"double": "float64", "float": "float64", "long": "float64", "integer": "float64"}
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 
 
-def _check_value(field: str, value: Any, kind: str) -> None:
+def _check_value(field: str, value: Any, kind: str, allow_missing: bool) -> None:
     if value is None:
+        if not allow_missing:
+            raise InvalidInput(f"Field {field!r} is null; this deployment does not accept missing values.", field=field)
         return
     if kind == "string":
         if not isinstance(value, str):
@@ -24,45 +26,74 @@ def _check_value(field: str, value: Any, kind: str) -> None:
     elif kind == "boolean":
         if not isinstance(value, bool):
             raise InvalidInput(f"Field {field!r} must be a boolean, got {type(value).__name__} {value!r}.", field=field)
-    elif kind in _NUMERIC:
+    elif kind in NUMERIC_TYPES:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidInput(f"Field {field!r} must be a number, got {type(value).__name__} {value!r}.", field=field)
+            raise InvalidInput(f"Field {field!r} must be a number, got {type(value).__name__} {str(value)[:40]!r}.", field=field)
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInput(f"Field {field!r} must be finite, got {value!r}.", field=field)
+        if isinstance(value, int) and abs(value) > 2**53:
+            raise InvalidInput(f"Field {field!r} is too large to represent exactly: {str(value)[:40]}.", field=field)
         if kind in ("long", "integer") and isinstance(value, float) and not value.is_integer():
             raise InvalidInput(f"Field {field!r} must be an integer, got {value!r}.", field=field)
 
 
-def typed_frame(columns: dict[str, list[Any]], schema: list[ColumnSpec]) -> pd.DataFrame:
-    """Check ``columns`` against the model signature and build the frame the model expects.
-
-    Missing or unknown fields, wrong types and non-finite numbers raise ``InvalidInput`` naming the field;
-    ``null`` is a missing value (NaN for numbers).
-    """
+def _rows(columns: dict[str, list[Any]]) -> int:
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise InvalidInput(f"All input fields must have the same number of rows, got lengths {sorted(lengths)}.", field="inputs")
     n = lengths.pop() if lengths else 0
     if n == 0:
         raise InvalidInput("The request holds no rows.", field="inputs")
+    return n
+
+
+def _check_names(columns: dict[str, list[Any]], schema: list[ColumnSpec]) -> None:
+    known = {c.name for c in schema}
+    for name in columns:
+        if name not in known:
+            raise InvalidInput(f"Unknown field {name!r}; the model expects {sorted(known)}.", field=name)
+    for spec in schema:
+        if spec.required and spec.name not in columns:
+            raise InvalidInput(f"Missing required field {spec.name!r}.", field=spec.name)
+
+
+def typed_matrix(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, allow_missing: bool = True) -> np.ndarray:
+    """A float64 matrix (rows × signature columns, in signature order) for an all-numeric model."""
+    n = _rows(columns)
+    _check_names(columns, schema)
+    out = np.empty((n, len(schema)))
+    for j, spec in enumerate(schema):
+        values = columns.get(spec.name)
+        if values is None:
+            if not allow_missing:
+                raise InvalidInput(f"Missing field {spec.name!r}.", field=spec.name)
+            out[:, j] = np.nan
+            continue
+        for value in values:
+            _check_value(spec.name, value, spec.type, allow_missing)
+        out[:, j] = [np.nan if v is None else v for v in values]
+    return out
+
+
+def typed_frame(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, allow_missing: bool = True) -> pd.DataFrame:
+    """Check ``columns`` against the model signature and build the frame the model expects.
+
+    Missing or unknown fields, wrong types and non-finite numbers raise ``InvalidInput`` naming the field;
+    ``null`` is a missing value (NaN for numbers) unless ``allow_missing`` is off.
+    """
+    n = _rows(columns)
     if not schema:
         return pd.DataFrame(columns)
-    known = {c.name for c in schema}
-    unknown = [c for c in columns if c not in known]
-    if unknown:
-        raise InvalidInput(f"Unknown field {unknown[0]!r}; the model expects {sorted(known)}.", field=unknown[0])
+    _check_names(columns, schema)
     out: dict[str, Any] = {}
     for spec in schema:
-        if spec.name not in columns:
-            if spec.required:
-                raise InvalidInput(f"Missing required field {spec.name!r}.", field=spec.name)
-            values: list[Any] = [None] * n
-        else:
-            values = columns[spec.name]
+        values = columns.get(spec.name)
+        if values is None:
+            values = [None] * n
         for value in values:
-            _check_value(spec.name, value, spec.type)
-        if spec.type in _NUMERIC:
-            out[spec.name] = np.array([np.nan if v is None else v for v in values], dtype=_NUMERIC[spec.type])
+            _check_value(spec.name, value, spec.type, allow_missing)
+        if spec.type in NUMERIC_TYPES:
+            out[spec.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
         elif spec.type == "boolean":
             out[spec.name] = pd.array(values, dtype="boolean")
         else:

@@ -12,34 +12,57 @@ from dataclasses import dataclass
 from mloop.errors import NotFound, Unavailable
 from mloop.registry import LoadedModel
 from mloop.rollout import Arm, route
+from mloop.serving._batcher import Batcher
+from mloop.serving._runtime import Runtime, runtime_for
+from mloop.serving._stats import StatsBook, VersionStats
+from mloop.store import ServingConfig
 from mloop.workspace import Workspace
 
 log = logging.getLogger("mloop.serving")
 
 
 @dataclass(frozen=True)
+class ServedVersion:
+    """One model version of one deployment: its runtime, its batch queue and its statistics."""
+
+    runtime: Runtime
+    batcher: Batcher
+    stats: VersionStats
+
+    @property
+    def version(self) -> int:
+        return self.runtime.version
+
+
+@dataclass(frozen=True)
 class Served:
-    """One deployment as served: the baseline model and, during a rollout, a candidate and its share."""
+    """One deployment as served: the baseline and, during a rollout, a candidate and its share."""
 
     name: str
-    baseline: LoadedModel
-    candidate: LoadedModel | None = None
+    baseline: ServedVersion
+    config: ServingConfig
+    candidate: ServedVersion | None = None
     candidate_percent: float = 0.0
 
-    def pick(self, request_id: str) -> tuple[LoadedModel, Arm]:
+    def pick(self, request_id: str) -> tuple[ServedVersion, Arm]:
         if self.candidate is not None and route(request_id, self.candidate_percent) is Arm.CANDIDATE:
             return self.candidate, Arm.CANDIDATE
         return self.baseline, Arm.BASELINE
+
+    def versions(self) -> list[ServedVersion]:
+        return [self.baseline] + ([self.candidate] if self.candidate is not None else [])
 
 
 class ModelHub:
     """Loads every deployment of a workspace; ``refresh`` rebuilds the table off the hot path and swaps it whole."""
 
-    def __init__(self, workspace: Workspace, *, poll_interval: float = 0.5) -> None:
+    def __init__(self, workspace: Workspace, *, poll_interval: float = 0.5, stats: StatsBook | None = None) -> None:
         self.workspace = workspace
         self.poll_interval = poll_interval
+        self.stats = stats or StatsBook()
         self._served: dict[str, Served] = {}
-        self._cache: dict[tuple[str, int], LoadedModel] = {}
+        self._models: dict[tuple[str, int], LoadedModel] = {}
+        self._versions: dict[tuple[str, str, int, ServingConfig], ServedVersion] = {}
         self._seen_event = -1
         self._ready = False
         self._stop = threading.Event()
@@ -61,38 +84,51 @@ class ModelHub:
             raise NotFound(f"No deployment named {name!r}. Served: {self.names()}.")
         return served
 
-    def _load(self, model_name: str, ref: str) -> LoadedModel:
+    def _version(self, deployment: str, model_name: str, ref: str, config: ServingConfig) -> ServedVersion:
         info = self.workspace.registry.resolve(model_name, ref)
-        key = (model_name, info.version)
-        if key not in self._cache:
-            log.info("loading %s version %s", model_name, info.version)
-            self._cache[key] = self.workspace.registry.load(model_name, info.version)
-        return self._cache[key]
+        key = (deployment, model_name, info.version, config)
+        if key not in self._versions:
+            model_key = (model_name, info.version)
+            if model_key not in self._models:
+                log.info("loading %s version %s", model_name, info.version)
+                self._models[model_key] = self.workspace.registry.load(model_name, info.version)
+            runtime = runtime_for(self._models[model_key], allow_missing=config.allow_missing)
+            stats = self.stats.get(deployment, info.version)
+            batcher = Batcher(runtime.predict, config, name=f"{deployment}-v{info.version}", on_batch=stats.batch_done)
+            self._versions[key] = ServedVersion(runtime, batcher, stats)
+        return self._versions[key]
 
     def refresh(self) -> None:
         """Re-read deployments and aliases; load what is new; swap the table in one assignment.
 
-        A deployment whose new version fails to load (say, its digests do not verify) keeps serving what it served.
+        A deployment whose new version fails to load (say, its digests do not verify) keeps serving what it
+        served. Versions no longer served retire their batch queues after a grace period, so requests that
+        already picked them still complete.
         """
         with self._refresh_lock:
             last = self.workspace.bus.last_id()
             table: dict[str, Served] = {}
             for dep in self.workspace.deployments():
                 try:
-                    baseline = self._load(dep.model_name, dep.alias)
+                    baseline = self._version(dep.name, dep.model_name, dep.alias, dep.serving)
                     candidate, percent = None, 0.0
                     rollout = dep.rollout or {}
                     if rollout.get("candidate_alias"):
-                        candidate = self._load(dep.model_name, str(rollout["candidate_alias"]))
+                        candidate = self._version(dep.name, dep.model_name, str(rollout["candidate_alias"]), dep.serving)
                         percent = float(rollout.get("percent", 0.0))
-                    table[dep.name] = Served(dep.name, baseline, candidate, percent)
+                    table[dep.name] = Served(dep.name, baseline, dep.serving, candidate, percent)
                 except Exception as exc:  # keep the previous state of this deployment
                     log.error("could not load deployment %s: %s", dep.name, exc)
                     if dep.name in self._served:
                         table[dep.name] = self._served[dep.name]
-            in_use = {(m.name, m.version) for s in table.values() for m in (s.baseline, s.candidate) if m is not None}
+            in_use = {id(v) for s in table.values() for v in s.versions()}
             self._served = table
-            self._cache = {k: v for k, v in self._cache.items() if k in in_use}
+            for key, sv in list(self._versions.items()):
+                if id(sv) not in in_use:
+                    sv.batcher.retire()
+                    del self._versions[key]
+            models_in_use = {(k[1], k[2]) for k in self._versions}
+            self._models = {k: v for k, v in self._models.items() if k in models_in_use}
             self._seen_event = last
             self._ready = True
 
@@ -110,6 +146,11 @@ class ModelHub:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop watching; let every queue finish what it holds."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        for sv in self._versions.values():
+            sv.batcher.retire(grace_s=0.0)
+        for sv in self._versions.values():
+            sv.batcher.join(timeout=30)

@@ -20,4 +20,17 @@ class ServingMetrics:
             "mloop_request_latency_seconds", "Time to answer an inference request", ["deployment", "version"],
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
+        self.queue = Histogram(
+            "mloop_queue_seconds", "Time a request waited for its batch", ["deployment", "version"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.compute = Histogram(
+            "mloop_compute_seconds", "Model time of the batch that answered a request", ["deployment", "version"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "mloop_batch_rows", "Rows per model call", ["deployment", "version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=self.registry,
+        )
+        self.errors = Counter("mloop_errors", "Requests answered with an error", ["deployment", "status"], registry=self.registry)
         self.feedback = Counter("mloop_feedback_rows", "Labels received", ["deployment"], registry=self.registry)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, Engine
 
-from mloop.store._deployments import Deployment, DeploymentRepository
+from mloop.store._deployments import Deployment, DeploymentRepository, ServingConfig
 from mloop.store._engine import create_engine, normalize_url, redact_url
 from mloop.store._migrate import current_revision, head_revision, upgrade
 from mloop.names import check_name
@@ -21,6 +21,7 @@ __all__ = [
     "DeploymentRepository",
     "ManifestRepository",
     "MetadataStore",
+    "ServingConfig",
     "check_name",
     "create_engine",
     "current_revision",

@@ -4,16 +4,52 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from mloop.store._engine import read_connection
-from mloop.errors import Conflict, NotFound
+from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.store._schema import deployments
 from mloop.names import check_name
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How a deployment is served: ``max_batch_size`` rows per model call; ``max_delay_ms`` the longest a
+    request waits for batch-mates (0: batch only what is already queued); ``queue_size`` requests waiting at
+    most before 429; ``timeout_ms`` the default deadline; ``allow_missing`` whether ``null`` inputs are accepted."""
+
+    max_batch_size: int = 64
+    max_delay_ms: float = 0.0
+    queue_size: int = 256
+    timeout_ms: float = 30_000.0
+    allow_missing: bool = True
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("max_batch_size", 1 <= self.max_batch_size <= 100_000, "[1, 100000]"),
+            ("max_delay_ms", 0 <= self.max_delay_ms <= 10_000, "[0, 10000]"),
+            ("queue_size", 1 <= self.queue_size <= 1_000_000, "[1, 1000000]"),
+            ("timeout_ms", 0 < self.timeout_ms <= 3_600_000, "(0, 3600000]"),
+        )
+        for name, ok, bounds in checks:
+            if not ok:
+                raise InvalidInput(f"{name} must be within {bounds}, got {getattr(self, name)}.", field=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ServingConfig:
+        data = dict(data or {})
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise InvalidInput(f"Unknown serving setting {unknown[0]!r}. Valid: {', '.join(sorted(valid))}.", field=unknown[0])
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -24,6 +60,7 @@ class Deployment:
     model_name: str
     alias: str
     rollout: dict[str, Any] | None = None
+    serving: ServingConfig = field(default_factory=ServingConfig)
     revision: int = 0
     created_at: float = 0.0
     updated_at: float = field(default=0.0, compare=False)
@@ -35,6 +72,7 @@ def _row_to_deployment(row: Any) -> Deployment:
         model_name=row.model_name,
         alias=row.alias,
         rollout=json.loads(row.rollout) if row.rollout else None,
+        serving=ServingConfig.from_dict(json.loads(row.serving) if row.serving else None),
         revision=row.revision,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -67,26 +105,31 @@ class DeploymentRepository:
         model_name: str,
         alias: str,
         rollout: dict[str, Any] | None = None,
+        serving: ServingConfig | None = None,
         expected_revision: int | None = None,
     ) -> Deployment:
-        """Create or replace deployment ``name`` inside the caller's transaction."""
+        """Create or replace deployment ``name`` inside the caller's transaction; ``serving=None`` keeps the current settings."""
         check_name(name, "deployment name")
         check_name(model_name, "model name")
         check_name(alias, "alias")
         now = time.time()
         row = conn.execute(sa.select(deployments).where(deployments.c.name == name)).first()
         payload = json.dumps(rollout, sort_keys=True) if rollout else None
+        if serving is None and row is not None and row.serving:
+            serving_json = row.serving  # a rollout step keeps the deployment's serving settings
+        else:
+            serving_json = json.dumps((serving or ServingConfig()).to_dict(), sort_keys=True)
         if row is None:
             if expected_revision not in (None, 0):
                 raise Conflict(f"Deployment {name!r} does not exist (expected revision {expected_revision}).")
-            values = dict(name=name, model_name=model_name, alias=alias, rollout=payload, revision=1, created_at=now, updated_at=now)
+            values = dict(name=name, model_name=model_name, alias=alias, rollout=payload, serving=serving_json, revision=1, created_at=now, updated_at=now)
             conn.execute(sa.insert(deployments).values(**values))
             return _row_to_deployment(_Obj(values))
         if expected_revision is not None and row.revision != expected_revision:
             raise Conflict(
                 f"Deployment {name!r} changed meanwhile (revision {row.revision}, expected {expected_revision}); reload and retry."
             )
-        values = dict(model_name=model_name, alias=alias, rollout=payload, revision=row.revision + 1, updated_at=now)
+        values = dict(model_name=model_name, alias=alias, rollout=payload, serving=serving_json, revision=row.revision + 1, updated_at=now)
         conn.execute(sa.update(deployments).where(deployments.c.name == name).values(**values))
         return _row_to_deployment(_Obj({**row._asdict(), **values}))
 

@@ -13,6 +13,7 @@ deployments = sa.Table(
     sa.Column("model_name", sa.String(256), nullable=False),
     sa.Column("alias", sa.String(128), nullable=False),
     sa.Column("rollout", sa.Text, nullable=True),
+    sa.Column("serving", sa.Text, nullable=True),
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),

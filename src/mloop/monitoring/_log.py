@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,43 @@ from mloop.errors import InvalidInput
 from mloop.names import check_name
 
 INPUT_PREFIX = "in__"
+
+
+def _prediction_frame(items: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """One frame for many buffered requests, built column-wise (per-request frames cost ~100 µs each)."""
+    sizes = np.array([len(item[4]) for item in items])
+    meta = pd.DataFrame(
+        {
+            "request_id": np.repeat(np.array([item[0] for item in items], dtype=object), sizes),
+            "row": np.concatenate([np.arange(n, dtype=np.int32) for n in sizes]),
+            "ts": np.repeat(np.array([item[1] for item in items], dtype=float), sizes),
+            "version": np.repeat(np.array([item[2] for item in items], dtype=np.int32), sizes),
+            "latency_ms": np.repeat(np.array([item[3] for item in items], dtype=float), sizes),
+            "score": np.concatenate([np.asarray(item[5], dtype=float).reshape(len(item[4]), -1)[:, -1] for item in items]),
+        }
+    )
+    parts: list[pd.DataFrame] = []
+    run: list[np.ndarray] = []
+    run_columns: list[str] | None = None
+    for item in items:  # consecutive matrices with the same columns are stacked in one go
+        inputs, columns = item[4], item[6]
+        if isinstance(inputs, np.ndarray) and (not run or columns == run_columns):
+            run.append(inputs)
+            run_columns = columns
+            continue
+        if run:
+            parts.append(pd.DataFrame(np.vstack(run), columns=run_columns))
+            run = []
+        if isinstance(inputs, np.ndarray):
+            run, run_columns = [inputs], columns
+        elif isinstance(inputs, pd.DataFrame):
+            parts.append(inputs.reset_index(drop=True))
+        else:  # a mapping of column arrays
+            parts.append(pd.DataFrame(dict(inputs)))
+    if run:
+        parts.append(pd.DataFrame(np.vstack(run), columns=run_columns))
+    inputs_frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return pd.concat([meta, inputs_frame.add_prefix(INPUT_PREFIX)], axis=1)
 
 
 class PredictionLog:
@@ -46,12 +84,13 @@ class PredictionLog:
         version: int,
         request_id: str,
         ts: float,
-        inputs: pd.DataFrame | np.ndarray,
+        inputs: pd.DataFrame | np.ndarray | Mapping[str, np.ndarray],
         scores: np.ndarray,
         latency_ms: float,
         columns: list[str] | None = None,
     ) -> None:
-        """Buffer one answered request; a matrix of ``inputs`` needs its ``columns`` (turned into a frame at flush time)."""
+        """Buffer one answered request. ``inputs`` is a frame, a mapping of column arrays (with ``len``), or a
+        matrix with its ``columns``; frames are built at flush time, off the serving path."""
         with self._lock:
             self._predictions[deployment].append((request_id, ts, version, latency_ms, inputs, scores, columns))
 
@@ -83,20 +122,7 @@ class PredictionLog:
                 feedback, self._feedback = self._feedback, defaultdict(list)
             written = 0
             for deployment, items in predictions.items():
-                frames = []
-                for request_id, ts, version, latency_ms, inputs, scores, columns in items:
-                    n = len(inputs)
-                    if isinstance(inputs, np.ndarray):
-                        inputs = pd.DataFrame(inputs, columns=columns)
-                    frame = inputs.reset_index(drop=True).add_prefix(INPUT_PREFIX)
-                    frame.insert(0, "request_id", request_id)
-                    frame.insert(1, "row", np.arange(n, dtype=np.int32))
-                    frame.insert(2, "ts", ts)
-                    frame.insert(3, "version", np.int32(version))
-                    frame.insert(4, "latency_ms", latency_ms)
-                    frame.insert(5, "score", np.asarray(scores, dtype=float).reshape(n, -1)[:, -1])
-                    frames.append(frame)
-                batch = pd.concat(frames, ignore_index=True)
+                batch = _prediction_frame(items)
                 self._write(self.root / deployment / "predictions", batch)
                 written += len(batch)
             for deployment, fb_items in feedback.items():

@@ -26,6 +26,7 @@ def render_card(
     manifest: dict[str, str],
     manifest_sha256: str,
     created: float,
+    twin: dict[str, Any] | None = None,
 ) -> str:
     """The card of ``name`` version ``version`` as Markdown."""
     when = dt.datetime.fromtimestamp(created, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -61,6 +62,12 @@ def render_card(
     ]
     lineage_rows += sorted((k.removeprefix("mloop.env."), v) for k, v in tags.items() if k.startswith("mloop.env.") and k != "mloop.env.python")
     lines += _table(lineage_rows, ("what", "value"))
+
+    lines += ["## Serving runtime", ""]
+    if twin and twin.get("onnx"):
+        lines += [f"ONNX twin `mloop/model.onnx` served through ONNX Runtime, native model as fallback; parity: {twin['parity']}.", ""]
+    else:
+        lines += [f"Served natively (no ONNX twin: {(twin or {}).get('reason', 'not built')}).", ""]
 
     lines += ["## Integrity", ""]
     lines += [f"Manifest SHA-256 `{manifest_sha256}` over {len(manifest)} files; loading verifies every file first.", ""]

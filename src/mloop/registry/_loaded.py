@@ -32,6 +32,8 @@ class LoadedModel:
     flavour: str
     model: Any
     inputs: list[ColumnSpec] = field(default_factory=list)
+    twin: bytes | None = None
+    parity_sample: pd.DataFrame | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -91,7 +93,16 @@ def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
 
             with file.open("rb") as fh:
                 model = cloudpickle.load(fh)
-        return LoadedModel(name=name, version=version, flavour="sklearn", model=model, inputs=inputs)
+        twin_file = path / "mloop" / "model.onnx"
+        sample_file = path / "mloop" / "parity_sample.json"
+        twin = twin_file.read_bytes() if twin_file.exists() else None
+        sample = None
+        if twin is not None and sample_file.exists():
+            import json
+
+            data = json.loads(sample_file.read_text())
+            sample = pd.DataFrame(data["data"], columns=data["columns"])
+        return LoadedModel(name=name, version=version, flavour="sklearn", model=model, inputs=inputs, twin=twin, parity_sample=sample)
     import mlflow.pyfunc
 
     return LoadedModel(name=name, version=version, flavour="pyfunc", model=mlflow.pyfunc.load_model(str(path)), inputs=inputs)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+import yaml
+
 from mloop.errors import InvalidInput, MloopError, NotFound
 from mloop.events import MODEL_ALIAS_CHANGED
 from mloop.names import check_name
@@ -152,9 +154,10 @@ class Registry:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def register(self, model_uri: str, name: str, *, alias: str | None = None) -> ModelVersionInfo:
-        """Register the logged model ``model_uri`` as a new version of ``name``: record the SHA-256 of
-        every artifact file, write the model card, and point ``alias`` at it when given."""
+    def register(self, model_uri: str, name: str, *, alias: str | None = None, onnx: bool = True) -> ModelVersionInfo:
+        """Register the logged model ``model_uri`` as a new version of ``name``: build its ONNX twin when the
+        model converts and agrees with it (``onnx``), record the SHA-256 of every artifact file, write the
+        model card, and point ``alias`` at it when given."""
         from mlflow.exceptions import MlflowException
 
         check_name(name, "model name")
@@ -169,6 +172,7 @@ class Registry:
         except MlflowException as exc:
             raise NotFound(f"No logged model {model_uri!r} in this workspace.") from exc
         files = _local_path(logged.artifact_location)
+        twin = _build_twin(files) if onnx else {"onnx": False, "reason": "not requested"}
         manifest = build_manifest(files)
         try:
             client.create_registered_model(name)
@@ -195,6 +199,7 @@ class Registry:
             manifest=manifest,
             manifest_sha256=digest,
             created=time.time(),
+            twin=twin,
         )
         _atomic_write(self._cards_dir / name / f"v{version}.md", card)
         client.update_model_version(name, str(version), description=card)
@@ -226,3 +231,23 @@ class Registry:
                 raise
             except Exception as exc:
                 raise InvalidInput(f"Model {name!r} version {info.version} could not be loaded: {exc}") from exc
+
+
+def _build_twin(files: Path) -> dict[str, Any]:
+    """Add an ONNX twin to a scikit-learn model folder before its manifest is taken (see ``mloop.optimize``)."""
+    import json
+
+    import pandas as pd
+
+    mlmodel = yaml.safe_load((files / "MLmodel").read_text())
+    if "sklearn" not in mlmodel.get("flavors", {}):
+        return {"onnx": False, "reason": "only scikit-learn models get an ONNX twin so far"}
+    example_file = files / "input_example.json"
+    if not example_file.exists():
+        return {"onnx": False, "reason": "the model has no input example to check parity on"}
+    from mloop.optimize import build_twin
+
+    loaded = load_from_dir(files, name="", version=0)
+    data = json.loads(example_file.read_text())
+    example = pd.DataFrame(data["data"], columns=data["columns"])
+    return build_twin(loaded.model, loaded.inputs, example, files)

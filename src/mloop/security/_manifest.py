@@ -9,6 +9,10 @@ from pathlib import Path
 from mloop.errors import IntegrityError
 
 _CHUNK = 1 << 20
+# MLflow itself writes this file into a model's folder whenever something resolves `models:/<name>/<version>`
+# (`mlflow models serve`, `mlflow.pyfunc.load_model`). It names the model and version, is never deserialised by
+# mloop, and is neither listed nor copied, so MLflow's own tools can share the store.
+MLFLOW_WRITES = frozenset({"registered_model_meta"})
 
 
 def _files(root: Path) -> dict[str, Path]:
@@ -20,6 +24,8 @@ def _files(root: Path) -> dict[str, Path]:
             if (base / name).is_symlink():
                 raise IntegrityError(f"Artifact {str(base / name)!r} is a symlink; mloop refuses links in model artifacts.")
         for name in filenames:
+            if base == root and name in MLFLOW_WRITES:
+                continue
             path = base / name
             if path.is_symlink() or not path.is_file():
                 raise IntegrityError(f"Artifact {str(path)!r} is not a regular file; mloop refuses links in model artifacts.")

@@ -125,13 +125,8 @@ def create_app(workspace: Workspace, *, log_flush_interval: float = 1.0, poll_in
         rows = len(block)
         output, queue_s, compute_s = await sv.batcher.submit(block, rows, timeout_ms=_timeout_ms(request))
         total = time.perf_counter() - start
-        version = str(sv.version)
         sv.stats.request_done(total * 1000, queue_s * 1000, compute_s * 1000, rows)
-        metrics.requests.labels(served.name, version, protocol, "200").inc()
-        metrics.rows.labels(served.name, version).inc(rows)
-        metrics.latency.labels(served.name, version).observe(total)
-        metrics.queue.labels(served.name, version).observe(queue_s)
-        metrics.compute.labels(served.name, version).observe(compute_s)
+        metrics.bound(served.name, sv.version).observe(protocol, rows, total, queue_s, compute_s)
         out = np.asarray(output)
         scores = out[:, -1] if out.ndim == 2 else out.reshape(rows, -1)[:, -1]
         predictions.log_predictions(

@@ -75,6 +75,46 @@ def typed_matrix(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, all
     return out
 
 
+class ColumnBlock(dict):  # type: ignore[type-arg]
+    """Validated columns of one request (name → float64 or object array), in signature order; no pandas."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], rows: int) -> None:
+        super().__init__(arrays)
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @staticmethod
+    def join(blocks: list[ColumnBlock]) -> ColumnBlock:
+        if len(blocks) == 1:
+            return blocks[0]
+        return ColumnBlock({k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}, sum(b.rows for b in blocks))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(dict(self))
+
+
+def typed_columns(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, allow_missing: bool = True) -> ColumnBlock:
+    """Like ``typed_frame`` but returns plain arrays (cheaper on the hot path)."""
+    n = _rows(columns)
+    _check_names(columns, schema)
+    out: dict[str, np.ndarray] = {}
+    for spec in schema:
+        values = columns.get(spec.name)
+        if values is None:
+            values = [None] * n
+        for value in values:
+            _check_value(spec.name, value, spec.type, allow_missing)
+        if spec.type in NUMERIC_TYPES:
+            out[spec.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        else:
+            arr = np.empty(n, dtype=object)
+            arr[:] = values
+            out[spec.name] = arr
+    return ColumnBlock(out, n)
+
+
 def typed_frame(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, allow_missing: bool = True) -> pd.DataFrame:
     """Check ``columns`` against the model signature and build the frame the model expects.
 

@@ -1,21 +1,23 @@
 """Model runtimes: how one loaded version turns validated requests into outputs, fast.
 
-A runtime is a small class with ``prepare`` (validate one request into a block, on the event loop),
-``predict`` (score a list of blocks in one call, on the batch worker thread) and ``close``.
-The native scikit-learn runtime calls the estimator directly; pyfunc is the general fallback.
+A runtime is a small class with ``prepare`` (validate one request into a block, on the event loop) and
+``predict`` (score a list of blocks in one call, on the batch worker thread). Blocks are float64 matrices for
+all-numeric models and ``ColumnBlock``s otherwise: pandas appears at most once per batch, never per request.
+The ONNX runtime serves a model's verified ONNX twin and falls back to the native model on error.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from mloop.errors import InvalidInput, MloopError
+from mloop.errors import Conflict, InvalidInput, MloopError
 from mloop.registry import ColumnSpec, LoadedModel
-from mloop.serving._codec import NUMERIC_TYPES, typed_frame, typed_matrix
+from mloop.serving._codec import NUMERIC_TYPES, ColumnBlock, typed_columns, typed_frame, typed_matrix
 
 log = logging.getLogger("mloop.serving")
 
@@ -33,15 +35,29 @@ class Runtime(Protocol):
 
     def predict(self, blocks: list[Any]) -> list[Any]: ...
 
-    def frame(self, block: Any) -> pd.DataFrame: ...
+
+def block_frame(block: Any, inputs: list[ColumnSpec]) -> pd.DataFrame:
+    """A request block as a DataFrame (for the prediction log and pandas-only models)."""
+    if isinstance(block, np.ndarray):
+        return pd.DataFrame(block, columns=[c.name for c in inputs])
+    if isinstance(block, ColumnBlock):
+        return block.frame()
+    return block  # type: ignore[no-any-return]
 
 
-def _isolate(call: Any, blocks: list[Any], join: Any) -> list[Any]:
+def _join(blocks: list[Any]) -> Any:
+    if isinstance(blocks[0], np.ndarray):
+        return blocks[0] if len(blocks) == 1 else np.vstack(blocks)
+    if isinstance(blocks[0], ColumnBlock):
+        return ColumnBlock.join(blocks)
+    return blocks[0] if len(blocks) == 1 else pd.concat(blocks, ignore_index=True)
+
+
+def _isolate(call: Callable[[Any], Any], blocks: list[Any]) -> list[Any]:
     """Predict all blocks at once; if that fails, predict each alone so one bad block fails only itself."""
-    sizes = [len(b) for b in blocks]
     try:
-        out = np.asarray(call(join(blocks) if len(blocks) > 1 else blocks[0]))
-        bounds = np.cumsum([0, *sizes])
+        out = np.asarray(call(_join(blocks)))
+        bounds = np.cumsum([0, *(len(b) for b in blocks)])
         return [out[bounds[i] : bounds[i + 1]] for i in range(len(blocks))]
     except Exception:
         if len(blocks) == 1:
@@ -50,16 +66,25 @@ def _isolate(call: Any, blocks: list[Any], join: Any) -> list[Any]:
     for block in blocks:
         try:
             results.append(np.asarray(call(block)))
+        except (ValueError, TypeError) as exc:
+            results.append(InvalidInput(f"The model could not score this input: {exc}"))
         except Exception as exc:  # noqa: BLE001 - reported to that request only
-            results.append(InvalidInput(f"The model could not score this input: {exc}") if isinstance(exc, (ValueError, TypeError)) else exc)
+            results.append(exc)
     return results
+
+
+def _prepare(columns: dict[str, list[Any]], inputs: list[ColumnSpec], matrix: bool, allow_missing: bool) -> Any:
+    if matrix:
+        return typed_matrix(columns, inputs, allow_missing=allow_missing)
+    if inputs:
+        return typed_columns(columns, inputs, allow_missing=allow_missing)
+    return typed_frame(columns, inputs, allow_missing=allow_missing)
 
 
 class SklearnRuntime:
     """A scikit-learn estimator called directly: ``predict_proba`` for classifiers, ``predict`` otherwise.
 
-    All-numeric models get a float64 matrix (no pandas on the hot path); models that need column names
-    (pipelines with a ``ColumnTransformer``) get one DataFrame per batch.
+    All-numeric bare estimators get a float64 matrix; pipelines get one DataFrame per batch.
     """
 
     kind = "sklearn"
@@ -74,23 +99,59 @@ class SklearnRuntime:
         if self.matrix and hasattr(estimator, "feature_names_in_"):
             # Names and order are checked at the edge against the signature; the estimator gets a bare
             # array, so it must not re-check (and warn about) names on every call.
-            names = list(estimator.feature_names_in_)
-            if names != [c.name for c in self.inputs]:
+            if list(estimator.feature_names_in_) != [c.name for c in self.inputs]:
                 self.matrix = False
             else:
                 del estimator.feature_names_in_
 
     def prepare(self, columns: dict[str, list[Any]]) -> Any:
-        if self.matrix:
-            return typed_matrix(columns, self.inputs, allow_missing=self.allow_missing)
-        return typed_frame(columns, self.inputs, allow_missing=self.allow_missing)
+        return _prepare(columns, self.inputs, self.matrix, self.allow_missing)
+
+    def _score(self, block: Any) -> Any:
+        return self._call(block if self.matrix else block_frame(block, self.inputs))
 
     def predict(self, blocks: list[Any]) -> list[Any]:
-        join = np.vstack if self.matrix else (lambda bs: pd.concat(bs, ignore_index=True))
-        return _isolate(self._call, blocks, join)
+        return _isolate(self._score, blocks)
 
-    def frame(self, block: Any) -> pd.DataFrame:
-        return pd.DataFrame(block, columns=[c.name for c in self.inputs]) if self.matrix else block
+
+class OnnxRuntime:
+    """The model's ONNX twin through ONNX Runtime (one thread), with the native model as fallback.
+
+    At load the twin and the native model score the stored parity sample; if they disagree beyond the
+    tolerance the version is refused, naming the largest difference.
+    """
+
+    kind = "onnx"
+
+    def __init__(self, model: LoadedModel, native: SklearnRuntime, *, on_fallback: Callable[[], None] | None = None) -> None:
+        from mloop.optimize import session
+
+        assert model.twin is not None
+        self.name, self.version, self.inputs = model.name, model.version, model.inputs
+        self.native = native
+        self._on_fallback = on_fallback
+        self._session = session(model.twin)
+        self.matrix = [i.name for i in self._session.get_inputs()] == ["X"]
+        if self.matrix != native.matrix:
+            raise Conflict(f"The ONNX twin of {model.name} v{model.version} takes different inputs than the model.")
+
+    def prepare(self, columns: dict[str, list[Any]]) -> Any:
+        return self.native.prepare(columns)
+
+    def _score(self, block: Any) -> Any:
+        from mloop.optimize import onnx_feed
+
+        feed = {"X": block} if self.matrix else onnx_feed(block, self.inputs, False)
+        return self._session.run(None, feed)[0]
+
+    def predict(self, blocks: list[Any]) -> list[Any]:
+        try:
+            return _isolate(self._score, blocks)
+        except Exception as exc:  # noqa: BLE001 - the native model answers instead
+            log.warning("ONNX runtime failed for %s v%s (%s); falling back to the native model", self.name, self.version, exc)
+            if self._on_fallback is not None:
+                self._on_fallback()
+            return self.native.predict(blocks)
 
 
 class PyfuncRuntime:
@@ -104,19 +165,34 @@ class PyfuncRuntime:
         self._model = model.model
 
     def prepare(self, columns: dict[str, list[Any]]) -> Any:
-        return typed_frame(columns, self.inputs, allow_missing=self.allow_missing)
+        return _prepare(columns, self.inputs, False, self.allow_missing)
 
     def predict(self, blocks: list[Any]) -> list[Any]:
-        return _isolate(self._model.predict, blocks, lambda bs: pd.concat(bs, ignore_index=True))
-
-    def frame(self, block: Any) -> pd.DataFrame:
-        return block
+        return _isolate(lambda b: self._model.predict(block_frame(b, self.inputs)), blocks)
 
 
-def runtime_for(model: LoadedModel, *, allow_missing: bool = True) -> Runtime:
-    """The fastest runtime that can serve ``model``."""
+RUNTIMES = ("onnx", "sklearn", "pyfunc")
+
+
+def verify_twin(model: LoadedModel) -> None:
+    """Score the stored parity sample natively and through the twin; refuse the version if they disagree."""
+    from mloop.optimize import check
+
+    if model.twin is None or model.parity_sample is None:
+        return
+    parity = check(model.model, model.twin, model.parity_sample, model.inputs)
+    if not parity.ok:
+        raise Conflict(f"Refusing {model.name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
+
+
+def runtime_for(model: LoadedModel, *, allow_missing: bool = True, prefer_onnx: bool = True, on_fallback: Callable[[], None] | None = None) -> Runtime:
+    """The fastest runtime that can serve ``model``: its ONNX twin, else the native estimator, else pyfunc."""
     if model.flavour == "sklearn":
-        return SklearnRuntime(model, allow_missing=allow_missing)
+        use_twin = prefer_onnx and model.twin is not None
+        if use_twin:
+            verify_twin(model)  # before the native runtime adapts the estimator for bare arrays
+        native = SklearnRuntime(model, allow_missing=allow_missing)
+        return OnnxRuntime(model, native, on_fallback=on_fallback) if use_twin else native
     if model.flavour == "pyfunc":
         return PyfuncRuntime(model, allow_missing=allow_missing)
-    raise MloopError(f"No runtime for flavour {model.flavour!r}. Valid: sklearn, pyfunc.")
+    raise MloopError(f"No runtime for flavour {model.flavour!r}. Valid: {', '.join(RUNTIMES)}.")

@@ -1,0 +1,21 @@
+"""Optimize: ONNX twins of registered models and the parity check that guards them."""
+
+from __future__ import annotations
+
+from mloop.optimize._hgb_onnx import NotConvertible, convert_hgb
+from mloop.optimize._parity import Parity, compare
+from mloop.optimize._twin import TOLERANCE, TWIN_FILE, build_twin, check, load_sample, onnx_feed, session
+
+__all__ = [
+    "TOLERANCE",
+    "TWIN_FILE",
+    "NotConvertible",
+    "Parity",
+    "build_twin",
+    "check",
+    "compare",
+    "convert_hgb",
+    "load_sample",
+    "onnx_feed",
+    "session",
+]

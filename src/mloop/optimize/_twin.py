@@ -1,0 +1,99 @@
+"""Build and check the ONNX twin of a registered model: convert, score a parity sample both ways, and keep
+the twin only when the two agree within tolerance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.optimize._hgb_onnx import NotConvertible, convert_hgb
+from mloop.optimize._parity import Parity, compare
+
+TWIN_DIR = "mloop"
+TWIN_FILE = f"{TWIN_DIR}/model.onnx"
+SAMPLE_FILE = f"{TWIN_DIR}/parity_sample.json"
+TOLERANCE = 1e-6
+MISSING_TOKEN = "\x00mloop-missing"  # a string no category equals: the twin maps it to "missing"
+
+
+def parity_sample(example: pd.DataFrame, inputs: list[Any], rows: int = 256, seed: int = 0) -> pd.DataFrame:
+    """Rows around the input example: numbers scaled and shifted, some missing; categories shuffled, one unseen."""
+    rng = np.random.default_rng(seed)
+    base = example.sample(rows, replace=True, random_state=seed).reset_index(drop=True)
+    out = {}
+    for spec in inputs:
+        col = base[spec.name]
+        if spec.type == "string":
+            levels = [v for v in example[spec.name].dropna().unique().tolist()] + ["<unseen>"]
+            values = rng.choice(np.array(levels, dtype=object), size=rows)
+            values[rng.random(rows) < 0.05] = None
+            out[spec.name] = values
+        else:
+            values = col.to_numpy(dtype=float) * rng.uniform(0.5, 1.5, rows) + rng.normal(0, 1, rows)
+            values[rng.random(rows) < 0.05] = np.nan
+            out[spec.name] = values
+    return pd.DataFrame(out)
+
+
+def onnx_feed(columns: Any, inputs: list[Any], matrix: bool) -> dict[str, np.ndarray]:
+    """The ONNX inputs for ``columns`` (a DataFrame or a mapping of column arrays): one matrix for a bare
+    model, one [n, 1] tensor per column for a pipeline (missing strings become a token no category equals)."""
+    if matrix:
+        return {"X": np.column_stack([np.asarray(columns[c.name], dtype=np.float64) for c in inputs])}
+    feed: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        values = np.asarray(columns[spec.name])
+        if spec.type == "string":
+            feed[spec.name] = np.array([v if isinstance(v, str) else MISSING_TOKEN for v in values], dtype=object).reshape(-1, 1)
+        else:
+            feed[spec.name] = values.astype(np.float64, copy=False).reshape(-1, 1)
+    return feed
+
+
+def session(model_bytes: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def is_matrix(model_bytes: bytes) -> bool:
+    return [i.name for i in session(model_bytes).get_inputs()] == ["X"]
+
+
+def check(model: Any, twin: bytes, sample: pd.DataFrame, inputs: list[Any], tolerance: float = TOLERANCE) -> Parity:
+    """Score ``sample`` natively and through the twin; the result says whether they agree."""
+    native = model.predict_proba(sample) if hasattr(model, "predict_proba") else model.predict(sample)
+    sess = session(twin)
+    out = sess.run(None, onnx_feed(sample, inputs, is_matrix(twin)))[0]
+    return compare(native, out, tolerance)
+
+
+def build_twin(model: Any, inputs: list[Any], example: pd.DataFrame, folder: Path) -> dict[str, Any]:
+    """Write ``mloop/model.onnx`` and its parity sample into ``folder`` when the model converts and agrees.
+
+    Returns what happened, for the model card: ``{"onnx": bool, "reason" or "parity": ...}``.
+    """
+    try:
+        twin = convert_hgb(model, inputs)
+    except NotConvertible as exc:
+        return {"onnx": False, "reason": exc.message}
+    sample = parity_sample(example, inputs)
+    result = check(model, twin, sample, inputs)
+    if not result.ok:
+        return {"onnx": False, "reason": f"parity failed: {result.describe()}"}
+    (folder / TWIN_DIR).mkdir(exist_ok=True)
+    (folder / TWIN_FILE).write_bytes(twin)
+    (folder / SAMPLE_FILE).write_text(sample.to_json(orient="split", index=False))
+    return {"onnx": True, "parity": result.describe(), "max_abs_diff": result.max_abs_diff}
+
+
+def load_sample(folder: Path) -> pd.DataFrame:
+    data = json.loads((folder / SAMPLE_FILE).read_text())
+    return pd.DataFrame(data["data"], columns=data["columns"])

@@ -4,6 +4,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -180,3 +181,92 @@ def test_canary_rollout_splits_traffic_by_request(own_client: TestClient, deploy
         time.sleep(0.05)
     seen = {client.post("/invocations", json=_split(), headers={"X-Request-Id": f"k{i}"}).headers["x-model-version"] for i in range(40)}
     assert seen == {"1", "2"}
+
+
+def test_stats_report_latency_percentiles_batches_and_throughput(client: TestClient) -> None:
+    for _ in range(5):
+        assert client.post("/invocations", json=_split()).status_code == 200
+    stats = client.get("/v2/models/toy/stats").json()
+    v1 = stats["versions"]["1"]
+    assert v1["requests"] >= 5 and v1["rows"] >= 20
+    assert set(v1["latency_ms"]) == {"p50", "p95", "p99", "p999", "mean"} and v1["latency_ms"]["p50"] > 0
+    assert v1["queue_ms"]["p50"] >= 0 and v1["compute_ms"]["p50"] > 0
+    assert sum(v1["batch_size"].values()) >= 1 and v1["rows_per_s"] > 0
+    assert stats["serving"]["max_batch_size"] == 64 and stats["queue_depth"] == {"1": 0}
+    metrics = client.get("/metrics").text
+    for series in ("mloop_queue_seconds_bucket", "mloop_compute_seconds_bucket", "mloop_batch_rows_bucket", "mloop_request_latency_seconds_bucket"):
+        assert series in metrics
+
+
+def test_the_onnx_twin_serves_and_agrees_with_the_native_model(client: TestClient, shared: Workspace) -> None:
+    assert client.get("/v2/models/toy").json()["platform"] == "mloop-onnx"
+    served = client.post("/invocations", json=_split()).json()["predictions"]
+    native = shared.registry.load("toy", 1).predict(ROWS)
+    np.testing.assert_allclose(served, native, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"dataframe_records": [{"x1": NaN, "x2": 1, "x3": 1, "color": "red"}]}', "body"),
+        (b'{"dataframe_records": [{"x1": Infinity, "x2": 1, "x3": 1, "color": "red"}]}', "body"),
+        (b'{"dataframe_records": [{"x1": 1e999, "x2": 1, "x3": 1, "color": "red"}]}', None),
+        (b'{"dataframe_records": [{"x1": 1, "x2": 1, "x3": 1, "color": "red"}], "extra": ' + b"[" * 5000 + b"]" * 5000 + b"}", "body"),
+    ],
+)
+def test_non_finite_and_huge_numbers_are_refused(client: TestClient, body: bytes, field: str | None) -> None:
+    resp = client.post("/invocations", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 422, resp.text
+    if field:
+        assert resp.json()["field"] == field
+
+
+def test_deadline_and_timeout_header(client: TestClient) -> None:
+    resp = client.post("/invocations", json=_split(), headers={"X-Request-Timeout-Ms": "0.000001"})
+    assert resp.status_code == 504 and "deadline" in resp.json()["error"]
+    resp = client.post("/invocations", json=_split(), headers={"X-Request-Timeout-Ms": "soon"})
+    assert resp.status_code == 422 and resp.json()["field"] == "X-Request-Timeout-Ms"
+
+
+def test_missing_values_can_be_refused_per_deployment(own_client: TestClient, deployed: Workspace) -> None:
+    from mloop.store import ServingConfig
+
+    body = {"dataframe_records": [{"x1": None, "x2": 1.0, "x3": 1.0, "color": "red"}]}
+    assert own_client.post("/invocations", json=body).status_code == 200
+    deployed.deploy("toy", "toy", "champion", serving=ServingConfig(allow_missing=False))
+    deadline = time.time() + 10
+    while own_client.get("/v2/models/toy/stats").json()["serving"]["allow_missing"] and time.time() < deadline:
+        time.sleep(0.05)
+    resp = own_client.post("/invocations", json=body)
+    assert resp.status_code == 422 and resp.json()["field"] == "x1" and "missing" in resp.json()["error"]
+
+
+def test_overload_answers_429_with_retry_after_and_no_5xx(own_client: TestClient, deployed: Workspace) -> None:
+    import asyncio
+
+    import httpx
+
+    from mloop.store import ServingConfig
+
+    deployed.deploy("toy", "toy", "champion", serving=ServingConfig(queue_size=2, max_batch_size=1))
+    deadline = time.time() + 10
+    while own_client.get("/v2/models/toy/stats").json()["serving"]["queue_size"] != 2 and time.time() < deadline:
+        time.sleep(0.05)
+    batcher = own_client.app.state.hub.get("toy").baseline.batcher  # type: ignore[attr-defined]
+    real = batcher._predict
+
+    def slow(blocks):  # type: ignore[no-untyped-def]
+        time.sleep(0.05)
+        return real(blocks)
+
+    batcher._predict = slow
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=own_client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await asyncio.gather(*(c.post("/invocations", json=_split()) for _ in range(12)))
+
+    responses = asyncio.run(burst())
+    codes = sorted(r.status_code for r in responses)
+    assert set(codes) == {200, 429} and codes.count(200) >= 2
+    assert all(r.headers.get("retry-after") == "1" for r in responses if r.status_code == 429)

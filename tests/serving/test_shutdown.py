@@ -27,3 +27,24 @@ def test_sigterm_drains_flushes_the_log_and_exits_zero(deployed: Workspace) -> N
     assert code == 0
     frame = LogReader(deployed.logs_dir).labelled("toy")
     assert len(frame) == 60 and frame["label"].notna().all()
+
+
+def test_sigterm_turns_readiness_to_503_while_requests_still_succeed(deployed: Workspace) -> None:
+    import time
+
+    rows = toy_frame(1, seed=4)[list(TOY_SPEC.features)]
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    server = ServerProcess(deployed.root, drain_seconds=1.5, log_file=deployed.root / "server.log").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/v2/health/ready").status_code == 200
+            server.terminate()
+            deadline = time.time() + 5
+            while client.get("/v2/health/ready").status_code != 503 and time.time() < deadline:
+                time.sleep(0.02)
+            assert client.get("/v2/health/ready").status_code == 503
+            assert client.get("/v2/health/live").status_code == 200
+            assert client.post("/invocations", json=body).status_code == 200
+    finally:
+        code = server.stop()
+    assert code == 0

@@ -85,6 +85,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to bind.", min=1, max=65535)] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
     log_flush_interval: Annotated[float, typer.Option(help="Seconds between prediction-log flushes.", min=0.01, max=60)] = 1.0,
+    drain_seconds: Annotated[float, typer.Option(help="On SIGTERM, answer readiness 503 this long before closing.", min=0, max=300)] = 0.0,
 ) -> None:
     """Serve every deployment of the workspace (MLflow scoring and Open Inference Protocol v2)."""
     from mloop.serving import serve as run_server
@@ -92,7 +93,7 @@ def serve(
     ws = _open()
     names = [d.name for d in ws.deployments()]
     console.print(f"serving {names or 'no deployments yet'} on http://{host}:{port} (workers={workers})", highlight=False)
-    run_server(ws, host=host, port=port, workers=workers, log_flush_interval=log_flush_interval)
+    run_server(ws, host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds)
 
 
 @runs_app.command("list")

@@ -24,7 +24,10 @@ def free_port() -> int:
 class ServerProcess:
     """``mloop serve`` for ``workspace`` in a child process; a context manager that waits until ready."""
 
-    def __init__(self, workspace: Path, *, port: int | None = None, log_flush_interval: float = 0.2, log_file: Path | None = None) -> None:
+    def __init__(
+        self, workspace: Path, *, port: int | None = None, log_flush_interval: float = 0.2, log_file: Path | None = None, drain_seconds: float = 0.0
+    ) -> None:
+        self.drain_seconds = drain_seconds
         self.workspace = workspace
         self.port = port or free_port()
         self.log_flush_interval = log_flush_interval
@@ -39,6 +42,7 @@ class ServerProcess:
         cmd = [
             sys.executable, "-m", "mloop", "--workspace", str(self.workspace), "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--log-flush-interval", str(self.log_flush_interval),
+            "--drain-seconds", str(self.drain_seconds),
         ]
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -58,6 +62,11 @@ class ServerProcess:
             return httpx.get(f"{self.url}/v2/health/ready", timeout=1.0).status_code == 200
         except httpx.TransportError:  # not listening yet
             return False
+
+    def terminate(self) -> None:
+        """Send SIGTERM without waiting."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then wait: the server drains, flushes its prediction log and exits."""

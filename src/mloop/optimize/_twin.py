@@ -69,9 +69,12 @@ def is_matrix(model_bytes: bytes) -> bool:
 
 def check(model: Any, twin: bytes, sample: pd.DataFrame, inputs: list[Any], tolerance: float = TOLERANCE) -> Parity:
     """Score ``sample`` natively and through the twin; the result says whether they agree."""
-    native = model.predict_proba(sample) if hasattr(model, "predict_proba") else model.predict(sample)
-    sess = session(twin)
-    out = sess.run(None, onnx_feed(sample, inputs, is_matrix(twin)))[0]
+    matrix = is_matrix(twin)
+    rows: Any = sample
+    if matrix and not hasattr(model, "feature_names_in_"):  # fitted on a bare array: give it one
+        rows = sample[[c.name for c in inputs]].to_numpy(dtype=np.float64)
+    native = model.predict_proba(rows) if hasattr(model, "predict_proba") else model.predict(rows)
+    out = session(twin).run(None, onnx_feed(sample, inputs, matrix))[0]
     return compare(native, out, tolerance)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from mloop.workspace import Workspace
 log = logging.getLogger("mloop.serving")
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+DRAINING = threading.Event()  # set by the server on SIGTERM: readiness answers 503 from then on
 _JSON = "application/json"
 
 
@@ -151,7 +153,7 @@ def create_app(workspace: Workspace, *, log_flush_interval: float = 1.0, poll_in
     @app.get("/health/ready")
     @app.get("/v2/health/ready")
     async def ready() -> Response:
-        if app.state.draining:
+        if app.state.draining or DRAINING.is_set():
             return _error(503, "The server is shutting down.")
         if not hub.ready:
             return _error(503, "Models are still loading.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -17,8 +18,32 @@ def app_from_env() -> FastAPI:
     return create_app(Workspace.open(os.environ.get("MLOOP_HOME")), log_flush_interval=flush)
 
 
-def serve(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, log_flush_interval: float = 1.0) -> None:
-    """Serve every deployment of ``workspace`` until SIGTERM/SIGINT (then drain and flush the log)."""
+def _draining_server(config: Any, drain_seconds: float) -> Any:
+    """uvicorn's server, but SIGTERM first turns readiness to 503 for ``drain_seconds`` (so a load balancer
+    stops sending), then stops accepting, finishes in-flight requests and runs the lifespan shutdown."""
+    import threading
+
+    import uvicorn
+
+    from mloop.serving._app import DRAINING
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            first = not DRAINING.is_set()
+            DRAINING.set()
+            if first and drain_seconds > 0:
+                threading.Timer(drain_seconds, super().handle_exit, (sig, frame)).start()
+            else:
+                super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+def serve(
+    workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, log_flush_interval: float = 1.0, drain_seconds: float = 0.0
+) -> None:
+    """Serve every deployment of ``workspace`` until SIGTERM/SIGINT: readiness turns 503 (for ``drain_seconds``),
+    in-flight requests finish, the prediction log is flushed, and the process exits 0."""
     import signal
 
     import uvicorn
@@ -29,7 +54,7 @@ def serve(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, wo
         signal.signal(sig, lambda *_: None)
     os.environ["MLOOP_HOME"] = str(workspace.root)
     os.environ["MLOOP_LOG_FLUSH_INTERVAL"] = str(log_flush_interval)
-    uvicorn.run(
+    config = uvicorn.Config(
         "mloop.serving._server:app_from_env",
         factory=True,
         host=host,
@@ -38,3 +63,10 @@ def serve(workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, wo
         log_level="warning",
         timeout_graceful_shutdown=30,
     )
+    if workers == 1:
+        _draining_server(config, drain_seconds).run()
+    else:  # uvicorn's supervisor forwards the signal; each worker drains and flushes in its lifespan
+        uvicorn.run(
+            "mloop.serving._server:app_from_env", factory=True, host=host, port=port, workers=workers,
+            log_level="warning", timeout_graceful_shutdown=30,
+        )

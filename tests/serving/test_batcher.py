@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mloop.errors import InvalidInput
+from mloop.serving._batcher import Batcher, DeadlineExceeded, QueueFull
+from mloop.store import ServingConfig
+
+
+class _Model:
+    """Sums each row; sleeps per call so that requests pile up; fails on rows holding -1."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, blocks: list[np.ndarray]) -> list[object]:
+        self.gate.wait(10)
+        time.sleep(self.delay)
+        self.calls.append(sum(len(b) for b in blocks))
+        return [InvalidInput("bad row") if (b == -1).any() else b.sum(axis=1) for b in blocks]
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_requests_that_wait_together_are_batched_up_to_the_limit() -> None:
+    model = _Model()
+    model.gate.clear()
+    batcher = Batcher(model, ServingConfig(max_batch_size=4), name="t")
+
+    async def main() -> list[object]:
+        tasks = [asyncio.create_task(batcher.submit(np.full((1, 2), i, float), 1)) for i in range(10)]
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        return [r[0] for r in await asyncio.gather(*tasks)]
+
+    results = _run(main())
+    assert [float(r[0]) for r in results] == [2.0 * i for i in range(10)]
+    assert max(model.calls) <= 4 and sum(model.calls) == 10 and len(model.calls) < 10
+    batcher.retire(0)
+    batcher.join(5)
+
+
+def test_one_bad_request_fails_alone() -> None:
+    batcher = Batcher(_Model(), ServingConfig(), name="t")
+
+    async def main() -> list[object]:
+        blocks = [np.ones((1, 2)), np.full((1, 2), -1.0), np.ones((2, 2))]
+        return await asyncio.gather(*(batcher.submit(b, len(b)) for b in blocks), return_exceptions=True)
+
+    good, bad, also_good = _run(main())
+    assert isinstance(bad, InvalidInput)
+    assert good[0].tolist() == [2.0] and also_good[0].tolist() == [2.0, 2.0]  # type: ignore[index]
+
+
+def test_full_queue_answers_at_once() -> None:
+    model = _Model()
+    model.gate.clear()
+    batcher = Batcher(model, ServingConfig(queue_size=2, max_batch_size=1), name="t")
+
+    async def main() -> list[object]:
+        first = asyncio.create_task(batcher.submit(np.ones((1, 1)), 1))
+        await asyncio.sleep(0.05)  # the worker holds the first one; two more fill the queue
+        queued = [asyncio.create_task(batcher.submit(np.ones((1, 1)), 1)) for _ in range(2)]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull, match="queue of this deployment is full") as info:
+            await batcher.submit(np.ones((1, 1)), 1)
+        assert info.value.status_code == 429 and info.value.retry_after >= 1
+        model.gate.set()
+        return await asyncio.gather(first, *queued)
+
+    assert len(_run(main())) == 3
+
+
+def test_expired_requests_are_never_computed() -> None:
+    model = _Model(delay=0.1)
+    batcher = Batcher(model, ServingConfig(max_batch_size=1), name="t")
+
+    async def main() -> list[object]:
+        slow = asyncio.create_task(batcher.submit(np.ones((1, 1)), 1))
+        await asyncio.sleep(0.01)
+        late = asyncio.create_task(batcher.submit(np.full((1, 1), 7.0), 1, timeout_ms=20))
+        return await asyncio.gather(slow, late, return_exceptions=True)
+
+    _, late = _run(main())
+    assert isinstance(late, DeadlineExceeded)
+    assert model.calls == [1]
+
+
+def test_max_delay_waits_for_batch_mates() -> None:
+    model = _Model()
+    batcher = Batcher(model, ServingConfig(max_batch_size=8, max_delay_ms=100), name="t")
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit(np.ones((1, 1)), 1))
+        await asyncio.sleep(0.02)
+        await asyncio.gather(first, *(batcher.submit(np.ones((1, 1)), 1) for _ in range(3)))
+
+    _run(main())
+    assert model.calls == [4]
+
+
+def test_retired_batcher_still_finishes_what_it_holds() -> None:
+    model = _Model(delay=0.02)
+    batcher = Batcher(model, ServingConfig(max_batch_size=1), name="t")
+
+    async def main() -> list[object]:
+        tasks = [asyncio.create_task(batcher.submit(np.ones((1, 1)), 1)) for _ in range(5)]
+        await asyncio.sleep(0)
+        batcher.retire(grace_s=0.0)
+        return await asyncio.gather(*tasks)
+
+    assert len(_run(main())) == 5
+    batcher.join(5)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "match"),
+    [("max_batch_size", 0, "max_batch_size must be within"), ("queue_size", 0, "queue_size"), ("timeout_ms", 0, "timeout_ms"), ("max_delay_ms", -1, "max_delay_ms")],
+)
+def test_serving_settings_are_validated(setting: str, value: float, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        ServingConfig(**{setting: value})
+    with pytest.raises(InvalidInput, match="Unknown serving setting 'batch'. Valid:"):
+        ServingConfig.from_dict({"batch": 3})

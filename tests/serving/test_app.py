@@ -270,3 +270,19 @@ def test_overload_answers_429_with_retry_after_and_no_5xx(own_client: TestClient
     codes = sorted(r.status_code for r in responses)
     assert set(codes) == {200, 429} and codes.count(200) >= 2
     assert all(r.headers.get("retry-after") == "1" for r in responses if r.status_code == 429)
+
+
+def test_framework_routes_answer_like_the_fast_path(shared: Workspace) -> None:
+    from mloop.serving import create_app
+
+    with TestClient(create_app(shared, fast_path=False)) as slow, _client(shared) as fast:
+        for path, body in (("/invocations", _split()), ("/invocations", {"dataframe_records": [{"x1": 1.0}]}), ("/v2/models/toy/feedback", {"labels": [1]})):
+            a, b = slow.post(path, json=body), fast.post(path, json=body)
+            assert a.status_code == b.status_code
+            if a.status_code == 200 and "predictions" in a.json():
+                assert a.json() == b.json()
+            else:
+                assert a.json() == b.json()
+        oversized = {"content-type": "application/json", "content-length": str(1 << 30)}
+        assert slow.post("/invocations", content=b"x", headers=oversized).status_code == 413
+        assert fast.post("/invocations", content=b"x", headers=oversized).status_code == 413

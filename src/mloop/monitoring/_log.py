@@ -26,41 +26,64 @@ from mloop.names import check_name
 INPUT_PREFIX = "in__"
 
 
-def _prediction_frame(items: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """One frame for many buffered requests, built column-wise (per-request frames cost ~100 µs each)."""
-    sizes = np.array([len(item[4]) for item in items])
-    meta = pd.DataFrame(
-        {
-            "request_id": np.repeat(np.array([item[0] for item in items], dtype=object), sizes),
-            "row": np.concatenate([np.arange(n, dtype=np.int32) for n in sizes]),
-            "ts": np.repeat(np.array([item[1] for item in items], dtype=float), sizes),
-            "version": np.repeat(np.array([item[2] for item in items], dtype=np.int32), sizes),
-            "latency_ms": np.repeat(np.array([item[3] for item in items], dtype=float), sizes),
-            "score": np.concatenate([np.asarray(item[5], dtype=float).reshape(len(item[4]), -1)[:, -1] for item in items]),
-        }
-    )
-    parts: list[pd.DataFrame] = []
-    run: list[np.ndarray] = []
-    run_columns: list[str] | None = None
-    for item in items:  # consecutive matrices with the same columns are stacked in one go
-        inputs, columns = item[4], item[6]
-        if isinstance(inputs, np.ndarray) and (not run or columns == run_columns):
-            run.append(inputs)
-            run_columns = columns
-            continue
-        if run:
-            parts.append(pd.DataFrame(np.vstack(run), columns=run_columns))
-            run = []
-        if isinstance(inputs, np.ndarray):
-            run, run_columns = [inputs], columns
-        elif isinstance(inputs, pd.DataFrame):
-            parts.append(inputs.reset_index(drop=True))
-        else:  # a mapping of column arrays
-            parts.append(pd.DataFrame(dict(inputs)))
-    if run:
-        parts.append(pd.DataFrame(np.vstack(run), columns=run_columns))
-    inputs_frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    return pd.concat([meta, inputs_frame.add_prefix(INPUT_PREFIX)], axis=1)
+def _shape(item: tuple[Any, ...]) -> tuple[Any, ...]:
+    inputs = item[4]
+    if isinstance(inputs, np.ndarray):
+        return ("matrix", tuple(item[6] or ()))
+    if isinstance(inputs, pd.DataFrame):
+        return ("frame",)
+    return ("columns", tuple(inputs))
+
+
+def _runs(items: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    runs: list[list[tuple[Any, ...]]] = []
+    for item in items:
+        if runs and _shape(runs[-1][0]) == _shape(item):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _column_arrays(group: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """The inputs of consecutive same-shaped requests as one array per column."""
+    first, columns = group[0][4], group[0][6]
+    if isinstance(first, np.ndarray):
+        matrix = np.vstack([item[4] for item in group])
+        return {name: matrix[:, j] for j, name in enumerate(columns or [f"x{j}" for j in range(matrix.shape[1])])}
+    if isinstance(first, pd.DataFrame):
+        frame = pd.concat([item[4] for item in group], ignore_index=True)
+        return {str(c): frame[c].to_numpy() for c in frame.columns}
+    return {k: np.concatenate([item[4][k] for item in group]) for k in first}
+
+
+def _prediction_table(items: list[tuple[Any, ...]]) -> Any:
+    """One Arrow table for many buffered requests, built column-wise with numpy: the flush holds the GIL
+    for as little time as possible, because it shares the process with the serving event loop."""
+    import pyarrow as pa
+
+    sizes = np.fromiter((len(item[4]) for item in items), dtype=np.int64, count=len(items))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    total = int(sizes.sum())
+    columns: dict[str, Any] = {
+        "request_id": np.repeat(np.array([item[0] for item in items], dtype=object), sizes),
+        "row": (np.arange(total) - np.repeat(starts, sizes)).astype(np.int32),
+        "ts": np.repeat(np.fromiter((item[1] for item in items), dtype=float, count=len(items)), sizes),
+        "version": np.repeat(np.fromiter((item[2] for item in items), dtype=np.int32, count=len(items)), sizes),
+        "latency_ms": np.repeat(np.fromiter((item[3] for item in items), dtype=float, count=len(items)), sizes),
+        "score": np.concatenate([np.asarray(item[5], dtype=float).reshape(len(item[4]), -1)[:, -1] for item in items]),
+    }
+    inputs: dict[str, list[Any]] = {}
+    for group in _runs(items):
+        n = sum(len(item[4]) for item in group)
+        arrays = _column_arrays(group)
+        for name in inputs.keys() | arrays.keys():  # a column absent from a run is null there
+            inputs.setdefault(name, [])
+            inputs[name].append(arrays[name] if name in arrays else np.full(n, None, dtype=object))
+    for name, parts in inputs.items():
+        values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        columns[INPUT_PREFIX + name] = pa.array(values, from_pandas=True)
+    return pa.table(columns)
 
 
 class PredictionLog:
@@ -100,14 +123,12 @@ class PredictionLog:
 
     # -- flushing (background) ------------------------------------------------------------
 
-    def _write(self, folder: Path, frame: pd.DataFrame) -> None:
-        import pyarrow as pa
+    def _write(self, folder: Path, table: Any) -> None:
         import pyarrow.parquet as pq
 
         folder.mkdir(parents=True, exist_ok=True)
         name = f"seg-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = folder / f".{name}.tmp"
-        table = pa.Table.from_pandas(frame, preserve_index=False)
         with tmp.open("wb") as fh:
             pq.write_table(table, fh)
             fh.flush()
@@ -116,15 +137,17 @@ class PredictionLog:
 
     def flush(self) -> int:
         """Write everything buffered so far; returns the number of rows written."""
+        import pyarrow as pa
+
         with self._flush_lock:
             with self._lock:
                 predictions, self._predictions = self._predictions, defaultdict(list)
                 feedback, self._feedback = self._feedback, defaultdict(list)
             written = 0
             for deployment, items in predictions.items():
-                batch = _prediction_frame(items)
-                self._write(self.root / deployment / "predictions", batch)
-                written += len(batch)
+                table = _prediction_table(items)
+                self._write(self.root / deployment / "predictions", table)
+                written += table.num_rows
             for deployment, fb_items in feedback.items():
                 batch = pd.DataFrame(
                     [
@@ -134,7 +157,7 @@ class PredictionLog:
                     ],
                     columns=["request_id", "row", "ts", "label"],
                 ).astype({"row": np.int32})
-                self._write(self.root / deployment / "feedback", batch)
+                self._write(self.root / deployment / "feedback", pa.Table.from_pandas(batch, preserve_index=False))
                 written += len(batch)
             return written
 

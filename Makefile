@@ -33,7 +33,7 @@ typecheck: $(DEVSTAMP)
 	$(BIN)/mypy src/mloop --ignore-missing-imports
 
 bench: $(STAMP)
-	@if ls benchmarks/*.py >/dev/null 2>&1; then for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done; else echo "no benchmarks yet"; fi
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; OMP_NUM_THREADS=1 $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mloop build dist src/*.egg-info

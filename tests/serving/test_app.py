@@ -286,3 +286,19 @@ def test_framework_routes_answer_like_the_fast_path(shared: Workspace) -> None:
         oversized = {"content-type": "application/json", "content-length": str(1 << 30)}
         assert slow.post("/invocations", content=b"x", headers=oversized).status_code == 413
         assert fast.post("/invocations", content=b"x", headers=oversized).status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "header", "field"),
+    [
+        (b'{"inputs": []}', "999", "Inference-Header-Content-Length"),
+        (b'{"inputs": [{"name": "x1", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": 16}}]}' + b"\x00" * 8, None, "x1"),
+        (b'{"inputs": [{"name": "color", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}]}' + b"\x09\x00\x00\x00ab", None, "color"),
+        (b'{"inputs": [{"name": "x1", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]}' + b"\x00" * 12, None, "body"),
+    ],
+)
+def test_malformed_binary_tensors_are_422(client: TestClient, body: bytes, header: str | None, field: str) -> None:
+    length = header or str(body.index(b"}]}") + 3)
+    resp = client.post("/v2/models/toy/infer", content=body, headers={"inference-header-content-length": length, "content-type": "application/octet-stream"})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["field"] == field

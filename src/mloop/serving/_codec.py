@@ -220,6 +220,71 @@ def v2_columns(body: Any) -> tuple[dict[str, list[Any]], str | None]:
     return columns, request_id
 
 
+_V2_NUMPY = {
+    "BOOL": "?", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "INT8": "i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+    "UINT8": "u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+}
+
+
+def _decode_bytes_tensor(raw: bytes, name: str) -> list[str]:
+    """BYTES elements as the binary extension sends them: a little-endian uint32 length, then the bytes."""
+    out, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise InvalidInput(f"Binary data of tensor {name!r} is truncated.", field=name)
+        size = int.from_bytes(raw[pos : pos + 4], "little")
+        pos += 4
+        if pos + size > len(raw):
+            raise InvalidInput(f"Binary data of tensor {name!r} is truncated.", field=name)
+        try:
+            out.append(raw[pos : pos + size].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"Tensor {name!r} holds bytes that are not UTF-8 text.", field=name) from exc
+        pos += size
+    return out
+
+
+def v2_binary_body(body: bytes, header_length: str) -> dict[str, Any]:
+    """Decode the v2 binary tensor extension (``Inference-Header-Content-Length``): a JSON header, then the
+    raw bytes of every input whose ``parameters.binary_data_size`` is set, in order. Returns the JSON body
+    with each such input's ``data`` filled in."""
+    import orjson
+
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise InvalidInput(f"Inference-Header-Content-Length must be a byte count within the body, got {header_length[:20]!r}.", field="Inference-Header-Content-Length")
+    split = int(header_length)
+    try:
+        head = orjson.loads(body[:split])
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"The JSON header of the binary request is not valid JSON: {exc}.", field="body") from exc
+    if not isinstance(head, dict) or not isinstance(head.get("inputs"), list):
+        raise InvalidInput("The body must be an object with a non-empty 'inputs' list of tensors.", field="inputs")
+    pos = split
+    for i, tensor in enumerate(head["inputs"]):
+        params = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is None:
+            continue
+        name = str(tensor.get("name", f"inputs[{i}]"))
+        if not isinstance(size, int) or size < 0 or pos + size > len(body):
+            raise InvalidInput(f"binary_data_size of tensor {name!r} does not fit the body.", field=name)
+        raw = body[pos : pos + size]
+        pos += size
+        dtype = tensor.get("datatype")
+        if dtype == "BYTES":
+            tensor["data"] = _decode_bytes_tensor(raw, name)
+        elif dtype in _V2_NUMPY:
+            width = np.dtype(_V2_NUMPY[dtype]).itemsize
+            if size % width:
+                raise InvalidInput(f"Binary data of tensor {name!r} is not a whole number of {dtype} values.", field=name)
+            tensor["data"] = np.frombuffer(raw, dtype=_V2_NUMPY[dtype]).astype(float if dtype != "BOOL" else bool).tolist()
+        else:
+            raise InvalidInput(f"Tensor {name!r} has datatype {dtype!r}, which has no binary form.", field=name)
+    if pos != len(body):
+        raise InvalidInput(f"The body holds {len(body) - pos} bytes that no tensor claims.", field="body")
+    return head
+
+
 def v2_datatype(array: np.ndarray) -> str:
     if array.dtype.kind == "f":
         return "FP64" if array.dtype.itemsize == 8 else "FP32"

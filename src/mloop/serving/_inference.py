@@ -19,7 +19,7 @@ import orjson
 from mloop.errors import InvalidInput, MloopError, PayloadTooLarge
 from mloop.monitoring import PredictionLog
 from mloop.serving._batcher import QueueFull
-from mloop.serving._codec import mlflow_columns, v2_columns, v2_datatype
+from mloop.serving._codec import mlflow_columns, v2_binary_body, v2_columns, v2_datatype
 from mloop.serving._hub import ModelHub, Served, ServedVersion
 from mloop.serving._metrics import ServingMetrics
 
@@ -146,7 +146,9 @@ class Inference:
         """``POST /v2/models/{name}/infer`` (Open Inference Protocol)."""
         try:
             served = self.hub.get(name)
-            columns, given_id = v2_columns(parse_json(body))
+            header_length = headers.get("inference-header-content-length")
+            request = parse_json(body) if header_length is None else v2_binary_body(body, header_length)
+            columns, given_id = v2_columns(request)
             request_id = self._request_id(headers, given_id)
             sv, out = await self._score(served, columns, request_id, "v2", headers)
             return json_reply(

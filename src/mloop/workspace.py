@@ -126,10 +126,14 @@ class Workspace:
         """Serve ``models:/<model_name>@<alias>`` as deployment ``name`` (created or replaced).
 
         ``serving`` sets batching, queue, deadline and missing-value rules; ``None`` keeps the current ones.
+        A version whose ONNX twin disagrees with it on its parity sample is refused (``Conflict``).
         """
         from mloop.events import DEPLOYMENT_CHANGED
 
-        self.registry.resolve(model_name, alias)  # the alias must exist before anything serves it
+        # Every version this deployment will serve must exist and, if it has an ONNX twin, agree with it.
+        self.registry.check_twin(model_name, alias)
+        if rollout and rollout.get("candidate_alias"):
+            self.registry.check_twin(model_name, str(rollout["candidate_alias"]))
         with self.store.transaction() as conn:
             dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout, serving=serving)
             self.store.audit.record(

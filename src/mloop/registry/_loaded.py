@@ -103,6 +103,51 @@ def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
             data = json.loads(sample_file.read_text())
             sample = pd.DataFrame(data["data"], columns=data["columns"])
         return LoadedModel(name=name, version=version, flavour="sklearn", model=model, inputs=inputs, twin=twin, parity_sample=sample)
+    lgb_conf = flavors.get("lightgbm")
+    if lgb_conf is not None:
+        return LoadedModel(name=name, version=version, flavour="lightgbm", model=_load_lightgbm(path, lgb_conf), inputs=inputs)
+    xgb_conf = flavors.get("xgboost")
+    if xgb_conf is not None:
+        return LoadedModel(name=name, version=version, flavour="xgboost", model=_load_xgboost(path, xgb_conf), inputs=inputs)
     import mlflow.pyfunc
 
     return LoadedModel(name=name, version=version, flavour="pyfunc", model=mlflow.pyfunc.load_model(str(path)), inputs=inputs)
+
+
+# Types mloop lets skops rebuild for LightGBM's scikit-learn API; decided here, never read from the model file.
+LIGHTGBM_TRUSTED_TYPES = ("lightgbm.basic.Booster", "collections.OrderedDict", "lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor")
+
+
+def _load_lightgbm(path: Path, conf: dict[str, Any]) -> Any:
+    """A LightGBM Booster from its native text file, or a scikit-learn API model from skops (or pickle, verified)."""
+    import lightgbm as lgb
+
+    file = path / conf["data"]
+    if file.suffix == ".lgb" or conf.get("model_class") == "lightgbm.basic.Booster":
+        return lgb.Booster(model_file=str(file))
+    if conf.get("serialization_format") == "skops":
+        import skops.io
+
+        return skops.io.load(file, trusted=list(LIGHTGBM_TRUSTED_TYPES))
+    import cloudpickle
+
+    with file.open("rb") as fh:
+        return cloudpickle.load(fh)
+
+
+def _load_xgboost(path: Path, conf: dict[str, Any]) -> Any:
+    """An XGBoost model from its native file (ubj/json/xgb): no pickle involved."""
+    try:
+        import xgboost as xgb
+    except ImportError as exc:  # an optional integration
+        raise InvalidInput('This model needs XGBoost. Install the extra: pip install "mloop[xgboost]"') from exc
+    model_class = conf.get("model_class", "xgboost.core.Booster")
+    model: Any
+    if model_class == "xgboost.core.Booster":
+        model = xgb.Booster()
+    elif model_class in ("xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRegressor"):
+        model = getattr(xgb, model_class.rsplit(".", 1)[1])()
+    else:
+        raise InvalidInput(f"Unsupported XGBoost model class {model_class!r}. Valid: Booster, XGBClassifier, XGBRegressor.")
+    model.load_model(str(path / conf["data"]))
+    return model

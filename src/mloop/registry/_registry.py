@@ -218,6 +218,20 @@ class Registry:
 
     # -- loading -----------------------------------------------------------------------------
 
+    def check_twin(self, name: str, ref: str | int) -> str | None:
+        """Score the stored parity sample with the version and its ONNX twin; ``Conflict`` naming the largest
+        difference if they disagree, else the parity description (``None`` when the version has no twin)."""
+        from mloop.errors import Conflict
+        from mloop.optimize import check
+
+        model = self.load(name, ref)
+        if model.twin is None or model.parity_sample is None:
+            return None
+        parity = check(model.model, model.twin, model.parity_sample, model.inputs)
+        if not parity.ok:
+            raise Conflict(f"Refusing {name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
+        return parity.describe()
+
     def load(self, name: str, ref: str | int = "champion") -> LoadedModel:
         """Load a version after checking every file against its registered SHA-256; refuse on any mismatch."""
         info = self.resolve(name, ref)

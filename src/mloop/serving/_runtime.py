@@ -154,6 +154,34 @@ class OnnxRuntime:
             return self.native.predict(blocks)
 
 
+class BoosterRuntime:
+    """LightGBM and XGBoost models called directly (native files, no pyfunc wrapper), answering what MLflow's
+    pyfunc answers for them: a Booster's ``predict`` (probabilities for binary objectives), a scikit-learn
+    API model's ``predict``."""
+
+    def __init__(self, model: LoadedModel, *, allow_missing: bool = True) -> None:
+        self.name, self.version, self.inputs = model.name, model.version, model.inputs
+        self.kind = model.flavour
+        self.allow_missing = allow_missing
+        self.matrix = bool(self.inputs) and all(c.type in NUMERIC_TYPES for c in self.inputs)
+        estimator = model.model
+        if model.flavour == "xgboost" and type(estimator).__name__ == "Booster":
+            self._call: Callable[[Any], Any] = estimator.inplace_predict
+        else:
+            self._call = estimator.predict
+        # scikit-learn API models fitted on named columns check the names: give them one frame per batch.
+        self._named = self.matrix and getattr(estimator, "feature_names_in_", None) is not None
+
+    def prepare(self, columns: dict[str, list[Any]]) -> Any:
+        return _prepare(columns, self.inputs, self.matrix, self.allow_missing)
+
+    def _score(self, block: Any) -> Any:
+        return self._call(block if self.matrix and not self._named else block_frame(block, self.inputs))
+
+    def predict(self, blocks: list[Any]) -> list[Any]:
+        return _isolate(self._score, blocks)
+
+
 class PyfuncRuntime:
     """Any MLflow model through its pyfunc wrapper: slower, but it serves every flavour."""
 
@@ -171,7 +199,7 @@ class PyfuncRuntime:
         return _isolate(lambda b: self._model.predict(block_frame(b, self.inputs)), blocks)
 
 
-RUNTIMES = ("onnx", "sklearn", "pyfunc")
+RUNTIMES = ("onnx", "sklearn", "lightgbm", "xgboost", "pyfunc")
 
 
 def verify_twin(model: LoadedModel) -> None:
@@ -193,6 +221,8 @@ def runtime_for(model: LoadedModel, *, allow_missing: bool = True, prefer_onnx: 
             verify_twin(model)  # before the native runtime adapts the estimator for bare arrays
         native = SklearnRuntime(model, allow_missing=allow_missing)
         return OnnxRuntime(model, native, on_fallback=on_fallback) if use_twin else native
+    if model.flavour in ("lightgbm", "xgboost"):
+        return BoosterRuntime(model, allow_missing=allow_missing)
     if model.flavour == "pyfunc":
         return PyfuncRuntime(model, allow_missing=allow_missing)
     raise MloopError(f"No runtime for flavour {model.flavour!r}. Valid: {', '.join(RUNTIMES)}.")

@@ -1,0 +1,93 @@
+"""Each native runtime answers exactly what MLflow's pyfunc answers for the same registered model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from mloop.serving import create_app
+from mloop.serving._runtime import runtime_for
+from mloop.workspace import Workspace
+
+X = pd.DataFrame(np.random.default_rng(0).normal(size=(400, 4)), columns=["a", "b", "c", "d"])
+Y = (X["a"] + X["b"] > 0).astype(int)
+
+
+def _lgb_booster() -> Any:
+    import lightgbm as lgb
+
+    return mlflow.lightgbm.log_model(lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, Y), 10), name="model", input_example=X.head(3))
+
+
+def _lgb_classifier() -> Any:
+    import lightgbm as lgb
+
+    return mlflow.lightgbm.log_model(lgb.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, Y), name="model", input_example=X.head(3))
+
+
+def _xgb_booster() -> Any:
+    xgb = pytest.importorskip("xgboost")
+    return mlflow.xgboost.log_model(xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(X, Y), 10), name="model", input_example=X.head(3))
+
+
+def _xgb_classifier() -> Any:
+    xgb = pytest.importorskip("xgboost")
+    return mlflow.xgboost.log_model(xgb.XGBClassifier(n_estimators=10).fit(X, Y), name="model", input_example=X.head(3))
+
+
+@pytest.mark.parametrize(
+    ("log", "kind"),
+    [(_lgb_booster, "lightgbm"), (_lgb_classifier, "lightgbm"), (_xgb_booster, "xgboost"), (_xgb_classifier, "xgboost")],
+    ids=["lightgbm-booster", "lightgbm-sklearn", "xgboost-booster", "xgboost-sklearn"],
+)
+def test_native_runtime_matches_pyfunc(workspace: Workspace, log: Callable[[], Any], kind: str) -> None:
+    with workspace.tracker.start_run("runtimes"):
+        info = log()
+    workspace.registry.register(info.model_uri, "m", alias="champion")
+    workspace.deploy("m", "m", "champion")
+    expected = mlflow.pyfunc.load_model(info.model_uri).predict(X.head(20))
+    runtime = runtime_for(workspace.registry.load("m", "champion"))
+    assert runtime.kind == kind
+    got = runtime.predict([runtime.prepare(X.head(20).to_dict("list"))])[0]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-7)
+    with TestClient(create_app(workspace)) as client:
+        assert client.get("/v2/models/m").json()["platform"] == f"mloop-{kind}"
+        resp = client.post("/invocations", json={"dataframe_split": {"columns": list(X.columns), "data": X.head(20).to_numpy().tolist()}})
+        assert resp.status_code == 200
+        np.testing.assert_allclose(np.asarray(resp.json()["predictions"]), np.asarray(expected), atol=1e-7)
+
+
+def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
+    from mloop.errors import Conflict
+    from mloop.optimize import TWIN_FILE, convert_hgb
+    from mloop.registry import ColumnSpec
+    from mloop.security import build_manifest
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    with workspace.tracker.start_run("runtimes") as run:
+        uri = run.log_sklearn_model(HistGradientBoostingClassifier(max_iter=20).fit(X, Y), X)
+    version = workspace.registry.register(uri, "h", alias="champion").version
+    assert workspace.registry.check_twin("h", version)
+    # Someone with write access to the store swaps in a different twin and re-records the manifest:
+    # the digests now match, but the twin no longer agrees with the model.
+    files = workspace.registry.artifact_dir("h", version)
+    other = HistGradientBoostingClassifier(max_iter=3).fit(X, 1 - Y)
+    (files / TWIN_FILE).write_bytes(convert_hgb(other, [ColumnSpec(c, "double") for c in X.columns]))
+    import json
+
+    import sqlalchemy as sa
+
+    from mloop.store._schema import model_manifests
+    from mloop.store import manifest_digest
+
+    manifest = build_manifest(files)
+    with workspace.store.transaction() as conn:
+        conn.execute(sa.update(model_manifests).values(manifest=json.dumps(manifest, sort_keys=True), manifest_sha256=manifest_digest(manifest)))
+    with pytest.raises(Conflict, match=r"ONNX twin disagrees with the model: max \|native - onnx\| = .* at row \d+"):
+        workspace.deploy("h", "h", "champion")

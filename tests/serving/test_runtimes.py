@@ -91,3 +91,46 @@ def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
         conn.execute(sa.update(model_manifests).values(manifest=json.dumps(manifest, sort_keys=True), manifest_sha256=manifest_digest(manifest)))
     with pytest.raises(Conflict, match=r"ONNX twin disagrees with the model: max \|native - onnx\| = .* at row \d+"):
         workspace.deploy("h", "h", "champion")
+
+
+def test_onnx_failure_falls_back_to_the_native_model_and_is_counted(workspace: Workspace) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    with workspace.tracker.start_run("runtimes") as run:
+        model = HistGradientBoostingClassifier(max_iter=20).fit(X, Y)
+        uri = run.log_sklearn_model(model, X)
+    workspace.registry.register(uri, "h", alias="champion")
+    workspace.deploy("h", "h", "champion")
+    with TestClient(create_app(workspace)) as client:
+        runtime = client.app.state.hub.get("h").baseline.runtime  # type: ignore[attr-defined]
+        assert runtime.kind == "onnx"
+
+        class Broken:
+            def run(self, *args: Any) -> Any:
+                raise RuntimeError("onnxruntime exploded")
+
+        runtime._session = Broken()
+        body = {"dataframe_split": {"columns": list(X.columns), "data": X.head(3).to_numpy().tolist()}}
+        resp = client.post("/invocations", json=body)
+        assert resp.status_code == 200
+        np.testing.assert_allclose(resp.json()["predictions"], model.predict_proba(X.head(3)), atol=1e-9)
+        assert client.get("/v2/models/h/stats").json()["versions"]["1"]["fallbacks"] == 1
+        assert 'mloop_runtime_fallbacks_total{deployment="h",version="1"} 1.0' in client.get("/metrics").text
+
+
+def test_a_slow_onnx_batch_is_aborted_and_answered_natively(workspace: Workspace) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mloop.store import ServingConfig
+
+    with workspace.tracker.start_run("runtimes") as run:
+        model = HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=63).fit(X, Y)
+        uri = run.log_sklearn_model(model, X)
+    workspace.registry.register(uri, "h", alias="champion")
+    workspace.deploy("h", "h", "champion", serving=ServingConfig(runtime_timeout_ms=1, max_batch_size=100_000))
+    big = pd.concat([X] * 500, ignore_index=True)  # 200,000 rows: far more than 1 ms of ONNX work
+    with TestClient(create_app(workspace)) as client:
+        resp = client.post("/invocations", json={"dataframe_split": {"columns": list(X.columns), "data": big.to_numpy().tolist()}})
+        assert resp.status_code == 200
+        np.testing.assert_allclose(resp.json()["predictions"][:400], model.predict_proba(X), atol=1e-9)
+        assert client.get("/v2/models/h/stats").json()["versions"]["1"]["fallbacks"] == 1

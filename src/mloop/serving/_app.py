@@ -46,7 +46,10 @@ def create_app(workspace: Workspace, *, log_flush_interval: float = 1.0, poll_in
     """An ASGI app serving every deployment of ``workspace``; ``fast_path`` sends the hot POST endpoints
     around the framework's routing (same code, less overhead)."""
     metrics = ServingMetrics()
-    stats = StatsBook(on_batch=lambda dep, version, rows: metrics.batch_size.labels(dep, str(version)).observe(rows))
+    stats = StatsBook(
+        on_batch=lambda dep, version, rows: metrics.batch_size.labels(dep, str(version)).observe(rows),
+        on_fallback=lambda dep, version: metrics.fallbacks.labels(dep, str(version)).inc(),
+    )
     hub = ModelHub(workspace, poll_interval=poll_interval, stats=stats)
     predictions = PredictionLog(workspace.logs_dir, flush_interval=log_flush_interval)
     inference = Inference(hub, predictions, metrics)

@@ -93,7 +93,10 @@ class ModelHub:
                 log.info("loading %s version %s", model_name, info.version)
                 self._models[model_key] = self.workspace.registry.load(model_name, info.version)
             stats = self.stats.get(deployment, info.version)
-            runtime = runtime_for(self._models[model_key], allow_missing=config.allow_missing, on_fallback=stats.fallback)
+            runtime = runtime_for(
+                self._models[model_key], allow_missing=config.allow_missing, on_fallback=stats.fallback,
+                runtime_timeout_ms=config.runtime_timeout_ms,
+            )
             batcher = Batcher(runtime.predict, config, name=f"{deployment}-v{info.version}", on_batch=stats.batch_done)
             self._versions[key] = ServedVersion(runtime, batcher, stats)
         return self._versions[key]

@@ -52,6 +52,10 @@ class ServingMetrics:
         )
         self.errors = Counter("mloop_errors", "Requests answered with an error", ["deployment", "status"], registry=self.registry)
         self.feedback = Counter("mloop_feedback_rows", "Labels received", ["deployment"], registry=self.registry)
+        self.fallbacks = Counter(
+            "mloop_runtime_fallbacks", "Batches the native model answered because the fast runtime failed",
+            ["deployment", "version"], registry=self.registry,
+        )
         self._bound: dict[tuple[str, int], BoundMetrics] = {}
 
     def bound(self, deployment: str, version: int) -> BoundMetrics:

@@ -9,7 +9,10 @@ The ONNX runtime serves a model's verified ONNX twin and falls back to the nativ
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -123,7 +126,9 @@ class OnnxRuntime:
 
     kind = "onnx"
 
-    def __init__(self, model: LoadedModel, native: SklearnRuntime, *, on_fallback: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, model: LoadedModel, native: SklearnRuntime, *, on_fallback: Callable[[], None] | None = None, timeout_ms: float = 1000.0
+    ) -> None:
         from mloop.optimize import session
 
         assert model.twin is not None
@@ -131,6 +136,7 @@ class OnnxRuntime:
         self.native = native
         self._on_fallback = on_fallback
         self._session = session(model.twin)
+        self._watchdog = _Watchdog(timeout_ms / 1000.0)
         self.matrix = [i.name for i in self._session.get_inputs()] == ["X"]
         if self.matrix != native.matrix:
             raise Conflict(f"The ONNX twin of {model.name} v{model.version} takes different inputs than the model.")
@@ -142,7 +148,8 @@ class OnnxRuntime:
         from mloop.optimize import onnx_feed
 
         feed = {"X": block} if self.matrix else onnx_feed(block, self.inputs, False)
-        return self._session.run(None, feed)[0]
+        with self._watchdog.guard() as options:
+            return self._session.run(None, feed, options)[0]
 
     def predict(self, blocks: list[Any]) -> list[Any]:
         try:
@@ -182,6 +189,39 @@ class BoosterRuntime:
         return _isolate(self._score, blocks)
 
 
+class _Watchdog:
+    """Aborts an ONNX Runtime call that runs past ``timeout`` (ORT stops at its next node boundary and raises,
+    and the native model answers). One polling thread per runtime, started on first use; no per-batch cost
+    beyond a ``RunOptions`` object."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._current: tuple[Any, float] | None = None
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def guard(self) -> Iterator[Any]:
+        import onnxruntime as ort
+
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mloop-onnx-watchdog", daemon=True)
+            self._thread.start()
+        options = ort.RunOptions()
+        self._current = (options, time.monotonic() + self.timeout)
+        try:
+            yield options
+        finally:
+            self._current = None
+
+    def _run(self) -> None:
+        interval = min(max(self.timeout / 2, 0.01), 0.5)
+        while True:
+            time.sleep(interval)
+            current = self._current
+            if current is not None and time.monotonic() > current[1]:
+                current[0].terminate = True
+
+
 class PyfuncRuntime:
     """Any MLflow model through its pyfunc wrapper: slower, but it serves every flavour."""
 
@@ -213,14 +253,21 @@ def verify_twin(model: LoadedModel) -> None:
         raise Conflict(f"Refusing {model.name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
 
 
-def runtime_for(model: LoadedModel, *, allow_missing: bool = True, prefer_onnx: bool = True, on_fallback: Callable[[], None] | None = None) -> Runtime:
+def runtime_for(
+    model: LoadedModel,
+    *,
+    allow_missing: bool = True,
+    prefer_onnx: bool = True,
+    on_fallback: Callable[[], None] | None = None,
+    runtime_timeout_ms: float = 1000.0,
+) -> Runtime:
     """The fastest runtime that can serve ``model``: its ONNX twin, else the native estimator, else pyfunc."""
     if model.flavour == "sklearn":
         use_twin = prefer_onnx and model.twin is not None
         if use_twin:
             verify_twin(model)  # before the native runtime adapts the estimator for bare arrays
         native = SklearnRuntime(model, allow_missing=allow_missing)
-        return OnnxRuntime(model, native, on_fallback=on_fallback) if use_twin else native
+        return OnnxRuntime(model, native, on_fallback=on_fallback, timeout_ms=runtime_timeout_ms) if use_twin else native
     if model.flavour in ("lightgbm", "xgboost"):
         return BoosterRuntime(model, allow_missing=allow_missing)
     if model.flavour == "pyfunc":

@@ -36,13 +36,16 @@ def _percentiles(values: np.ndarray) -> dict[str, float | None]:
 
 
 BatchObserver = Callable[[str, int, int], None]
+FallbackObserver = Callable[[str, int], None]
 
 
 class VersionStats:
     """Counters and latency samples (milliseconds) for one deployment version."""
 
-    def __init__(self, deployment: str = "", version: int = 0, on_batch: BatchObserver | None = None) -> None:
-        self.deployment, self.version, self._on_batch = deployment, version, on_batch
+    def __init__(
+        self, deployment: str = "", version: int = 0, on_batch: BatchObserver | None = None, on_fallback: FallbackObserver | None = None
+    ) -> None:
+        self.deployment, self.version, self._on_batch, self._on_fallback = deployment, version, on_batch, on_fallback
         self._lock = threading.Lock()
         self.total = _Ring()
         self.queue = _Ring()
@@ -79,6 +82,8 @@ class VersionStats:
     def fallback(self) -> None:
         with self._lock:
             self.fallbacks += 1
+        if self._on_fallback is not None:
+            self._on_fallback(self.deployment, self.version)
 
     def snapshot(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -102,9 +107,10 @@ class VersionStats:
 class StatsBook:
     """``VersionStats`` by (deployment, version)."""
 
-    def __init__(self, on_batch: BatchObserver | None = None) -> None:
+    def __init__(self, on_batch: BatchObserver | None = None, on_fallback: FallbackObserver | None = None) -> None:
         self._lock = threading.Lock()
         self._on_batch = on_batch
+        self._on_fallback = on_fallback
         self._stats: dict[tuple[str, int], VersionStats] = {}
 
     def get(self, deployment: str, version: int) -> VersionStats:
@@ -112,7 +118,7 @@ class StatsBook:
         stats = self._stats.get(key)
         if stats is None:
             with self._lock:
-                stats = self._stats.setdefault(key, VersionStats(deployment, version, self._on_batch))
+                stats = self._stats.setdefault(key, VersionStats(deployment, version, self._on_batch, self._on_fallback))
         return stats
 
     def deployment(self, deployment: str) -> dict[str, Any]:

@@ -121,24 +121,14 @@ def typed_frame(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, allo
     Missing or unknown fields, wrong types and non-finite numbers raise ``InvalidInput`` naming the field;
     ``null`` is a missing value (NaN for numbers) unless ``allow_missing`` is off.
     """
-    n = _rows(columns)
     if not schema:
+        _rows(columns)
         return pd.DataFrame(columns)
-    _check_names(columns, schema)
-    out: dict[str, Any] = {}
+    frame = typed_columns(columns, schema, allow_missing=allow_missing).frame()
     for spec in schema:
-        values = columns.get(spec.name)
-        if values is None:
-            values = [None] * n
-        for value in values:
-            _check_value(spec.name, value, spec.type, allow_missing)
-        if spec.type in NUMERIC_TYPES:
-            out[spec.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
-        elif spec.type == "boolean":
-            out[spec.name] = pd.array(values, dtype="boolean")
-        else:
-            out[spec.name] = np.array(values, dtype=object)
-    return pd.DataFrame(out)
+        if spec.type == "boolean":
+            frame[spec.name] = pd.array(frame[spec.name].tolist(), dtype="boolean")
+    return frame
 
 
 def _records_to_columns(records: Any, field: str) -> dict[str, list[Any]]:

@@ -104,6 +104,7 @@ class _Controller:
 
     def __init__(self, ws: Workspace, cfg: DemoConfig, console: Console, reference: pd.DataFrame, params: dict[str, Any], champion: int) -> None:
         self.ws = ws
+        self.client: httpx.Client | None = None
         self.cfg = cfg
         self.console = console
         self.reader = LogReader(ws.logs_dir)
@@ -210,8 +211,20 @@ class _Controller:
 
     # -- canary -------------------------------------------------------------------------------
 
+    def deploy(self, rollout: dict[str, Any] | None = None) -> None:
+        """Change the deployment and wait until the server applies it, so every later request meets the new
+        policy (the replay stays reproducible)."""
+        revision = self.ws.deploy(DEPLOYMENT, MODEL, "champion", rollout=rollout).revision
+        if self.client is None:
+            return
+        deadline = time.monotonic() + 30
+        while self.client.get(f"/v2/models/{DEPLOYMENT}/stats").json().get("revision", 0) < revision:
+            if time.monotonic() > deadline:
+                raise Unavailable("The server did not apply the new deployment within 30 s; see server.log.")
+            time.sleep(0.02)
+
     def _set_canary(self, percent: float) -> None:
-        self.ws.deploy(DEPLOYMENT, MODEL, "champion", rollout={"candidate_alias": "challenger", "percent": percent, "strategy": "canary"})
+        self.deploy({"candidate_alias": "challenger", "percent": percent, "strategy": "canary"})
         self.step_started = time.time()
         self.note(f"canary: v{self.canary_version} gets {percent:.0f}% of traffic")
 
@@ -239,13 +252,13 @@ class _Controller:
         elif decision is Decision.ROLLBACK:
             actions.append(f"canary rolled back: v{self.canary_version} was worse")
             self.note(actions[-1])
-            self.ws.deploy(DEPLOYMENT, MODEL, "champion")
+            self.deploy()
             self.canary = None
 
     def _promote(self, actions: list[str]) -> None:
         assert self.canary_version is not None
         self.ws.registry.set_alias(MODEL, "champion", self.canary_version)
-        self.ws.deploy(DEPLOYMENT, MODEL, "champion")
+        self.deploy()
         actions.append(f"v{self.canary_version} promoted to champion")
         self.note(actions[-1])
         self.champion = self.canary_version
@@ -308,6 +321,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
     with ServerProcess(ws.root, log_file=server_log) as server, httpx.Client(base_url=server.url, timeout=30.0) as client:
         console.log(f"serving on {server.url} (pid {server.proc.pid if server.proc else '?'})")
         truth = _Labels(client, cfg.label_delay)
+        controller.client = client
         months = list(range(cfg.first_month, cfg.last_month + 1))
         window_starts: list[float] = []
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:

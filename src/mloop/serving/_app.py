@@ -151,6 +151,12 @@ def create_app(workspace: Workspace, *, log_flush_interval: float = 1.0, poll_in
         return _json(
             {
                 "name": name,
+                "revision": served.revision,
+                "rollout": {
+                    "baseline_version": served.baseline.version,
+                    "candidate_version": served.candidate.version if served.candidate else None,
+                    "candidate_percent": served.candidate_percent,
+                },
                 "serving": served.config.to_dict(),
                 "queue_depth": {str(sv.version): sv.batcher.pending for sv in served.versions()},
                 "versions": hub.stats.deployment(name),

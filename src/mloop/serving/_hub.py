@@ -43,6 +43,7 @@ class Served:
     config: ServingConfig
     candidate: ServedVersion | None = None
     candidate_percent: float = 0.0
+    revision: int = 0
 
     def pick(self, request_id: str) -> tuple[ServedVersion, Arm]:
         if self.candidate is not None and route(request_id, self.candidate_percent) is Arm.CANDIDATE:
@@ -119,7 +120,7 @@ class ModelHub:
                     if rollout.get("candidate_alias"):
                         candidate = self._version(dep.name, dep.model_name, str(rollout["candidate_alias"]), dep.serving)
                         percent = float(rollout.get("percent", 0.0))
-                    table[dep.name] = Served(dep.name, baseline, dep.serving, candidate, percent)
+                    table[dep.name] = Served(dep.name, baseline, dep.serving, candidate, percent, dep.revision)
                 except Exception as exc:  # keep the previous state of this deployment
                     log.error("could not load deployment %s: %s", dep.name, exc)
                     if dep.name in self._served:

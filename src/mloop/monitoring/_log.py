@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,26 @@ from mloop.names import check_name
 INPUT_PREFIX = "in__"
 
 
-def _shape(item: tuple[Any, ...]) -> tuple[Any, ...]:
-    inputs = item[4]
-    if isinstance(inputs, np.ndarray):
-        return ("matrix", tuple(item[6] or ()))
-    if isinstance(inputs, pd.DataFrame):
-        return ("frame",)
-    return ("columns", tuple(inputs))
+def _kind(inputs: Any) -> int:
+    return 0 if isinstance(inputs, np.ndarray) else 1 if isinstance(inputs, pd.DataFrame) else 2
+
+
+def _same_shape(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    kind = _kind(a[4])
+    if kind != _kind(b[4]):
+        return False
+    if kind == 0:  # matrices: the runtime passes the same column tuple object every time
+        return a[6] is b[6] or a[6] == b[6]
+    if kind == 2:
+        return a[4].keys() == b[4].keys()
+    return True
 
 
 def _runs(items: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """Consecutive requests of one shape, grouped: each group becomes one set of column arrays."""
     runs: list[list[tuple[Any, ...]]] = []
     for item in items:
-        if runs and _shape(runs[-1][0]) == _shape(item):
+        if runs and _same_shape(runs[-1][0], item):
             runs[-1].append(item)
         else:
             runs.append([item])
@@ -110,7 +117,7 @@ class PredictionLog:
         inputs: pd.DataFrame | np.ndarray | Mapping[str, np.ndarray],
         scores: np.ndarray,
         latency_ms: float,
-        columns: list[str] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> None:
         """Buffer one answered request. ``inputs`` is a frame, a mapping of column arrays (with ``len``), or a
         matrix with its ``columns``; frames are built at flush time, off the serving path."""

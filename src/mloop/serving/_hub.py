@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 from mloop.errors import NotFound, Unavailable
 from mloop.registry import LoadedModel
@@ -21,7 +22,7 @@ from mloop.workspace import Workspace
 log = logging.getLogger("mloop.serving")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServedVersion:
     """One model version of one deployment: its runtime, its batch queue and its statistics."""
 
@@ -32,6 +33,11 @@ class ServedVersion:
     @property
     def version(self) -> int:
         return self.runtime.version
+
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        """The input column names, one tuple object for the life of this version (the log compares it by identity)."""
+        return tuple(c.name for c in self.runtime.inputs)
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ class Inference:
         out = np.asarray(output)
         scores = out[:, -1] if out.ndim == 2 else out.reshape(rows, -1)[:, -1]
         self.predictions.log_predictions(
-            served.name, sv.version, request_id, time.time(), block, scores, total * 1000, columns=[c.name for c in sv.runtime.inputs]
+            served.name, sv.version, request_id, time.time(), block, scores, total * 1000, columns=sv.columns
         )
         return sv, out
 

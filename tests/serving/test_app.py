@@ -302,3 +302,13 @@ def test_malformed_binary_tensors_are_422(client: TestClient, body: bytes, heade
     resp = client.post("/v2/models/toy/infer", content=body, headers={"inference-header-content-length": length, "content-type": "application/octet-stream"})
     assert resp.status_code == 422, resp.text
     assert resp.json()["field"] == field
+
+
+def test_openapi_document_lists_every_endpoint(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, method in [
+        ("/invocations", "post"), ("/models/{name}/invocations", "post"), ("/v2/models/{name}/infer", "post"),
+        ("/v2/models/{name}/feedback", "post"), ("/v2/models/{name}", "get"), ("/v2/models/{name}/ready", "get"),
+        ("/v2/models/{name}/stats", "get"), ("/v2/health/live", "get"), ("/v2/health/ready", "get"), ("/metrics", "get"),
+    ]:
+        assert method in paths[path], path

@@ -26,11 +26,16 @@ def _route(path: str) -> tuple[str, str | None] | None:
 
 
 class FastPath:
-    """ASGI middleware in front of the FastAPI app."""
+    """The outermost ASGI layer: hot POSTs to ``inference``, everything else (and the lifespan) to ``app``."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], inference: Inference) -> None:
+    def __init__(self, app: Any, inference: Inference) -> None:
         self.app = app
         self.inference = inference
+
+    @property
+    def state(self) -> Any:
+        """The wrapped app's state (hub, prediction log), as on the FastAPI app itself."""
+        return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import FastAPI
-
 from mloop.workspace import Workspace
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> Any:
     """Factory for uvicorn workers: the workspace comes from ``MLOOP_HOME``."""
     from mloop.serving._app import create_app
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from mloop.monitoring.drift._concept import ADWIN
+from mloop.monitoring.drift._concept import ADWIN, DDM, DETECTORS, EDDM, KSWIN, PageHinkley, detector
 from mloop.monitoring.drift._correction import CORRECTIONS, adjust, benjamini_hochberg, bonferroni
 from mloop.monitoring.drift._dataset import DatasetDrift, DriftReport, FeatureDrift
 from mloop.monitoring.drift._univariate import ChiSquareTest, KSTest, TestResult
 
 __all__ = [
     "ADWIN",
+    "DDM",
+    "DETECTORS",
+    "EDDM",
+    "KSWIN",
+    "PageHinkley",
+    "detector",
     "CORRECTIONS",
     "ChiSquareTest",
     "DatasetDrift",

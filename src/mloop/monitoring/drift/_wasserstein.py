@@ -1,0 +1,41 @@
+"""Normalised Wasserstein-1 distance: how far the distribution moved, in units of the reference's spread."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from mloop.errors import NotFittedError
+from mloop.monitoring.drift._univariate import TestResult, _finite
+
+
+class Wasserstein:
+    """``W1(reference, current) / std(reference)`` (SciPy's ``wasserstein_distance``); its p-value is the
+    two-sample KS test's on the same values, since W1 has no closed-form test.
+
+    >>> rng = np.random.default_rng(0)
+    >>> w = Wasserstein().fit(rng.normal(size=4000))
+    >>> round(w.score(rng.normal(0.5, size=4000)).statistic, 1)
+    0.5
+    """
+
+    name = "wasserstein"
+
+    def fit(self, reference: np.ndarray) -> Wasserstein:
+        self.reference_ = np.sort(_finite(reference, "reference"))
+        scale = float(np.std(self.reference_))
+        if scale == 0.0:
+            scale = float(np.subtract(*np.percentile(self.reference_, [75, 25]))) or 1.0
+        self.scale_ = scale
+        return self
+
+    def score(self, current: np.ndarray) -> TestResult:
+        if not hasattr(self, "reference_"):
+            raise NotFittedError("Wasserstein.score called before fit(reference).")
+        cur = _finite(current, "current")
+        distance = float(stats.wasserstein_distance(self.reference_, cur)) / self.scale_
+        p = float(stats.ks_2samp(self.reference_, cur).pvalue)
+        return TestResult(self.name, distance, p, distance)
+
+
+

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import mlflow
@@ -9,10 +8,9 @@ import pytest
 
 from mloop.demo import DemoConfig, run_demo
 from mloop.workspace import Workspace
+from tests.browser import open_offline
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -50,31 +48,16 @@ def test_demo_runs_twice_in_one_workspace(demo_runs) -> None:  # type: ignore[no
 
 @pytest.mark.browser
 def test_report_renders_offline_in_chromium(demo_runs) -> None:  # type: ignore[no-untyped-def]
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing at /usr/bin/chromium; .ci/run installs it.")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     _, first, _ = demo_runs
     html = first.report.read_text()
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
-    errors: list[str] = []
-    requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-        )
-        page = browser.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(first.report.as_uri())
+
+    def inspect(page) -> None:  # type: ignore[no-untyped-def]
         assert page.title().startswith("mloop demo")
         assert page.locator("#timeline tr").count() == 1 + len(first.windows)
         assert page.locator("svg polyline").count() == 2
         assert page.locator("#mean-served").inner_text() != "—"
-        browser.close()
+
+    errors, requests = open_offline(first.report, inspect)
     assert errors == []
     assert all(u.startswith("file://") for u in requests)

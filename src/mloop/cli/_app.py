@@ -21,6 +21,8 @@ deployments_app = typer.Typer(help="Deployments (a name served from a model alia
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(deployments_app, name="deployments")
+drift_app = typer.Typer(help="Data drift between two tables.", no_args_is_help=True)
+app.add_typer(drift_app, name="drift")
 
 console = Console()
 _state: dict[str, Any] = {"workspace": None, "debug": False}
@@ -150,6 +152,36 @@ def deployments_list() -> None:
     for d in _open().deployments():
         table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
     console.print(table)
+
+
+@drift_app.command("report")
+def drift_report(
+    reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference table (Parquet, CSV or Arrow).")],
+    current: Annotated[Path, typer.Option("--current", "-c", help="Current table (Parquet, CSV or Arrow).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write a self-contained HTML report here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    alpha: Annotated[float, typer.Option(help="Significance level after correction.")] = 0.05,
+    correction: Annotated[str, typer.Option(help="Multiple-testing correction: bh, bonferroni or none.")] = "bh",
+    effect_floor: Annotated[float, typer.Option(help="Smallest effect size that counts as drift.")] = 0.1,
+    drift_share: Annotated[float, typer.Option(help="Share of drifted features that makes the dataset drift.")] = 0.3,
+) -> None:
+    """Compare two tables feature by feature (KS / chi-square, corrected, with an effect-size floor)."""
+    import json
+
+    from mloop.data import read_table
+    from mloop.monitoring import compare_tables, drift_summary, render_drift_report, write_html
+
+    ref, cur = read_table(reference), read_table(current)
+    report = compare_tables(ref, cur, alpha=alpha, correction=correction, effect_floor=effect_floor, drift_share=drift_share)
+    if output is None and not as_json:
+        output = Path("drift-report.html")
+    if output is not None:
+        write_html(output, render_drift_report(ref, cur, report, title=f"Data drift: {current.name} vs {reference.name}"))
+        if not as_json:
+            verdict = "drift" if report.drift else "no drift"
+            console.print(f"{verdict}: {len(report.drifted())} of {len(report.features)} features drifted; report: [bold]{output}[/bold]")
+    if as_json:
+        sys.stdout.write(json.dumps(drift_summary(report)) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

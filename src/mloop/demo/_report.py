@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mloop import __version__
-from mloop.demo._charts import bar_chart, heat_color, line_chart
+from mloop.monitoring._charts import bar_chart, heat_color, line_chart
 from mloop.demo._flights import SPEC
 
 if TYPE_CHECKING:

@@ -82,3 +82,26 @@ def heat_color(value: float, *, scale: float = 0.3) -> str:
     t = max(0.0, min(1.0, value / scale))
     g = int(255 - 170 * t)
     return f"#ff{g:02x}{g:02x}"
+
+
+def histogram_pair(reference: list[float], current: list[float], labels: list[str], *, title: str, width: int = 360, height: int = 150) -> str:
+    """Two distributions over the same bins (shares), reference in grey and current in blue, side by side."""
+    left, right, top, bottom = 8, 8, 22, 20
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = max(len(labels), 1)
+    peak = max([*reference, *current, 1e-9])
+    slot = plot_w / n
+    bw = slot * 0.4
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">']
+    parts.append(f'<text x="{left}" y="14" font-size="12" font-weight="bold">{escape(title)}</text>')
+    for i in range(len(labels)):
+        x0 = left + slot * i + slot * 0.1
+        for j, (values, color) in enumerate(((reference, "#9e9e9e"), (current, "#1f77b4"))):
+            h = plot_h * (values[i] / peak if math.isfinite(values[i]) else 0.0)
+            parts.append(f'<rect x="{x0 + j * bw:.1f}" y="{top + plot_h - h:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{color}"><title>{escape(labels[i])}: {values[i]:.1%}</title></rect>')
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#999"/>')
+    if labels:
+        parts.append(f'<text x="{left}" y="{height - 6}" font-size="10">{escape(labels[0])}</text>')
+        parts.append(f'<text x="{width - right}" y="{height - 6}" font-size="10" text-anchor="end">{escape(labels[-1])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mloop.cli import main
+from tests.browser import open_offline
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    n = 3000
+    ref = pd.DataFrame({"x": rng.normal(size=n), "y": rng.exponential(size=n), "c": rng.choice(["a", "b", "c"], n)})
+    cur = pd.DataFrame({"x": rng.normal(0.4, size=n), "y": rng.exponential(size=n), "c": rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1])})
+    ref.loc[::50, "y"] = np.nan
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+    return tmp_path / "ref.parquet", tmp_path / "cur.csv"
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_is_one_object_with_every_feature(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json"], capsys)
+    assert code == 0
+    data = json.loads(out)
+    assert data["drift"] is True
+    assert {f["name"]: f["drift"] for f in data["features"]} == {"x": True, "y": False, "c": True}
+    for f in data["features"]:
+        assert set(f) == {"name", "test", "statistic", "p_value", "p_value_adjusted", "effect_size", "drift"}
+
+
+def test_bonferroni_and_a_high_floor_change_the_verdict(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni", "--effect-floor", "0.5"], capsys)
+    assert code == 0 and json.loads(out)["drift"] is False and json.loads(out)["correction"] == "bonferroni"
+
+
+@pytest.mark.browser
+def test_html_report_renders_offline(tables: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report" / "drift.html"
+    code, stdout, _ = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "-o", str(out)], capsys)
+    assert code == 0 and "2 of 3 features drifted" in stdout and out.exists()
+
+    def inspect(page) -> None:  # type: ignore[no-untyped-def]
+        assert page.locator("#features tr").count() == 4
+        assert page.locator("figure svg").count() == 3
+        assert "Drift" in page.locator("#verdict").inner_text()
+
+    errors, requests = open_offline(out, inspect)
+    assert errors == [] and all(u.startswith("file://") for u in requests)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "missing.csv", d / "cur.csv"), "does not exist"),
+        (lambda d: (d / "ref.txt", d / "cur.csv"), "unknown extension '.txt'"),
+        (lambda d: (d / "ref.parquet", d / "narrow.csv"), "lacks column(s) ['y', 'c']"),
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(tables: tuple[Path, Path], make, message: str, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    folder = tables[0].parent
+    (folder / "ref.txt").write_text("x\n1\n")
+    pd.DataFrame({"x": [1.0, 2.0]}).to_csv(folder / "narrow.csv", index=False)
+    ref, cur = make(folder)
+    code, _, err = _run(["drift", "report", "-r", str(ref), "-c", str(cur), "--json"], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_bad_option_values_are_named(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "holm"], capsys)
+    assert code == 2 and "Unknown correction 'holm'. Valid: bh, bonferroni, none" in err
+
+
+def test_cli_in_a_real_process(tables: tuple[Path, Path]) -> None:
+    done = subprocess.run([sys.executable, "-m", "mloop", "drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and json.loads(done.stdout)["features"][0]["name"] == "x"

@@ -48,3 +48,24 @@ def test_sigterm_turns_readiness_to_503_while_requests_still_succeed(deployed: W
     finally:
         code = server.stop()
     assert code == 0
+
+
+def test_acknowledged_rows_survive_kill_9_after_the_flush_interval(deployed: Workspace) -> None:
+    import time
+
+    rows = toy_frame(2, seed=5)[list(TOY_SPEC.features)]
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    server = ServerProcess(deployed.root, log_flush_interval=0.2, log_file=deployed.root / "server.log").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for i in range(50):
+                assert client.post("/invocations", json=body, headers={"X-Request-Id": f"k{i}"}).status_code == 200
+        time.sleep(0.2 * 3)  # the documented bound: one flush interval (plus the write itself)
+        assert server.proc is not None
+        server.proc.kill()  # SIGKILL: no shutdown hook runs
+        server.proc.wait(10)
+    finally:
+        server.stop()
+    frame = LogReader(deployed.logs_dir).labelled("toy")
+    assert len(frame) == 100 and set(frame["request_id"]) == {f"k{i}" for i in range(50)}
+    assert not [p for p in deployed.logs_dir.rglob("*.parquet") if p.stat().st_size == 0]

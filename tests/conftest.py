@@ -48,6 +48,19 @@ def train_and_register(ws: Workspace, *, name: str = "toy", alias: str | None = 
     return ws.registry.register(uri, name, alias=alias).version
 
 
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the ``mloop`` command line in-process: (exit code, stdout, stderr)."""
+    from mloop.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[Workspace]:
     ws = Workspace.init(tmp_path / "ws")

@@ -6,22 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mloop.cli import main
 from mloop.workspace import Workspace
-
-
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.conftest import run_cli
 
 
 def test_help_lists_the_groups(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["--help"], capsys)
+    code, out, _ = run_cli(["--help"], capsys)
     assert code == 0
     for group in ("init", "demo", "serve", "runs", "models", "deployments"):
         assert group in out
@@ -29,18 +19,18 @@ def test_help_lists_the_groups(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_init_then_list_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = tmp_path / "ws"
-    assert _run(["init", str(ws)], capsys)[0] == 0
+    assert run_cli(["init", str(ws)], capsys)[0] == 0
     assert (ws / "mloop.db").exists()
     for args in (["runs", "list"], ["models", "list"], ["deployments", "list"]):
-        code, out, err = _run(["--workspace", str(ws), *args], capsys)
+        code, out, err = run_cli(["--workspace", str(ws), *args], capsys)
         assert code == 0, err
 
 
 def test_models_show_prints_versions_and_card(deployed: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["-w", str(deployed.root), "models", "show", "toy", "--version", "champion"], capsys)
+    code, out, err = run_cli(["-w", str(deployed.root), "models", "show", "toy", "--version", "champion"], capsys)
     assert code == 0, err
     assert "Model card: toy v1" in out and "champion" in out
-    code, out, _ = _run(["-w", str(deployed.root), "deployments", "list"], capsys)
+    code, out, _ = run_cli(["-w", str(deployed.root), "deployments", "list"], capsys)
     assert "toy" in out and "champion" in out
 
 
@@ -55,13 +45,13 @@ def test_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: s
     ws = tmp_path / "ws"
     if "show" in args:
         Workspace.init(ws)
-    code, out, err = _run(["-w", str(ws), *args], capsys)
+    code, out, err = run_cli(["-w", str(ws), *args], capsys)
     assert code == 2
     assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(["serve", "--port", "99999"], capsys)
+    code, _, err = run_cli(["serve", "--port", "99999"], capsys)
     assert code == 2 and "--port" in err and "65535" in err
 
 

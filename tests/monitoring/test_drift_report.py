@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mloop.cli import main
 from tests.browser import open_offline
+from tests.conftest import run_cli
 
 
 @pytest.fixture
@@ -25,18 +25,8 @@ def tables(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "ref.parquet", tmp_path / "cur.csv"
 
 
-def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_json_is_one_object_with_every_feature(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json"], capsys)
+    code, out, _ = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json"], capsys)
     assert code == 0
     data = json.loads(out)
     assert data["drift"] is True
@@ -46,14 +36,14 @@ def test_json_is_one_object_with_every_feature(tables: tuple[Path, Path], capsys
 
 
 def test_bonferroni_and_a_high_floor_change_the_verdict(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni", "--effect-floor", "0.5"], capsys)
+    code, out, _ = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni", "--effect-floor", "0.5"], capsys)
     assert code == 0 and json.loads(out)["drift"] is False and json.loads(out)["correction"] == "bonferroni"
 
 
 @pytest.mark.browser
 def test_html_report_renders_offline(tables: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report" / "drift.html"
-    code, stdout, _ = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "-o", str(out)], capsys)
+    code, stdout, _ = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "-o", str(out)], capsys)
     assert code == 0 and "2 of 3 features drifted" in stdout and out.exists()
 
     def inspect(page) -> None:  # type: ignore[no-untyped-def]
@@ -78,12 +68,12 @@ def test_bad_inputs_exit_2_with_one_line(tables: tuple[Path, Path], make, messag
     (folder / "ref.txt").write_text("x\n1\n")
     pd.DataFrame({"x": [1.0, 2.0]}).to_csv(folder / "narrow.csv", index=False)
     ref, cur = make(folder)
-    code, _, err = _run(["drift", "report", "-r", str(ref), "-c", str(cur), "--json"], capsys)
+    code, _, err = run_cli(["drift", "report", "-r", str(ref), "-c", str(cur), "--json"], capsys)
     assert code == 2 and message in err and err.count("\n") == 1
 
 
 def test_bad_option_values_are_named(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = _run(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "holm"], capsys)
+    code, _, err = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "holm"], capsys)
     assert code == 2 and "Unknown correction 'holm'. Valid: bh, bonferroni, none" in err
 
 

@@ -63,7 +63,7 @@ def summary(report: DriftReport) -> dict[str, Any]:
 def _histogram(name: str, reference: pd.Series, current: pd.Series) -> str:
     binner = PSI(bins=10).fit(reference.to_numpy())
     ref = binner.reference_counts_
-    cur = binner._counts(current.to_numpy())
+    cur = binner.counts(current.to_numpy())
     if binner.numeric_:
         edges = [float(e) for e in binner.bin_edges_]
         labels = [f"≤ {edges[0]:.3g}"] + [f"{a:.3g} – {b:.3g}" for a, b in zip(edges, edges[1:], strict=False)] + [f"> {edges[-1]:.3g}", "missing"]

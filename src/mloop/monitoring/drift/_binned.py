@@ -1,8 +1,6 @@
-"""Binned comparisons: PSI and Jensen–Shannon distance over the reference's quantile bins (or its categories).
-
-Both are effect sizes, not tests; their p-value is the chi-square test of homogeneity on the same bins, so
-they can share a multiple-testing correction with the other tests.
-"""
+"""Binned comparisons over the reference's quantile bins (or its categories): the chi-square test of
+homogeneity, PSI and Jensen–Shannon distance. All three share one binning; PSI and Jensen–Shannon are effect
+sizes whose p-value is the chi-square test on the same bins, so they share a multiple-testing correction."""
 
 from __future__ import annotations
 
@@ -20,20 +18,26 @@ class _Binned:
     """Quantile bins for numbers (missing values get a bin of their own), one bin per category otherwise."""
 
     name = "binned"
+    categorical = False  # True: every value is a category, whatever its dtype
 
     def __init__(self, *, bins: int = 10) -> None:
         if not 2 <= bins <= 1000:
             raise InvalidInput(f"bins must be within [2, 1000], got {bins}.", field="bins")
         self.bins = bins
 
-    def _counts(self, values: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _labels(values: np.ndarray) -> np.ndarray:
+        return np.array(["<missing>" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values], dtype=object)
+
+    def counts(self, values: np.ndarray) -> np.ndarray:
+        """Counts of ``values`` per bin, in the order of ``reference_counts_`` (missing or unseen values last)."""
         if self.numeric_:
             arr = np.asarray(values, dtype=float)
             missing = np.isnan(arr)
             idx = np.searchsorted(self.bin_edges_, arr[~missing], side="right")
             counts = np.bincount(idx, minlength=len(self.bin_edges_) + 1).astype(float)
             return np.append(counts, missing.sum())
-        labels = np.array(["<missing>" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values], dtype=object)
+        labels = self._labels(values)
         known = np.isin(labels, self.categories_)
         idx = np.searchsorted(self.categories_, labels[known])
         counts = np.bincount(idx, minlength=len(self.categories_)).astype(float)
@@ -43,29 +47,61 @@ class _Binned:
         values = np.asarray(reference)
         if values.size == 0:
             raise InvalidInput("reference has no values to compare.", field="reference")
-        self.numeric_ = values.dtype.kind in "fiu"
+        self.numeric_ = not self.categorical and values.dtype.kind in "fiu"
         if self.numeric_:
             finite = values[np.isfinite(values.astype(float))].astype(float)
             if finite.size == 0:
                 raise InvalidInput("reference has no finite values to bin.", field="reference")
             self.bin_edges_ = np.unique(np.quantile(finite, np.linspace(0, 1, self.bins + 1)[1:-1]))
         else:
-            labels = ["<missing>" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
-            self.categories_ = np.unique(np.array(labels, dtype=object))
-        self.reference_counts_ = self._counts(values)
+            self.categories_ = np.unique(self._labels(values))
+        self.reference_counts_ = self.counts(values)
         return self
 
-    def _compare(self, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def _table(self, current: np.ndarray) -> np.ndarray:
+        """Reference and current counts as a 2 × bins table, bins empty on both sides dropped."""
         if not hasattr(self, "reference_counts_"):
             raise NotFittedError(f"{type(self).__name__}.score called before fit(reference).")
-        cur = self._counts(np.asarray(current))
+        cur = self.counts(np.asarray(current))
         if cur.sum() == 0:
             raise InvalidInput("current has no values to compare.", field="current")
-        ref = self.reference_counts_
-        table = np.vstack([ref, cur])
-        table = table[:, table.sum(axis=0) > 0]
-        p = 1.0 if table.shape[1] < 2 else float(stats.chi2_contingency(table, correction=False)[1])
-        return ref / ref.sum(), cur / cur.sum(), p
+        table = np.vstack([self.reference_counts_, cur])
+        return table[:, table.sum(axis=0) > 0]
+
+    @staticmethod
+    def _chi2(table: np.ndarray) -> tuple[float, float]:
+        if table.shape[1] < 2:
+            return 0.0, 1.0
+        chi2, p, _, _ = stats.chi2_contingency(table, correction=False)
+        return float(chi2), float(p)
+
+    def _compare(self, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        table = self._table(current)
+        _, p = self._chi2(table)
+        return table[0] / table[0].sum(), table[1] / table[1].sum(), p
+
+
+class ChiSquareTest(_Binned):
+    """Chi-square test of homogeneity for a categorical feature; effect size is Cramér's V.
+
+    Categories unseen in the reference are pooled into one level; missing values are a level too.
+
+    >>> ref = np.array(["a"] * 500 + ["b"] * 500, dtype=object)
+    >>> chi = ChiSquareTest().fit(ref)
+    >>> chi.score(np.array(["a"] * 480 + ["b"] * 520, dtype=object)).p_value > 0.05
+    True
+    >>> round(chi.score(np.array(["a"] * 800 + ["b"] * 200, dtype=object)).effect_size, 2)
+    0.31
+    """
+
+    name = "chi_square"
+    categorical = True
+
+    def score(self, current: np.ndarray) -> TestResult:
+        table = self._table(current)
+        chi2, p = self._chi2(table)
+        cramers_v = float(np.sqrt(chi2 / (table.sum() * (min(table.shape) - 1)))) if table.shape[1] >= 2 else 0.0
+        return TestResult(self.name, chi2, p, cramers_v)
 
 
 class PSI(_Binned):

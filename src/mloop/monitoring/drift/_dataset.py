@@ -11,7 +11,8 @@ import pandas as pd
 
 from mloop.errors import InvalidInput, NotFittedError
 from mloop.monitoring.drift._correction import CORRECTIONS, adjust
-from mloop.monitoring.drift._univariate import ChiSquareTest, KSTest
+from mloop.monitoring.drift._binned import ChiSquareTest
+from mloop.monitoring.drift._univariate import KSTest
 
 
 @dataclass(frozen=True)

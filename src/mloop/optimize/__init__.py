@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mloop.optimize._hgb_onnx import NotConvertible, convert_hgb
 from mloop.optimize._parity import Parity, compare
-from mloop.optimize._twin import TOLERANCE, TWIN_FILE, build_twin, check, load_sample, onnx_feed, session
+from mloop.optimize._twin import TOLERANCE, TWIN_FILE, build_twin, check, is_matrix, load_sample, onnx_feed, session
 
 __all__ = [
     "TOLERANCE",
@@ -15,6 +15,7 @@ __all__ = [
     "check",
     "compare",
     "convert_hgb",
+    "is_matrix",
     "load_sample",
     "onnx_feed",
     "session",

@@ -63,18 +63,20 @@ def session(model_bytes: bytes) -> Any:
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def is_matrix(model_bytes: bytes) -> bool:
-    return [i.name for i in session(model_bytes).get_inputs()] == ["X"]
+def is_matrix(sess: Any) -> bool:
+    """Whether an ONNX session takes one matrix ``X`` (a bare model) rather than one tensor per column."""
+    return [i.name for i in sess.get_inputs()] == ["X"]
 
 
 def check(model: Any, twin: bytes, sample: pd.DataFrame, inputs: list[Any], tolerance: float = TOLERANCE) -> Parity:
     """Score ``sample`` natively and through the twin; the result says whether they agree."""
-    matrix = is_matrix(twin)
+    sess = session(twin)
+    matrix = is_matrix(sess)
     rows: Any = sample
     if matrix and not hasattr(model, "feature_names_in_"):  # fitted on a bare array: give it one
         rows = sample[[c.name for c in inputs]].to_numpy(dtype=np.float64)
     native = model.predict_proba(rows) if hasattr(model, "predict_proba") else model.predict(rows)
-    out = session(twin).run(None, onnx_feed(sample, inputs, matrix))[0]
+    out = sess.run(None, onnx_feed(sample, inputs, matrix))[0]
     return compare(native, out, tolerance)
 
 

@@ -129,7 +129,7 @@ class OnnxRuntime:
     def __init__(
         self, model: LoadedModel, native: SklearnRuntime, *, on_fallback: Callable[[], None] | None = None, timeout_ms: float = 1000.0
     ) -> None:
-        from mloop.optimize import session
+        from mloop.optimize import is_matrix, session
 
         assert model.twin is not None
         self.name, self.version, self.inputs = model.name, model.version, model.inputs
@@ -137,7 +137,7 @@ class OnnxRuntime:
         self._on_fallback = on_fallback
         self._session = session(model.twin)
         self._watchdog = _Watchdog(timeout_ms / 1000.0)
-        self.matrix = [i.name for i in self._session.get_inputs()] == ["X"]
+        self.matrix = is_matrix(self._session)
         if self.matrix != native.matrix:
             raise Conflict(f"The ONNX twin of {model.name} v{model.version} takes different inputs than the model.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,16 +70,17 @@ class Deployment:
     updated_at: float = field(default=0.0, compare=False)
 
 
-def _row_to_deployment(row: Any) -> Deployment:
+def _to_deployment(row: Mapping[Any, Any]) -> Deployment:
+    """A row of ``deployments`` (or the values just written to one) as a ``Deployment``."""
     return Deployment(
-        name=row.name,
-        model_name=row.model_name,
-        alias=row.alias,
-        rollout=json.loads(row.rollout) if row.rollout else None,
-        serving=ServingConfig.from_dict(json.loads(row.serving) if row.serving else None),
-        revision=row.revision,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        name=row["name"],
+        model_name=row["model_name"],
+        alias=row["alias"],
+        rollout=json.loads(row["rollout"]) if row["rollout"] else None,
+        serving=ServingConfig.from_dict(json.loads(row["serving"]) if row["serving"] else None),
+        revision=row["revision"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -93,12 +95,12 @@ class DeploymentRepository:
             row = conn.execute(sa.select(deployments).where(deployments.c.name == name)).first()
         if row is None:
             raise NotFound(f"Deployment {name!r} does not exist. Create it with Workspace.deploy(...).")
-        return _row_to_deployment(row)
+        return _to_deployment(row._mapping)
 
     def list(self) -> list[Deployment]:
         with read_connection(self._engine) as conn:
             rows = conn.execute(sa.select(deployments).order_by(deployments.c.name)).all()
-        return [_row_to_deployment(r) for r in rows]
+        return [_to_deployment(r._mapping) for r in rows]
 
     def upsert(
         self,
@@ -127,23 +129,16 @@ class DeploymentRepository:
                 raise Conflict(f"Deployment {name!r} does not exist (expected revision {expected_revision}).")
             values = dict(name=name, model_name=model_name, alias=alias, rollout=payload, serving=serving_json, revision=1, created_at=now, updated_at=now)
             conn.execute(sa.insert(deployments).values(**values))
-            return _row_to_deployment(_Obj(values))
+            return _to_deployment(values)
         if expected_revision is not None and row.revision != expected_revision:
             raise Conflict(
                 f"Deployment {name!r} changed meanwhile (revision {row.revision}, expected {expected_revision}); reload and retry."
             )
         values = dict(model_name=model_name, alias=alias, rollout=payload, serving=serving_json, revision=row.revision + 1, updated_at=now)
         conn.execute(sa.update(deployments).where(deployments.c.name == name).values(**values))
-        return _row_to_deployment(_Obj({**row._asdict(), **values}))
+        return _to_deployment({**row._mapping, **values})
 
     def delete(self, conn: Connection, name: str) -> None:
         result = conn.execute(sa.delete(deployments).where(deployments.c.name == name))
         if result.rowcount == 0:
             raise NotFound(f"Deployment {name!r} does not exist.")
-
-
-class _Obj:
-    """Attribute access over a dict, so rows and fresh values share one converter."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)

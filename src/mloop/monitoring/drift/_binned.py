@@ -4,6 +4,8 @@ sizes whose p-value is the chi-square test on the same bins, so they share a mul
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
@@ -43,7 +45,7 @@ class _Binned:
         counts = np.bincount(idx, minlength=len(self.categories_)).astype(float)
         return np.append(counts, (~known).sum())
 
-    def fit(self, reference: np.ndarray) -> _Binned:
+    def fit(self, reference: np.ndarray) -> Self:
         values = np.asarray(reference)
         if values.size == 0:
             raise InvalidInput("reference has no values to compare.", field="reference")

@@ -25,6 +25,8 @@ def test_predictions_and_late_labels_join_by_request_and_row(tmp_path: Path) -> 
     ] or frame["label"].isna().iloc[2]
     np.testing.assert_allclose(frame["score"], [0.1, 0.8, 0.3])
     assert LogReader(tmp_path).count("dep", since=t0 + 0.5) == 1
+    assert LogReader(tmp_path).labelled("dep", labels_after=t0 + 4)["request_id"].tolist() == ["r1", "r1"]
+    assert LogReader(tmp_path).labelled("dep", labels_after=t0 + 6).empty
     assert not list(tmp_path.rglob("*.tmp"))
 
 

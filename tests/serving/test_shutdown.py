@@ -11,11 +11,19 @@ from tests.conftest import TOY_SPEC, toy_frame
 pytestmark = pytest.mark.slow
 
 
+def _body(n: int, seed: int) -> dict:
+    rows = toy_frame(n, seed=seed)[list(TOY_SPEC.features)]
+    return {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+
+
+def _server(ws: Workspace, **options: float) -> ServerProcess:
+    return ServerProcess(ws.root, log_file=ws.root / "server.log", **options).start()  # type: ignore[arg-type]
+
+
 def test_sigterm_drains_flushes_the_log_and_exits_zero(deployed: Workspace) -> None:
-    rows = toy_frame(3, seed=4)[list(TOY_SPEC.features)]
-    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    body = _body(3, seed=4)
     # A long flush interval: only the shutdown path can have written these rows.
-    server = ServerProcess(deployed.root, log_flush_interval=60.0, log_file=deployed.root / "server.log").start()
+    server = _server(deployed, log_flush_interval=60.0)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             for i in range(20):
@@ -32,9 +40,8 @@ def test_sigterm_drains_flushes_the_log_and_exits_zero(deployed: Workspace) -> N
 def test_sigterm_turns_readiness_to_503_while_requests_still_succeed(deployed: Workspace) -> None:
     import time
 
-    rows = toy_frame(1, seed=4)[list(TOY_SPEC.features)]
-    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
-    server = ServerProcess(deployed.root, drain_seconds=1.5, log_file=deployed.root / "server.log").start()
+    body = _body(1, seed=4)
+    server = _server(deployed, drain_seconds=1.5)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/v2/health/ready").status_code == 200
@@ -53,9 +60,8 @@ def test_sigterm_turns_readiness_to_503_while_requests_still_succeed(deployed: W
 def test_acknowledged_rows_survive_kill_9_after_the_flush_interval(deployed: Workspace) -> None:
     import time
 
-    rows = toy_frame(2, seed=5)[list(TOY_SPEC.features)]
-    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
-    server = ServerProcess(deployed.root, log_flush_interval=0.2, log_file=deployed.root / "server.log").start()
+    body = _body(2, seed=5)
+    server = _server(deployed, log_flush_interval=0.2)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as client:
             for i in range(50):

@@ -131,8 +131,7 @@ class _Controller:
     def monitor_window(self, month: int, since: float, until: float) -> WindowResult:
         window = self.reader.labelled(DEPLOYMENT, since=since, until=until)
         report = self.drift.score(window[SPEC.features])
-        fresh = self.reader.labelled(DEPLOYMENT, since=0.0)
-        fresh = fresh[fresh["label_ts"].notna() & (fresh["label_ts"] > self.label_cursor)].sort_values(["ts", "request_id", "row"])
+        fresh = self.reader.labelled(DEPLOYMENT, labels_after=self.label_cursor)
         concept = False
         if len(fresh):
             self.label_cursor = float(fresh["label_ts"].max())

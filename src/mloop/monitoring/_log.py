@@ -214,9 +214,12 @@ class LogReader:
             row = con.execute(f"SELECT count(*) FROM read_parquet(?, union_by_name=true) {where}", [glob, *params]).fetchone()
         return int(row[0]) if row else 0
 
-    def labelled(self, deployment: str, *, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+    def labelled(
+        self, deployment: str, *, since: float | None = None, until: float | None = None, labels_after: float | None = None
+    ) -> pd.DataFrame:
         """Predictions in ``[since, until)`` with their ``label`` and its arrival time ``label_ts``
-        (NaN while none arrived); inputs under their own names."""
+        (NaN while none arrived); inputs under their own names. ``labels_after`` keeps only rows whose label
+        arrived after that time: what a streaming consumer has not seen yet."""
         import duckdb
 
         preds = self._glob(deployment, "predictions")
@@ -229,6 +232,10 @@ class LogReader:
             conds.append("p.ts >= ?")
         if until is not None:
             conds.append("p.ts < ?")
+        if labels_after is not None:
+            if feedback is None:
+                return pd.DataFrame()
+            conds.append("f.label_ts > ?")
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         if feedback is None:
             sql = f"SELECT p.*, CAST(NULL AS DOUBLE) AS label, CAST(NULL AS DOUBLE) AS label_ts FROM read_parquet(?, union_by_name=true) p {where} ORDER BY p.ts, p.request_id, p.row"
@@ -239,7 +246,7 @@ class LogReader:
                 "LEFT JOIN (SELECT request_id, row, last(label ORDER BY ts) AS label, max(ts) AS label_ts FROM read_parquet(?, union_by_name=true) GROUP BY request_id, row) f "
                 f"USING (request_id, row) {where} ORDER BY p.ts, p.request_id, p.row"
             )
-        params += [v for v in (since, until) if v is not None]
+        params += [v for v in (since, until, labels_after) if v is not None]
         with duckdb.connect() as con:
             frame = con.execute(sql, params).df()
         return frame.rename(columns=lambda c: c.removeprefix(INPUT_PREFIX))

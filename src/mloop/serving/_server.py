@@ -52,19 +52,10 @@ def serve(
         signal.signal(sig, lambda *_: None)
     os.environ["MLOOP_HOME"] = str(workspace.root)
     os.environ["MLOOP_LOG_FLUSH_INTERVAL"] = str(log_flush_interval)
-    config = uvicorn.Config(
-        "mloop.serving._server:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
+    options: dict[str, Any] = dict(
+        factory=True, host=host, port=port, workers=workers, log_level="warning", timeout_graceful_shutdown=30
     )
     if workers == 1:
-        _draining_server(config, drain_seconds).run()
+        _draining_server(uvicorn.Config("mloop.serving._server:app_from_env", **options), drain_seconds).run()
     else:  # uvicorn's supervisor forwards the signal; each worker drains and flushes in its lifespan
-        uvicorn.run(
-            "mloop.serving._server:app_from_env", factory=True, host=host, port=port, workers=workers,
-            log_level="warning", timeout_graceful_shutdown=30,
-        )
+        uvicorn.run("mloop.serving._server:app_from_env", **options)

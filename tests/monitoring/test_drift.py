@@ -19,6 +19,18 @@ def test_ks_matches_scipy(seed: int) -> None:
     assert got.p_value == pytest.approx(expected.pvalue, abs=1e-9)
 
 
+@pytest.mark.parametrize(("n_ref", "n_cur", "shift", "ties"), [(30_000, 12_000, 0.0, False), (20_000, 50_000, 0.03, False), (15_000, 11_000, 0.0, True)])
+def test_ks_on_large_samples_matches_scipys_asymptotic_test(n_ref: int, n_cur: int, shift: float, ties: bool) -> None:
+    rng = np.random.default_rng(n_ref)
+    ref, cur = rng.normal(size=n_ref), rng.normal(shift, size=n_cur)
+    if ties:  # rounded values: many equal points on both sides
+        ref, cur = np.round(ref, 1), np.round(cur, 1)
+    expected = stats.ks_2samp(ref, cur)
+    got = KSTest().fit(ref).score(cur)
+    assert got.statistic == expected.statistic
+    assert got.p_value == pytest.approx(expected.pvalue, abs=1e-9)
+
+
 def test_chi_square_matches_scipy_contingency() -> None:
     rng = np.random.default_rng(0)
     ref = rng.choice(list("abcd"), 1000, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
@@ -72,7 +84,7 @@ def test_dataset_drift_validates_and_requires_fit() -> None:
     with pytest.raises(NotFittedError, match="before fit"):
         DatasetDrift().score(pd.DataFrame({"x": [1.0]}))
     detector = DatasetDrift().fit(pd.DataFrame({"x": [1.0, 2.0]}))
-    with pytest.raises(InvalidInput, match="lacks feature"):
+    with pytest.raises(InvalidInput, match="lacks column"):
         detector.score(pd.DataFrame({"y": [1.0]}))
 
 
@@ -84,3 +96,50 @@ def test_adwin_one_sided_ignores_improvement() -> None:
     assert not any([one_sided.update(x) for x in better])
     assert any([two_sided.update(x) for x in better])
     assert any([on_worse.update(x) for x in worse])
+
+
+def test_automatic_choice_by_dtype_and_size() -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({
+        "x": rng.normal(size=2000),
+        "count": rng.poisson(2, size=2000),  # few distinct numbers: compared as categories
+        "flag": rng.random(2000) < 0.3,
+        "city": rng.choice(["a", "b", "c"], 2000),
+        "user": [f"u{i}" for i in range(2000)],  # an ID: one level per row
+    })
+    detector = DatasetDrift().fit(ref)
+    assert {n: t.name for n, t in detector.tests_.items()} == {
+        "x": "ks", "count": "chi_square", "flag": "chi_square", "city": "chi_square", "user": "chi_square",
+    }
+    user = detector.tests_["user"]
+    assert len(user.categories_) == 49 and user.pooled_ == 1951  # type: ignore[union-attr]
+    report = detector.score(ref.sample(500, random_state=1))
+    assert not report.drift and report.drifted() == []
+    small = DatasetDrift().fit(ref.head(40))
+    assert len(small.tests_["user"].categories_) == 7  # type: ignore[union-attr]  # min(50, 40 / 5) levels, rarest pooled
+
+
+def test_prediction_drift_is_reported_apart_from_the_features() -> None:
+    rng = np.random.default_rng(4)
+    ref = pd.DataFrame({"x": rng.normal(size=3000), "score": rng.beta(2, 5, size=3000)})
+    cur = pd.DataFrame({"x": rng.normal(size=1000), "score": rng.beta(5, 2, size=1000)})
+    report = DatasetDrift(prediction="score").fit(ref).score(cur)
+    assert [f.name for f in report.features] == ["x"] and not report.drift
+    assert report.prediction is not None and report.prediction.drift and report.prediction.test == "ks"
+    with pytest.raises(InvalidInput, match="no prediction column 'proba'") as info:
+        DatasetDrift(prediction="proba").fit(ref)
+    assert info.value.field == "prediction"
+
+
+def test_tests_can_be_chosen_per_feature_and_are_checked() -> None:
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({"x": rng.normal(size=3000), "c": rng.choice(["a", "b"], 3000)})
+    detector = DatasetDrift(tests={"x": "psi"}).fit(ref)
+    assert detector.score(ref).features[0].test == "psi"
+    with pytest.raises(InvalidInput, match="Unknown test 'kolmogorov' for feature 'x'"):
+        DatasetDrift(tests={"x": "kolmogorov"})
+    with pytest.raises(InvalidInput, match="needs a numeric feature") as info:
+        DatasetDrift(tests={"c": "ks"}).fit(ref)
+    assert info.value.field == "tests.c"
+    with pytest.raises(InvalidInput, match="reference lacks"):
+        DatasetDrift(tests={"nope": "ks"}).fit(ref)

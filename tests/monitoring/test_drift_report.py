@@ -35,6 +35,18 @@ def test_json_is_one_object_with_every_feature(tables: tuple[Path, Path], capsys
         assert set(f) == {"name", "test", "statistic", "p_value", "p_value_adjusted", "effect_size", "drift"}
 
 
+def test_prediction_column_and_test_overrides(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--prediction", "y", "--test", "x=wasserstein"]
+    code, out, _ = run_cli(args, capsys)
+    data = json.loads(out)
+    assert code == 0 and [f["name"] for f in data["features"]] == ["x", "c"]
+    assert data["features"][0]["test"] == "wasserstein" and data["prediction"]["name"] == "y"
+    code, _, err = run_cli([*args[:-1], "x"], capsys)
+    assert code == 2 and "--test takes FEATURE=TEST, got 'x'" in err
+    code, _, err = run_cli([*args[:-1], "c=ks"], capsys)
+    assert code == 2 and "needs a numeric feature" in err
+
+
 def test_bonferroni_and_a_high_floor_change_the_verdict(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni", "--effect-floor", "0.5"], capsys)
     assert code == 0 and json.loads(out)["drift"] is False and json.loads(out)["correction"] == "bonferroni"

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.errors import MloopError
+from mloop.errors import InvalidInput, MloopError
 
 app = typer.Typer(help="mloop: track, register, serve, monitor, retrain and roll out models.", no_args_is_help=True, add_completion=False)
 runs_app = typer.Typer(help="Tracked runs.", no_args_is_help=True)
@@ -164,19 +164,29 @@ def drift_report(
     correction: Annotated[str, typer.Option(help="Multiple-testing correction: bh, bonferroni or none.")] = "bh",
     effect_floor: Annotated[float, typer.Option(help="Smallest effect size that counts as drift.")] = 0.1,
     drift_share: Annotated[float, typer.Option(help="Share of drifted features that makes the dataset drift.")] = 0.3,
+    prediction: Annotated[str | None, typer.Option(help="Column of model outputs, tested on its own (prediction drift).")] = None,
+    test: Annotated[list[str] | None, typer.Option("--test", help="FEATURE=TEST to override the automatic choice (ks, chi_square, psi, jensen_shannon, wasserstein).")] = None,
 ) -> None:
-    """Compare two tables feature by feature (KS / chi-square, corrected, with an effect-size floor)."""
+    """Compare two tables feature by feature (test chosen by dtype and size, corrected, with an effect-size floor)."""
     import json
 
     from mloop.data import read_table
-    from mloop.monitoring import compare_tables, drift_summary, render_drift_report, write_html
+    from mloop.monitoring import drift_detector, drift_summary, render_drift_report, write_html
 
+    tests: dict[str, str] = {}
+    for item in test or []:
+        feature, sep, name = item.partition("=")
+        if not sep or not feature or not name:
+            raise InvalidInput(f"--test takes FEATURE=TEST, got {item!r}.", field="--test")
+        tests[feature] = name
     ref, cur = read_table(reference), read_table(current)
-    report = compare_tables(ref, cur, alpha=alpha, correction=correction, effect_floor=effect_floor, drift_share=drift_share)
+    fitted = drift_detector(ref, cur, alpha=alpha, correction=correction, effect_floor=effect_floor, drift_share=drift_share,
+                            prediction=prediction, tests=tests)
+    report = fitted.score(cur)
     if output is None and not as_json:
         output = Path("drift-report.html")
     if output is not None:
-        write_html(output, render_drift_report(ref, cur, report, title=f"Data drift: {current.name} vs {reference.name}"))
+        write_html(output, render_drift_report(ref, cur, report, fitted=fitted, title=f"Data drift: {current.name} vs {reference.name}"))
         if not as_json:
             verdict = "drift" if report.drift else "no drift"
             console.print(f"{verdict}: {len(report.drifted())} of {len(report.features)} features drifted; report: [bold]{output}[/bold]")

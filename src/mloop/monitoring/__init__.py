@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from mloop.monitoring._drift_report import compare as compare_tables
+from mloop.monitoring._drift_report import detector as drift_detector
 from mloop.monitoring._drift_report import render as render_drift_report
 from mloop.monitoring._drift_report import summary as drift_summary
 from mloop.monitoring._drift_report import write_html
 from mloop.monitoring._log import INPUT_PREFIX, LogReader, PredictionLog
 
-__all__ = ["INPUT_PREFIX", "LogReader", "PredictionLog", "compare_tables", "drift_summary", "render_drift_report", "write_html"]
+__all__ = ["INPUT_PREFIX", "LogReader", "PredictionLog", "compare_tables", "drift_detector", "drift_summary", "render_drift_report", "write_html"]

@@ -14,12 +14,13 @@ import pandas as pd
 
 from mloop.errors import InvalidInput
 from mloop.monitoring._charts import histogram_pair
-from mloop.monitoring.drift import PSI, DatasetDrift, DriftReport
+from mloop.monitoring.drift import DatasetDrift, DriftReport, FeatureDrift
 
 
-def compare(reference: pd.DataFrame, current: pd.DataFrame, *, alpha: float = 0.05, correction: str = "bh",
-            effect_floor: float = 0.1, drift_share: float = 0.3) -> DriftReport:
-    """Per-feature drift of ``current`` against ``reference`` over the columns the reference has."""
+def detector(reference: pd.DataFrame, current: pd.DataFrame, *, alpha: float = 0.05, correction: str = "bh",
+             effect_floor: float = 0.1, drift_share: float = 0.3, prediction: str | None = None,
+             tests: dict[str, str] | None = None) -> DatasetDrift:
+    """A :class:`DatasetDrift` fitted on ``reference``, after checking that ``current`` has its columns."""
     if reference.empty:
         raise InvalidInput("The reference table has no rows.", field="reference")
     if current.empty:
@@ -27,16 +28,34 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, *, alpha: float = 0.
     missing = [c for c in reference.columns if c not in current.columns]
     if missing:
         raise InvalidInput(f"The current table lacks column(s) {missing} that the reference has.", field=str(missing[0]))
-    detector = DatasetDrift(alpha=alpha, correction=correction, effect_floor=effect_floor, drift_share=drift_share)
-    return detector.fit(reference).score(current[list(reference.columns)])
+    found = DatasetDrift(alpha=alpha, correction=correction, effect_floor=effect_floor, drift_share=drift_share, tests=tests, prediction=prediction)
+    return found.fit(reference)
+
+
+def compare(reference: pd.DataFrame, current: pd.DataFrame, **options: Any) -> DriftReport:
+    """Per-feature drift of ``current`` against ``reference`` over the columns the reference has
+    (options as :func:`detector`)."""
+    return detector(reference, current, **options).score(current)
 
 
 def _clean(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _feature(f: FeatureDrift) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "test": f.test,
+        "statistic": _clean(f.statistic),
+        "p_value": _clean(f.p_value),
+        "p_value_adjusted": _clean(f.p_value_adjusted),
+        "effect_size": _clean(f.effect_size),
+        "drift": f.drift,
+    }
+
+
 def summary(report: DriftReport) -> dict[str, Any]:
-    """The report as one JSON-ready object: ``{"drift", "share_drifted", ..., "features": [...]}``."""
+    """The report as one JSON-ready object: ``{"drift", "share_drifted", ..., "features": [...], "prediction"}``."""
     return {
         "drift": report.drift,
         "share_drifted": report.share_drifted,
@@ -45,46 +64,43 @@ def summary(report: DriftReport) -> dict[str, Any]:
         "effect_floor": report.effect_floor,
         "rows_reference": report.rows_reference,
         "rows_current": report.rows_current,
-        "features": [
-            {
-                "name": f.name,
-                "test": f.test,
-                "statistic": _clean(f.statistic),
-                "p_value": _clean(f.p_value),
-                "p_value_adjusted": _clean(f.p_value_adjusted),
-                "effect_size": _clean(f.effect_size),
-                "drift": f.drift,
-            }
-            for f in report.features
-        ],
+        "features": [_feature(f) for f in report.features],
+        "prediction": _feature(report.prediction) if report.prediction else None,
     }
 
 
-def _histogram(name: str, reference: pd.Series, current: pd.Series) -> str:
-    binner = PSI(bins=10).fit(reference.to_numpy())
-    ref = binner.reference_counts_
-    cur = binner.counts(current.to_numpy())
-    if binner.numeric_:
-        edges = [float(e) for e in binner.bin_edges_]
-        labels = [f"≤ {edges[0]:.3g}"] + [f"{a:.3g} – {b:.3g}" for a, b in zip(edges, edges[1:], strict=False)] + [f"> {edges[-1]:.3g}", "missing"]
-    else:
-        labels = [str(c) for c in binner.categories_] + ["other"]
+def _histogram(fitted: DatasetDrift, name: str, current: pd.Series) -> str:
+    labels, ref, cur = fitted.histogram(name, current)
     keep = (ref + cur) > 0
     ref_share = (ref / max(ref.sum(), 1))[keep].tolist()
     cur_share = (cur / max(cur.sum(), 1))[keep].tolist()
     return histogram_pair(ref_share, cur_share, [label for label, k in zip(labels, keep, strict=True) if k], title=name)
 
 
-def render(reference: pd.DataFrame, current: pd.DataFrame, report: DriftReport, *, title: str = "Data drift") -> str:
+def render(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    report: DriftReport,
+    *,
+    title: str = "Data drift",
+    fitted: DatasetDrift | None = None,
+    timeline: str | None = None,
+) -> str:
+    """The report as one HTML page. ``fitted`` (the detector that made ``report``) saves refitting the
+    reference for the plots; ``timeline`` is an SVG of earlier windows, for monitor reports."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from mloop import __version__
 
+    if fitted is None:
+        fitted = DatasetDrift(correction=report.correction, tests={f.name: f.test for f in report.features},
+                              prediction=report.prediction.name if report.prediction else None).fit(reference)
     env = Environment(loader=PackageLoader("mloop.monitoring", "templates"), autoescape=select_autoescape(["html", "j2"]))
     env.filters["num"] = lambda v, d=3: "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{d}g}"
-    charts = {f.name: _histogram(f.name, reference[f.name], current[f.name]) for f in report.features}
+    names = [f.name for f in report.features] + ([report.prediction.name] if report.prediction else [])
+    charts = {name: _histogram(fitted, name, current[name]) for name in names}
     return env.get_template("drift.html.j2").render(
-        title=title, report=report, summary=summary(report), charts=charts, version=__version__,
+        title=title, report=report, summary=summary(report), charts=charts, version=__version__, timeline=timeline,
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 

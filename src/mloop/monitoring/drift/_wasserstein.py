@@ -23,6 +23,7 @@ class Wasserstein:
 
     def fit(self, reference: np.ndarray) -> Wasserstein:
         self.reference_ = np.sort(_finite(reference, "reference"))
+        self.missing_ = len(reference) - len(self.reference_)
         scale = float(np.std(self.reference_))
         if scale == 0.0:
             scale = float(np.subtract(*np.percentile(self.reference_, [75, 25]))) or 1.0

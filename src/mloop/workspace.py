@@ -13,6 +13,10 @@ from mloop.settings import Settings
 
 if TYPE_CHECKING:
     from mloop.events import SqlEventBus
+    from mloop.monitoring import MonitorConfig, MonitorMetrics, MonitorRunner
+    from mloop.store import MonitorRow
+    from mloop.monitoring import MonitorConfig, MonitorMetrics, MonitorRunner
+    from mloop.store import MonitorRow
     from mloop.registry import Registry
     from mloop.store import Deployment, MetadataStore, ServingConfig
     from mloop.tracking import Tracker
@@ -145,6 +149,30 @@ class Workspace:
 
     def deployments(self) -> list[Deployment]:
         return self.store.deployments.list()
+
+    # -- monitors ----------------------------------------------------------------------------
+
+    def add_monitor(self, config: MonitorConfig | dict[str, Any]) -> MonitorRow:
+        """Create or replace a monitor of an existing deployment; a reference file is resolved to an
+        absolute path now, so that a server started elsewhere finds it. A changed config restarts its windows."""
+        from mloop.errors import InvalidInput
+        from mloop.monitoring import parse_monitor
+
+        parsed = parse_monitor(config) if isinstance(config, dict) else config
+        self.store.deployments.get(parsed.deployment)
+        data = parsed.model_dump(exclude_defaults=False)
+        if parsed.reference is not None and parsed.reference.path is not None:
+            path = Path(parsed.reference.path).expanduser().resolve()
+            if not path.is_file():
+                raise InvalidInput(f"reference.path: no file at {path}.", field="reference.path")
+            data["reference"]["path"] = str(path)
+        return self.store.monitors.put(parsed.deployment, parsed.name, data)
+
+    def monitor_runner(self, metrics: MonitorMetrics | None = None) -> MonitorRunner:
+        """What evaluates this workspace's monitors (the server's scheduler, or ``mloop monitors run``)."""
+        from mloop.monitoring import MonitorRunner
+
+        return MonitorRunner(self.store, self.bus, self.logs_dir, self.reports_dir, metrics=metrics, webhook_allow=self.settings.webhook_hosts)
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -23,6 +23,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(deployments_app, name="deployments")
 drift_app = typer.Typer(help="Data drift between two tables.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
+monitors_app = typer.Typer(help="Monitors: drift windows, persistence and alarms per deployment.", no_args_is_help=True)
+app.add_typer(monitors_app, name="monitors")
 
 console = Console()
 _state: dict[str, Any] = {"workspace": None, "debug": False}
@@ -152,6 +154,92 @@ def deployments_list() -> None:
     for d in _open().deployments():
         table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
     console.print(table)
+
+
+@monitors_app.command("apply")
+def monitors_apply(file: Annotated[Path, typer.Argument(help="YAML file with a list under 'monitors:'.")]) -> None:
+    """Create or update every monitor of FILE (all are checked before any is written)."""
+    from mloop.monitoring import load_monitors
+
+    ws = _open()
+    configs = load_monitors(file)
+    for config in configs:
+        ws.store.deployments.get(config.deployment)
+    for config in configs:
+        ws.add_monitor(config)
+        console.print(f"monitor [bold]{config.deployment}/{config.name}[/bold]: {config.window.kind} windows")
+
+
+@monitors_app.command("list")
+def monitors_list() -> None:
+    """Monitors, their windows, the latest verdict and any error."""
+    ws = _open()
+    table = Table(title="monitors")
+    for col in ("deployment", "name", "window", "windows", "last", "alarm", "error"):
+        table.add_column(col)
+    for m in ws.store.monitors.list():
+        windows = ws.store.monitors.windows(m.id, last=1)
+        window = m.config["window"]
+        last = windows[-1] if windows else None
+        table.add_row(
+            m.deployment, m.name, f"{window['kind']} {window.get('size') or ''}".strip(), str(len(ws.store.monitors.windows(m.id, last=100000))),
+            ("drift" if last.drift else "stable") if last else "—", ("yes" if last and last.alarm else "no"),
+            str(ws.store.monitors.state(m.id).get("error", "")),
+        )
+    console.print(table)
+
+
+@monitors_app.command("remove")
+def monitors_remove(deployment: str, name: str) -> None:
+    """Delete a monitor and its window history."""
+    _open().store.monitors.remove(deployment, name)
+    console.print(f"removed monitor {deployment}/{name}")
+
+
+@monitors_app.command("windows")
+def monitors_windows(
+    deployment: str, name: str, last: Annotated[int, typer.Option(min=1, max=100000, help="How many of the latest windows.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The latest windows of a monitor: rows, verdict, alarm and report."""
+    import datetime as dt
+    import json
+
+    ws = _open()
+    monitor = ws.store.monitors.get(deployment, name)
+    rows = ws.store.monitors.windows(monitor.id, last=last)
+    if as_json:
+        for w in rows:
+            sys.stdout.write(json.dumps({"id": w.id, "start": w.start, "end": w.end, "rows": w.rows, "drift": w.drift, "alarm": w.alarm, "report": w.report, "summary": w.summary}) + "\n")
+        return
+    table = Table(title=f"{deployment}/{name}")
+    for col in ("id", "end (UTC)", "rows", "drift", "alarm", "drifted", "report"):
+        table.add_column(col)
+    for w in rows:
+        drifted = [f["name"] for f in w.summary.get("features", []) if f.get("drift")]
+        table.add_row(str(w.id), dt.datetime.fromtimestamp(w.end, dt.UTC).strftime("%Y-%m-%d %H:%M:%S"), str(w.rows),
+                      "yes" if w.drift else "no", "yes" if w.alarm else "no", ", ".join(drifted), w.report or "")
+    console.print(table)
+
+
+@monitors_app.command("run")
+def monitors_run() -> None:
+    """Evaluate every closed window now (what a server's scheduler does each tick), if no server holds the lease."""
+    from mloop.monitoring import MonitorScheduler
+
+    ws = _open()
+    scheduler = MonitorScheduler(ws.monitor_runner(), interval=max(ws.settings.monitor_interval, 1.0))
+    try:
+        results = scheduler.run_once()
+    finally:
+        scheduler.stop()
+    if results is None:
+        console.print("a server holds the monitor lease and evaluates the monitors; nothing done here")
+        return
+    for r in results:
+        console.print(f"{r.deployment}/{r.monitor}: {r.rows} rows, {'drift' if r.drift else 'stable'}{', ALARM' if r.alarm else ''}"
+                      + (f" ({', '.join(r.drifted)})" if r.drifted else ""))
+    console.print(f"{len(results)} window(s) evaluated")
 
 
 @drift_app.command("report")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from mloop.events._bus import (
     DEPLOYMENT_CHANGED,
     DRIFT_DETECTED,
+    DRIFT_RESOLVED,
     MODEL_ALIAS_CHANGED,
     Event,
     EventBus,
     SqlEventBus,
 )
 
-__all__ = ["DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "MODEL_ALIAS_CHANGED", "Event", "EventBus", "SqlEventBus"]
+__all__ = ["DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "DRIFT_RESOLVED", "MODEL_ALIAS_CHANGED", "Event", "EventBus", "SqlEventBus"]

@@ -26,6 +26,7 @@ _events = sa.Table(
 MODEL_ALIAS_CHANGED = "model.alias_changed"
 DEPLOYMENT_CHANGED = "deployment.changed"
 DRIFT_DETECTED = "monitor.drift_detected"
+DRIFT_RESOLVED = "monitor.drift_resolved"
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,39 @@ class LogReader:
             row = con.execute(f"SELECT count(*) FROM read_parquet(?, union_by_name=true) {where}", [glob, *params]).fetchone()
         return int(row[0]) if row else 0
 
+    def predictions(
+        self,
+        deployment: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        after: tuple[float, str, int] | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Predictions with ``since <= ts < until``, strictly after the ``(ts, request_id, row)`` cursor
+        ``after``, in log order (time, request, row), at most ``limit`` rows; inputs under their own names."""
+        import duckdb
+
+        glob = self._glob(deployment, "predictions")
+        if glob is None:
+            return pd.DataFrame()
+        conds: list[str] = []
+        params: list[object] = [glob]
+        if since is not None:
+            conds.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            conds.append("ts < ?")
+            params.append(until)
+        if after is not None:
+            conds.append("(ts > ? OR (ts = ? AND (request_id > ? OR (request_id = ? AND row > ?))))")
+            params += [after[0], after[0], after[1], after[1], after[2]]
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        with duckdb.connect() as con:
+            frame = con.execute(f"SELECT * FROM read_parquet(?, union_by_name=true) {where} ORDER BY ts, request_id, row{tail}", params).df()
+        return frame.rename(columns=lambda c: c.removeprefix(INPUT_PREFIX))
+
     def labelled(
         self, deployment: str, *, since: float | None = None, until: float | None = None, labels_after: float | None = None
     ) -> pd.DataFrame:

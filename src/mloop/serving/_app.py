@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mloop import __version__
 from mloop.errors import MloopError
-from mloop.monitoring import PredictionLog
+from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog
 from mloop.serving._fastpath import FastPath
 from mloop.serving._hub import ModelHub
 from mloop.serving._inference import Inference, Reply, error_reply, json_reply, read_body
@@ -43,11 +43,19 @@ def _error(status: int, message: str, field: str | None = None) -> Response:
 
 
 def create_app(
-    workspace: Workspace, *, log_flush_interval: float = 1.0, poll_interval: float = 0.5, fast_path: bool = True
+    workspace: Workspace,
+    *,
+    log_flush_interval: float = 1.0,
+    poll_interval: float = 0.5,
+    fast_path: bool = True,
+    monitor_interval: float | None = None,
 ) -> FastAPI | FastPath:
     """An ASGI app serving every deployment of ``workspace``. With ``fast_path`` (the default) the hot POST
     endpoints are answered by an outermost ASGI layer that calls the same code as the FastAPI routes without
-    the framework's middleware and routing (~60 µs less per request); the rest goes to FastAPI."""
+    the framework's middleware and routing (~60 µs less per request); the rest goes to FastAPI.
+
+    The workspace's monitors run on a scheduler thread every ``monitor_interval`` seconds (default
+    ``MLOOP_MONITOR_INTERVAL``, 10 s; 0 turns it off); of several server processes one holds the lease."""
     metrics = ServingMetrics()
     stats = StatsBook(
         on_batch=lambda dep, version, rows: metrics.batch_size.labels(dep, str(version)).observe(rows),
@@ -56,6 +64,8 @@ def create_app(
     hub = ModelHub(workspace, poll_interval=poll_interval, stats=stats)
     predictions = PredictionLog(workspace.logs_dir, flush_interval=log_flush_interval)
     inference = Inference(hub, predictions, metrics)
+    interval = workspace.settings.monitor_interval if monitor_interval is None else monitor_interval
+    scheduler = MonitorScheduler(workspace.monitor_runner(MonitorMetrics(metrics.registry)), interval=interval) if interval > 0 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,16 +75,21 @@ def create_app(
         gc.collect()
         gc.freeze()
         predictions.start()
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield
         finally:
             app.state.draining = True
+            if scheduler is not None:
+                await run_in_threadpool(scheduler.stop)
             await run_in_threadpool(hub.stop)
             await run_in_threadpool(predictions.close)
 
     app = FastAPI(title="mloop", version=__version__, lifespan=lifespan)
     app.state.hub = hub
     app.state.predictions = predictions
+    app.state.scheduler = scheduler
     app.state.draining = False
 
     @app.exception_handler(MloopError)

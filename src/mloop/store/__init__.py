@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from mloop.store._deployments import Deployment, DeploymentRepository, ServingConfig
 from mloop.store._engine import create_engine, normalize_url, redact_url
+from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
 from mloop.store._migrate import current_revision, head_revision, upgrade
 from mloop.names import check_name
 from mloop.store._records import AlertLog, AuditEntry, AuditLog, ManifestRepository, manifest_digest
@@ -20,6 +21,9 @@ __all__ = [
     "Deployment",
     "DeploymentRepository",
     "ManifestRepository",
+    "MonitorRepository",
+    "MonitorRow",
+    "WindowRow",
     "MetadataStore",
     "ServingConfig",
     "check_name",
@@ -43,6 +47,7 @@ class MetadataStore:
         self.audit = AuditLog(self.engine)
         self.alerts = AlertLog(self.engine)
         self.manifests = ManifestRepository(self.engine)
+        self.monitors = MonitorRepository(self.engine)
 
     def migrate(self) -> None:
         upgrade(self.engine)

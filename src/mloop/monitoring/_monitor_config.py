@@ -1,0 +1,208 @@
+"""What a monitor watches and when it alarms: a validated configuration, read from YAML or given in Python.
+
+```yaml
+monitors:
+  - name: inputs
+    deployment: flights
+    reference: {path: data/reference.parquet}   # or {first_predictions: 5000}
+    window: {kind: count, size: 1000}          # count | hourly | daily | streaming
+    persistence: {k: 2, n: 3}                  # alarm when 2 of the last 3 windows drifted
+    webhooks: [http://127.0.0.1:9000/alerts]
+  - name: errors
+    deployment: flights
+    window: {kind: streaming}
+    concept: {detector: adwin, loss: brier}
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mloop.errors import InvalidInput
+from mloop.monitoring.drift import CORRECTIONS, DETECTORS
+from mloop.monitoring.drift._dataset import TESTS
+from mloop.names import check_name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(_Strict):
+    """``count``: every ``size`` predictions; ``hourly`` / ``daily``: calendar windows (UTC) of prediction
+    time; ``streaming``: the concept detector reads labels as they arrive."""
+
+    kind: Literal["count", "hourly", "daily", "streaming"]
+    size: int | None = Field(default=None, ge=30, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _size(self) -> Self:
+        if self.kind == "count" and self.size is None:
+            raise ValueError("count windows need a size (predictions per window, at least 30)")
+        if self.kind != "count" and self.size is not None:
+            raise ValueError(f"size applies to count windows only, not {self.kind}")
+        return self
+
+    @property
+    def seconds(self) -> float | None:
+        return {"hourly": 3600.0, "daily": 86400.0}.get(self.kind)
+
+
+class Reference(_Strict):
+    """The data that counts as normal: a Parquet/CSV/Arrow file, or the deployment's first predictions."""
+
+    path: str | None = None
+    first_predictions: int | None = Field(default=None, ge=30, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.path is None) == (self.first_predictions is None):
+            raise ValueError("give exactly one of path or first_predictions")
+        return self
+
+
+class Persistence(_Strict):
+    """Alarm when at least ``k`` of the last ``n`` windows drifted (a single noisy window does not page anyone)."""
+
+    k: int = Field(default=1, ge=1, le=100)
+    n: int = Field(default=1, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _k_le_n(self) -> Self:
+        if self.k > self.n:
+            raise ValueError(f"k ({self.k}) cannot exceed n ({self.n})")
+        return self
+
+
+class Concept(_Strict):
+    """A concept-drift detector over the loss of labelled predictions: ``brier`` (squared error of the
+    score) or ``error`` (0/1, the score thresholded at 0.5; the only loss DDM and EDDM accept)."""
+
+    detector: str = "adwin"
+    loss: Literal["brier", "error"] = "brier"
+    one_sided: bool = True
+    params: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("detector")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in DETECTORS:
+            raise ValueError(f"unknown detector {value!r}; valid: {', '.join(DETECTORS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _binary(self) -> Self:
+        if self.detector in ("ddm", "eddm") and self.loss != "error":
+            raise ValueError(f"{self.detector} reads 0/1 errors: set loss: error")
+        return self
+
+
+class MonitorConfig(_Strict):
+    """One monitor of one deployment."""
+
+    name: str
+    deployment: str
+    window: Window
+    reference: Reference | None = None
+    features: list[str] | None = Field(default=None, min_length=1)
+    tests: dict[str, str] = Field(default_factory=dict)
+    predictions: bool = True
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: str = "bh"
+    effect_floor: float = Field(default=0.1, ge=0, lt=1)
+    drift_share: float = Field(default=0.3, gt=0, le=1)
+    persistence: Persistence = Field(default_factory=Persistence)
+    concept: Concept | None = None
+    webhooks: list[str] = Field(default_factory=list, max_length=10)
+    reports: bool = True
+    grace_seconds: float = Field(default=5.0, ge=0, le=3600)
+
+    @field_validator("name", "deployment")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        try:
+            return check_name(value, "name")
+        except InvalidInput as exc:
+            raise ValueError(exc.message.removesuffix(".")) from None
+
+    @field_validator("correction")
+    @classmethod
+    def _correction(cls, value: str) -> str:
+        if value not in CORRECTIONS:
+            raise ValueError(f"unknown correction {value!r}; valid: {', '.join(CORRECTIONS)}")
+        return value
+
+    @field_validator("tests")
+    @classmethod
+    def _tests(cls, value: dict[str, str]) -> dict[str, str]:
+        for feature, test in value.items():
+            if test not in TESTS:
+                raise ValueError(f"unknown test {test!r} for {feature!r}; valid: {', '.join(TESTS)}")
+        return value
+
+    @field_validator("webhooks")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"webhook {url!r} must be an http(s) URL with a host")
+            if parts.username or parts.password:
+                raise ValueError("webhook URLs must not carry credentials")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        if self.window.kind == "streaming":
+            if self.concept is None:
+                raise ValueError("streaming windows need a concept detector (concept: {detector: adwin})")
+            if self.persistence.n != 1:
+                raise ValueError("streaming monitors alarm on each detection; persistence applies to count, hourly and daily windows")
+        elif self.reference is None:
+            raise ValueError(f"{self.window.kind} windows compare with a reference: give reference.path or reference.first_predictions")
+        elif self.concept is not None:
+            raise ValueError("concept detectors run on streaming windows; add a second monitor with window: {kind: streaming}")
+        return self
+
+
+def _location(error: Any, prefix: str) -> str:
+    parts = [str(p) for p in error.get("loc", ()) if not str(p).startswith("function-")]
+    return ".".join([prefix, *parts]) if prefix else ".".join(parts)
+
+
+def parse_monitor(data: Any, *, where: str = "") -> MonitorConfig:
+    """A :class:`MonitorConfig` from plain data; the first problem becomes ``InvalidInput`` naming the field."""
+    try:
+        return MonitorConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _location(first, where)
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        raise InvalidInput(f"{field or 'monitor'}: {message}.", field=field or None) from None
+
+
+def load_monitors(path: Path) -> list[MonitorConfig]:
+    """Every monitor of a YAML file ``{monitors: [...]}``; errors name the file, the entry and the field."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"No monitor file at {path}.", field="file") from None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path} is not valid YAML: {exc}", field="file") from None
+    if not isinstance(data, dict) or not isinstance(data.get("monitors"), list) or not data["monitors"]:
+        raise InvalidInput(f"{path} must hold a non-empty list under 'monitors:'.", field="monitors")
+    configs = [parse_monitor(item, where=f"monitors[{i}]") for i, item in enumerate(data["monitors"])]
+    seen: set[tuple[str, str]] = set()
+    for i, config in enumerate(configs):
+        key = (config.deployment, config.name)
+        if key in seen:
+            raise InvalidInput(f"monitors[{i}]: monitor {config.name!r} of {config.deployment!r} appears twice.", field=f"monitors[{i}].name")
+        seen.add(key)
+    return configs

@@ -1,0 +1,357 @@
+"""Monitors at work: each tick evaluates every window that has closed since the last one, applies the
+k-of-n persistence rule, and raises or resolves alarms (alert log, event bus, Prometheus, webhooks).
+
+``MonitorRunner.tick`` does the work; ``MonitorScheduler`` calls it from a thread of its own (never the
+server's event loop) while holding a lease in the metadata database, so that of several server processes
+exactly one evaluates monitors at a time, and another takes over within ``3 × interval`` if it dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mloop.data import read_table
+from mloop.errors import InvalidInput, MloopError
+from mloop.events import DRIFT_DETECTED, DRIFT_RESOLVED, EventBus
+from mloop.monitoring._charts import line_chart
+from mloop.monitoring._drift_report import render, summary, write_html
+from mloop.monitoring._log import LogReader
+from mloop.monitoring._monitor_config import MonitorConfig, parse_monitor
+from mloop.monitoring._webhooks import deliver
+from mloop.monitoring.drift import DatasetDrift, DriftReport, detector
+from mloop.store import AlertLog, MetadataStore, MonitorRow
+
+log = logging.getLogger("mloop.monitoring")
+
+LEASE = "monitor-scheduler"
+LOG_COLUMNS = frozenset({"request_id", "row", "ts", "version", "latency_ms", "score", "label", "label_ts"})
+MAX_WINDOWS_PER_TICK = 100
+
+
+class MonitorMetrics:
+    """Prometheus series of the monitors, on the registry of the process that runs them."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Gauge
+
+        self.windows = Counter("mloop_monitor_windows", "Monitor windows evaluated", ["deployment", "monitor", "drift"], registry=registry)
+        self.alarm = Gauge("mloop_monitor_alarm", "1 while the monitor is in alarm", ["deployment", "monitor"], registry=registry)
+        self.alarms = Counter("mloop_monitor_alarms", "Alarms raised", ["deployment", "monitor"], registry=registry)
+        self.share = Gauge("mloop_drift_share", "Share of drifted features in the latest window", ["deployment", "monitor"], registry=registry)
+        self.statistic = Gauge("mloop_drift_statistic", "Test statistic of the latest window", ["deployment", "monitor", "feature", "test"], registry=registry)
+        self.p_value = Gauge("mloop_drift_p_value_adjusted", "Adjusted p-value of the latest window", ["deployment", "monitor", "feature"], registry=registry)
+        self.detections = Counter("mloop_concept_drift_detections", "Concept drift detections", ["deployment", "monitor", "detector"], registry=registry)
+
+
+@dataclass
+class WindowResult:
+    """What one evaluated window decided."""
+
+    deployment: str
+    monitor: str
+    start: float
+    end: float
+    rows: int
+    drift: bool
+    alarm: bool
+    report: str | None = None
+    drifted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Fitted:
+    key: str
+    reference: pd.DataFrame
+    detector: DatasetDrift
+    after: tuple[float, str, int] | None  # a log-based reference: windows start after its last row
+
+
+def _cursor(frame: pd.DataFrame) -> tuple[float, str, int]:
+    last = frame.iloc[-1]
+    return (float(last["ts"]), str(last["request_id"]), int(last["row"]))
+
+
+class MonitorRunner:
+    """Evaluates the monitors of one workspace (its metadata store, event bus, prediction log and reports folder)."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        bus: EventBus,
+        logs_dir: Path,
+        reports_dir: Path,
+        *,
+        metrics: MonitorMetrics | None = None,
+        webhook_allow: Collection[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.reader = LogReader(logs_dir)
+        self.reports_dir = reports_dir
+        self.metrics = metrics
+        self.webhook_allow = tuple(webhook_allow)
+        self.clock = clock
+        self._fitted: dict[int, _Fitted] = {}
+        self._streams: dict[int, tuple[str, Any]] = {}
+        self._hooks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mloop-webhook")
+
+    def close(self) -> None:
+        self._hooks.shutdown(wait=True)
+
+    # -- the tick ------------------------------------------------------------------------------
+
+    def tick(self) -> list[WindowResult]:
+        """Evaluate every window that closed since the last tick, for every monitor; a monitor that fails
+        (say its reference file vanished) records the error in its state and the others go on."""
+        results: list[WindowResult] = []
+        for row in self.store.monitors.list():
+            try:
+                config = parse_monitor(row.config)
+                if config.window.kind == "streaming":
+                    results += self._stream(row, config)
+                else:
+                    results += self._windows(row, config)
+            except MloopError as exc:
+                log.warning("monitor %s/%s: %s", row.deployment, row.name, exc.message)
+                state = self.store.monitors.state(row.id)
+                if state.get("error") != exc.message:
+                    self.store.monitors.save_state(row.id, {**state, "error": exc.message})
+        return results
+
+    # -- data and prediction drift over closed windows -------------------------------------------
+
+    def _reference(self, row: MonitorRow, config: MonitorConfig) -> _Fitted | None:
+        key = repr(row.config)
+        cached = self._fitted.get(row.id)
+        if cached is not None and cached.key == key:
+            return cached
+        assert config.reference is not None
+        after = None
+        if config.reference.path is not None:
+            reference = read_table(Path(config.reference.path))
+        else:
+            reference = self.reader.predictions(row.deployment, limit=config.reference.first_predictions)
+            if len(reference) < (config.reference.first_predictions or 0):
+                return None  # not enough predictions yet to stand for normal
+            after = _cursor(reference)
+        features = config.features or [str(c) for c in reference.columns if c not in LOG_COLUMNS]
+        missing = [f for f in features if f not in reference.columns]
+        if missing:
+            raise InvalidInput(f"The reference lacks feature(s) {missing}.", field="features")
+        prediction = "score" if config.predictions and "score" in reference.columns else None
+        columns = features + ([prediction] if prediction else [])
+        fitted = DatasetDrift(
+            alpha=config.alpha, correction=config.correction, effect_floor=config.effect_floor,
+            drift_share=config.drift_share, tests=config.tests, prediction=prediction,
+        ).fit(reference[columns])
+        self._fitted[row.id] = found = _Fitted(key, reference[columns], fitted, after)
+        return found
+
+    def _next_window(self, row: MonitorRow, config: MonitorConfig, state: dict[str, Any], horizon: float, after: tuple[float, str, int] | None) -> tuple[pd.DataFrame, float, float, dict[str, Any]] | None:
+        cursor = tuple(state["cursor"]) if "cursor" in state else after
+        if config.window.kind == "count":
+            size = config.window.size or 0
+            frame = self.reader.predictions(row.deployment, after=cursor, until=horizon, limit=size)  # type: ignore[arg-type]
+            if len(frame) < size:
+                return None
+            return frame, float(frame["ts"].iloc[0]), float(frame["ts"].iloc[-1]), {"cursor": list(_cursor(frame))}
+        seconds = config.window.seconds or 3600.0
+        start = state.get("next_start")
+        if start is None:
+            first = self.reader.predictions(row.deployment, after=cursor, until=horizon, limit=1)  # type: ignore[arg-type]
+            if first.empty:
+                return None
+            start = math.floor(float(first["ts"].iloc[0]) / seconds) * seconds
+        end = start + seconds
+        if end > horizon:
+            return None
+        frame = self.reader.predictions(row.deployment, since=start, until=end, after=cursor)  # type: ignore[arg-type]
+        following = self.reader.predictions(row.deployment, since=end, until=horizon, limit=1)
+        next_start = math.floor(float(following["ts"].iloc[0]) / seconds) * seconds if not following.empty else end
+        return frame, start, end, {"next_start": next_start, **({"cursor": list(_cursor(frame))} if not frame.empty else {})}
+
+    def _windows(self, row: MonitorRow, config: MonitorConfig) -> list[WindowResult]:
+        fitted = self._reference(row, config)
+        if fitted is None:
+            return []
+        horizon = self.clock() - config.grace_seconds  # rows still in a server's buffer are younger than this
+        results = []
+        for _ in range(MAX_WINDOWS_PER_TICK):
+            state = self.store.monitors.state(row.id)
+            found = self._next_window(row, config, state, horizon, fitted.after)
+            if found is None:
+                break
+            frame, start, end, moved = found
+            new_state = {k: v for k, v in {**state, **moved}.items() if k != "error"}
+            if frame.empty:  # a calendar window without predictions: nothing to test
+                self.store.monitors.save_state(row.id, new_state)
+                continue
+            results.append(self._evaluate(row, config, fitted, frame, start, end, new_state))
+        return results
+
+    def _evaluate(self, row: MonitorRow, config: MonitorConfig, fitted: _Fitted, frame: pd.DataFrame, start: float, end: float, state: dict[str, Any]) -> WindowResult:
+        report = fitted.detector.score(frame)
+        drift = report.drift or bool(report.prediction and report.prediction.drift)
+        history = self.store.monitors.windows(row.id, last=max(config.persistence.n - 1, 1))
+        recent = [w.drift for w in history][-(config.persistence.n - 1):] if config.persistence.n > 1 else []
+        alarm = sum(recent) + drift >= config.persistence.k
+        was_alarm = bool(history and history[-1].alarm)
+        result = WindowResult(row.deployment, row.name, start, end, len(frame), drift, alarm, drifted=report.drifted())
+        body = summary(report)
+        window_id = self.store.monitors.record_window(row.id, state, start=start, end=end, rows=len(frame), drift=drift, alarm=alarm, summary=body, report=None)
+        if config.reports:
+            result.report = str(self._write_report(row, fitted, frame, report, window_id, start, end))
+            self.store.monitors.set_report(window_id, result.report)
+        self._observe(row, report, drift, alarm)
+        if alarm and not was_alarm:
+            self._alarm(row, config, result, "data_drift", body)
+        elif was_alarm and not alarm:
+            self._resolve(row, config, result)
+        return result
+
+    def _write_report(self, row: MonitorRow, fitted: _Fitted, frame: pd.DataFrame, report: DriftReport, window_id: int, start: float, end: float) -> Path:
+        import datetime as dt
+
+        history = self.store.monitors.windows(row.id, last=30)
+        labels = [dt.datetime.fromtimestamp(w.end, dt.UTC).strftime("%m-%d %H:%M") for w in history]
+        timeline = line_chart(
+            labels,
+            {"share of features drifted": [float(w.summary.get("share_drifted", 0.0)) for w in history],
+             "window drifted (1 = yes)": [float(w.drift) for w in history]},
+            title=f"Last {len(history)} windows of {row.name}", y_label="share",
+        )
+        when = f"{dt.datetime.fromtimestamp(start, dt.UTC):%Y-%m-%d %H:%M:%S} – {dt.datetime.fromtimestamp(end, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        html = render(fitted.reference, frame, report, fitted=fitted.detector, timeline=timeline,
+                      title=f"{row.deployment} / {row.name}: window {window_id} ({when})")
+        return write_html(self.reports_dir / "monitors" / row.deployment / row.name / f"window-{window_id:06d}.html", html)
+
+    def _observe(self, row: MonitorRow, report: DriftReport, drift: bool, alarm: bool) -> None:
+        if self.metrics is None:
+            return
+        m, dep, name = self.metrics, row.deployment, row.name
+        m.windows.labels(dep, name, str(drift).lower()).inc()
+        m.share.labels(dep, name).set(report.share_drifted)
+        m.alarm.labels(dep, name).set(1.0 if alarm else 0.0)
+        for f in [*report.features, *([report.prediction] if report.prediction else [])]:
+            m.statistic.labels(dep, name, f.name, f.test).set(f.statistic)
+            m.p_value.labels(dep, name, f.name).set(f.p_value_adjusted)
+
+    # -- concept drift on the labelled loss stream -----------------------------------------------
+
+    def _stream(self, row: MonitorRow, config: MonitorConfig) -> list[WindowResult]:
+        assert config.concept is not None
+        key = repr(row.config)
+        found = self._streams.get(row.id)
+        if found is None or found[0] != key:
+            found = self._streams[row.id] = (key, detector(config.concept.detector, one_sided=config.concept.one_sided, **config.concept.params))
+        watcher = found[1]
+        state = self.store.monitors.state(row.id)
+        after = float(state.get("labels_after", row.created_at))
+        frame = self.reader.labelled(row.deployment, labels_after=after)
+        if frame.empty:
+            return []
+        frame = frame.sort_values(["label_ts", "ts"], kind="stable")
+        scores, labels = frame["score"].to_numpy(dtype=float), frame["label"].to_numpy(dtype=float)
+        losses = (scores - labels) ** 2 if config.concept.loss == "brier" else ((scores >= 0.5) != (labels >= 0.5)).astype(float)
+        results = []
+        since = int(state.get("since", 0))
+        for i, loss in enumerate(losses):
+            since += 1
+            if watcher.update(float(loss)):
+                ts = float(frame["ts"].iloc[i])
+                body = {"detector": config.concept.detector, "loss": config.concept.loss, "values_since_last": since,
+                        "recent_mean_loss": float(np.mean(losses[max(0, i - 29): i + 1]))}
+                result = WindowResult(row.deployment, row.name, float(frame["ts"].iloc[max(0, i - since + 1)]), ts, since, True, True)
+                state = {"labels_after": float(frame["label_ts"].iloc[i]), "since": 0}
+                self.store.monitors.record_window(row.id, state, start=result.start, end=ts, rows=since, drift=True, alarm=True, summary=body, report=None)
+                since = 0
+                if self.metrics is not None:
+                    self.metrics.detections.labels(row.deployment, row.name, config.concept.detector).inc()
+                self._alarm(row, config, result, "concept_drift", body)
+                results.append(result)
+        self.store.monitors.save_state(row.id, {"labels_after": float(frame["label_ts"].max()), "since": since})
+        return results
+
+    # -- alarms ----------------------------------------------------------------------------------
+
+    def _alarm(self, row: MonitorRow, config: MonitorConfig, result: WindowResult, kind: str, details: dict[str, Any]) -> None:
+        payload = {
+            "status": "firing", "kind": kind, "deployment": row.deployment, "monitor": row.name,
+            "window": {"start": result.start, "end": result.end, "rows": result.rows},
+            "drifted": result.drifted, "report": result.report, "details": details,
+        }
+        what = f"{len(result.drifted)} feature(s) drifted: {', '.join(result.drifted) or 'predictions'}" if kind == "data_drift" else f"{config.concept.detector if config.concept else 'detector'} saw the loss rise"
+        with self.store.transaction() as conn:
+            AlertLog.record(conn, row.deployment, kind, f"Monitor {row.name}: {what}.", details=payload)
+            self.bus.publish(conn, DRIFT_DETECTED, payload)
+        if self.metrics is not None:
+            self.metrics.alarms.labels(row.deployment, row.name).inc()
+            self.metrics.alarm.labels(row.deployment, row.name).set(1.0)
+        self._notify(config, payload)
+
+    def _resolve(self, row: MonitorRow, config: MonitorConfig, result: WindowResult) -> None:
+        payload = {"status": "resolved", "kind": "data_drift", "deployment": row.deployment, "monitor": row.name,
+                   "window": {"start": result.start, "end": result.end, "rows": result.rows}, "report": result.report}
+        with self.store.transaction() as conn:
+            AlertLog.record(conn, row.deployment, "drift_resolved", f"Monitor {row.name}: back to normal.", severity="info", details=payload)
+            self.bus.publish(conn, DRIFT_RESOLVED, payload)
+        self._notify(config, payload)
+
+    def _notify(self, config: MonitorConfig, payload: dict[str, Any]) -> None:
+        for url in config.webhooks:
+            self._hooks.submit(deliver, url, payload, self.webhook_allow)
+
+
+class MonitorScheduler:
+    """Runs ``runner.tick()`` every ``interval`` seconds on a daemon thread while holding the lease."""
+
+    def __init__(self, runner: MonitorRunner, *, interval: float = 10.0, holder: str | None = None) -> None:
+        if interval <= 0:
+            raise InvalidInput(f"The monitor interval must be positive, got {interval}.", field="interval")
+        self.runner = runner
+        self.interval = interval
+        self.holder = holder or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> list[WindowResult] | None:
+        """One tick if this process holds (or takes) the lease; None when another process has it."""
+        if not self.runner.store.monitors.acquire(LEASE, self.holder, ttl=3 * self.interval):
+            return None
+        return self.runner.tick()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_once()
+            except Exception:  # a bug in one tick must not stop monitoring for good
+                log.exception("monitor tick failed")
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mloop-monitors", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+        self.runner.store.monitors.release(LEASE, self.holder)
+        self.runner.close()

@@ -13,6 +13,8 @@ class Settings(BaseSettings):
     ``MLOOP_HOME`` — the workspace folder (default ``./.mloop``).
     ``MLOOP_DATABASE_URL`` — mloop's own metadata (default ``sqlite:///<home>/mloop.db``).
     ``MLOOP_TRACKING_URI`` — MLflow tracking and registry (default ``sqlite:///<home>/mlflow.db``).
+    ``MLOOP_LOG_TRANSPORT`` — where servers send the prediction log: ``local`` segments (default),
+    ``redis://host:port/db`` or ``nats://host:port`` (then ``mloop log collect`` writes the segments).
     ``MLOOP_WEBHOOK_ALLOW`` — hosts that alarm webhooks may call besides loopback.
     ``MLOOP_MONITOR_INTERVAL`` — seconds between monitor ticks in a server (0 turns the scheduler off).
     """
@@ -23,6 +25,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     tracking_uri: str | None = None
     webhook_allow: str = ""
+    log_transport: str = "local"
     monitor_interval: float = 10.0
 
     @property

@@ -23,6 +23,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(deployments_app, name="deployments")
 drift_app = typer.Typer(help="Data drift between two tables.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
+log_app = typer.Typer(help="The prediction and feedback log.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
 monitors_app = typer.Typer(help="Monitors: drift windows, persistence and alarms per deployment.", no_args_is_help=True)
 app.add_typer(monitors_app, name="monitors")
 
@@ -154,6 +156,38 @@ def deployments_list() -> None:
     for d in _open().deployments():
         table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
     console.print(table)
+
+
+@log_app.command("collect")
+def log_collect(
+    transport: Annotated[str | None, typer.Option(help="redis://host:port/db or nats://host:port (default: $MLOOP_LOG_TRANSPORT).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Collect what is there now, then stop.")] = False,
+    consumer: Annotated[str, typer.Option(help="This collector's name within the consumer group.")] = "collector-1",
+) -> None:
+    """Drain the log stream that servers write to into this workspace's Parquet segments (until Ctrl-C or SIGTERM)."""
+    import signal
+    import threading
+
+    from mloop.monitoring import Collector
+    from mloop.store import redact_url
+
+    ws = _open()
+    url = transport or ws.settings.log_transport
+    collector = Collector(url, ws.logs_dir, consumer=consumer)
+    total = 0
+    try:
+        if once:
+            while (n := collector.poll(wait=0.5)) > 0:
+                total += n
+        else:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            console.print(f"collecting from {redact_url(url)} into {ws.logs_dir} (Ctrl-C stops)")
+            total = collector.run(stop)
+    finally:
+        collector.close()
+    console.print(f"{total} batch(es) collected")
 
 
 @monitors_app.command("apply")

@@ -8,10 +8,8 @@ Rows acknowledged to a client are on disk at most ``flush_interval`` seconds lat
 
 from __future__ import annotations
 
-import os
+import logging
 import threading
-import time
-import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +19,10 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
+from mloop.monitoring._transport import LocalSegments, SegmentSink
 from mloop.names import check_name
+
+log = logging.getLogger("mloop.monitoring")
 
 INPUT_PREFIX = "in__"
 
@@ -94,11 +95,14 @@ def _prediction_table(items: list[tuple[Any, ...]]) -> Any:
 
 
 class PredictionLog:
-    """Buffered writer of prediction and feedback segments under ``root/<deployment>/``. Thread-safe."""
+    """Buffered writer of prediction and feedback batches: segments under ``root/<deployment>/`` by default,
+    or any :class:`SegmentSink` (a Redis Stream, JetStream). Thread-safe. A batch the sink refuses (say
+    Redis is down) goes back to the front of the buffer and is tried again at the next flush."""
 
-    def __init__(self, root: Path, *, flush_interval: float = 1.0) -> None:
+    def __init__(self, root: Path, *, flush_interval: float = 1.0, sink: SegmentSink | None = None) -> None:
         self.root = root
         self.flush_interval = flush_interval
+        self.sink: SegmentSink = sink or LocalSegments(root)
         self._lock = threading.Lock()
         self._predictions: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self._feedback: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
@@ -130,20 +134,14 @@ class PredictionLog:
 
     # -- flushing (background) ------------------------------------------------------------
 
-    def _write(self, folder: Path, table: Any) -> None:
-        import pyarrow.parquet as pq
-
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"seg-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = folder / f".{name}.tmp"
-        with tmp.open("wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / name)
+    def _requeue(self, kind: str, deployment: str, items: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            buffer = self._predictions if kind == "predictions" else self._feedback
+            buffer[deployment][:0] = items
 
     def flush(self) -> int:
-        """Write everything buffered so far; returns the number of rows written."""
+        """Write everything buffered so far; returns the number of rows written. Batches that fail to
+        write are kept for the next flush, and the first failure is raised after the rest were tried."""
         import pyarrow as pa
 
         with self._flush_lock:
@@ -151,26 +149,37 @@ class PredictionLog:
                 predictions, self._predictions = self._predictions, defaultdict(list)
                 feedback, self._feedback = self._feedback, defaultdict(list)
             written = 0
-            for deployment, items in predictions.items():
-                table = _prediction_table(items)
-                self._write(self.root / deployment / "predictions", table)
+            failure: Exception | None = None
+            batches: list[tuple[str, str, list[tuple[Any, ...]]]] = [
+                *(("predictions", d, items) for d, items in predictions.items()),
+                *(("feedback", d, items) for d, items in feedback.items()),
+            ]
+            for kind, deployment, items in batches:
+                if kind == "predictions":
+                    table = _prediction_table(items)
+                else:
+                    frame = pd.DataFrame(
+                        [(rid, i, ts, float(label)) for rid, ts, labels in items for i, label in enumerate(labels)],
+                        columns=["request_id", "row", "ts", "label"],
+                    ).astype({"row": np.int32})
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                try:
+                    self.sink.write(deployment, kind, table)
+                except Exception as exc:  # keep the rows: nothing acknowledged is dropped because a sink hiccuped
+                    self._requeue(kind, deployment, items)
+                    failure = failure or exc
+                    continue
                 written += table.num_rows
-            for deployment, fb_items in feedback.items():
-                batch = pd.DataFrame(
-                    [
-                        (request_id, i, ts, float(label))
-                        for request_id, ts, labels in fb_items
-                        for i, label in enumerate(labels)
-                    ],
-                    columns=["request_id", "row", "ts", "label"],
-                ).astype({"row": np.int32})
-                self._write(self.root / deployment / "feedback", pa.Table.from_pandas(batch, preserve_index=False))
-                written += len(batch)
+            if failure is not None:
+                raise failure
             return written
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:
+                log.warning("prediction log flush failed (kept for the next one): %s", exc)
 
     def start(self) -> None:
         if self._thread is None:
@@ -178,12 +187,15 @@ class PredictionLog:
             self._thread.start()
 
     def close(self) -> None:
-        """Stop the background thread and write what is left."""
+        """Stop the background thread, write what is left, close the sink."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self.sink.close()
 
 
 class LogReader:

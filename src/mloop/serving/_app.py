@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mloop import __version__
 from mloop.errors import MloopError
-from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog
+from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog, sink_for
 from mloop.serving._fastpath import FastPath
 from mloop.serving._hub import ModelHub
 from mloop.serving._inference import Inference, Reply, error_reply, json_reply, read_body
@@ -62,7 +62,8 @@ def create_app(
         on_fallback=lambda dep, version: metrics.fallbacks.labels(dep, str(version)).inc(),
     )
     hub = ModelHub(workspace, poll_interval=poll_interval, stats=stats)
-    predictions = PredictionLog(workspace.logs_dir, flush_interval=log_flush_interval)
+    sink = sink_for(workspace.settings.log_transport, workspace.logs_dir)
+    predictions = PredictionLog(workspace.logs_dir, flush_interval=log_flush_interval, sink=sink)
     inference = Inference(hub, predictions, metrics)
     interval = workspace.settings.monitor_interval if monitor_interval is None else monitor_interval
     scheduler = MonitorScheduler(workspace.monitor_runner(MonitorMetrics(metrics.registry)), interval=interval) if interval > 0 else None

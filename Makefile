@@ -32,8 +32,15 @@ test-quick: $(DEVSTAMP)
 typecheck: $(DEVSTAMP)
 	$(BIN)/mypy src/mloop --ignore-missing-imports
 
-bench: $(STAMP)
+# Evidently 0.7 needs pandas < 3: the drift benchmark runs it from a venv of its own.
+EVENV := benchmarks/.venv-evidently
+$(EVENV)/.installed:
+	$(PYTHON) -m venv $(EVENV)
+	$(EVENV)/bin/pip install --quiet "evidently==0.7.*" "pandas<3" pyarrow
+	touch $@
+
+bench: $(STAMP) $(EVENV)/.installed
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; OMP_NUM_THREADS=1 $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mloop build dist src/*.egg-info
+	rm -rf $(VENV) $(EVENV) .mloop build dist src/*.egg-info

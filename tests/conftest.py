@@ -117,3 +117,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'mloop.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+_SERVICES = {"redis": ("127.0.0.1", 6379), "nats": ("127.0.0.1", 4222)}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``redis`` or ``nats`` talk to the real server on 127.0.0.1: skipped locally when it is
+    not running, a failure in CI (which must run them)."""
+    import socket
+
+    for marker, (host, port) in _SERVICES.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except OSError:
+            if os.environ.get("CI"):
+                pytest.fail(f"{marker} is not reachable at {host}:{port}; CI must run these tests.")
+            pytest.skip(f"{marker} is not reachable at {host}:{port}")

@@ -54,3 +54,15 @@ class NotFittedError(MloopError, ValueError):
     """An estimator was used before ``fit``."""
 
     status_code = 400
+
+
+class Unauthorized(MloopError):
+    """No valid credential: a missing, malformed, expired, revoked or wrongly signed key or token."""
+
+    status_code = 401
+
+
+class Forbidden(MloopError):
+    """A valid credential whose role does not allow this action."""
+
+    status_code = 403

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mloop.monitoring import MonitorConfig, MonitorMetrics, MonitorRunner
     from mloop.store import MonitorRow
     from mloop.registry import Registry
+    from mloop.security import Keyring
     from mloop.store import Deployment, MetadataStore, ServingConfig
     from mloop.tracking import Tracker
 
@@ -47,6 +48,7 @@ class Workspace:
         for folder in (ws.root, ws.artifacts_dir, ws.reports_dir, ws.logs_dir, ws.cards_dir):
             folder.mkdir(parents=True, exist_ok=True)
         ws.store.migrate()
+        ws.keyring  # noqa: B018 - creates the workspace's keys (0600) on first init
         ws.tracker.client.search_experiments(max_results=1)  # creates MLflow's tables on first use
         marker = ws.root / _MARKER
         if not marker.exists():
@@ -114,7 +116,53 @@ class Workspace:
     def registry(self) -> Registry:
         from mloop.registry import Registry
 
-        return Registry(self.tracker, self.store, self.bus, self.cards_dir)
+        return Registry(self.tracker, self.store, self.bus, self.cards_dir, self.keyring)
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        """The workspace's secrets in ``<root>/keys`` (created on first use: 0700 folder, 0600 files)."""
+        from mloop.security import Keyring
+
+        return Keyring.ensure(self.root / "keys")
+
+    def rotate_signing_key(self) -> tuple[str, int]:
+        """A new signing key; every manifest is verified under its old key and re-signed under the new one in
+        one transaction, then the old keys are dropped. Returns (new key id, manifests re-signed)."""
+        from mloop.security import sign_manifest, verify_manifest
+
+        old_ids = self.keyring.key_ids()
+        signed = self.store.manifests.all()
+        for m in signed:  # refuse to launder: every current signature must verify before anything changes
+            verify_manifest(self.keyring.key(m.key_id) if m.key_id else b"", m.model_name, m.version, m.manifest, m.signature)
+        kid = self.keyring.add_signing_key()
+        key = self.keyring.key(kid)
+        with self.store.transaction() as conn:
+            for m in signed:
+                self.store.manifests.sign(conn, m.model_name, m.version, sign_manifest(key, m.model_name, m.version, m.manifest), kid)
+            self.store.audit.record(conn, "keys.rotated", "signing", {"new": kid, "resigned": len(signed)})
+        for old in old_ids:
+            self.keyring.drop(old)
+        return kid, len(signed)
+
+    def adopt_unsigned(self) -> list[str]:
+        """Sign manifests that have no signature (registered before signing existed) after checking that the
+        artifact files still match their digests: trust on first use, by an explicit command."""
+        import tempfile
+
+        from mloop.security import sign_manifest, verified_copy
+
+        kid, key = self.keyring.signing_key()
+        adopted = []
+        for m in self.store.manifests.all():
+            if m.signature:
+                continue
+            with tempfile.TemporaryDirectory(prefix="mloop-adopt-") as tmp:
+                verified_copy(self.registry.artifact_dir(m.model_name, m.version), m.manifest, Path(tmp))
+            with self.store.transaction() as conn:
+                self.store.manifests.sign(conn, m.model_name, m.version, sign_manifest(key, m.model_name, m.version, m.manifest), kid)
+                self.store.audit.record(conn, "keys.adopted", f"{m.model_name}/{m.version}", {"key_id": kid})
+            adopted.append(f"{m.model_name}/{m.version}")
+        return adopted
 
     # -- deployments -------------------------------------------------------------------------
 

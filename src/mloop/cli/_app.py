@@ -23,6 +23,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(deployments_app, name="deployments")
 drift_app = typer.Typer(help="Data drift between two tables.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
+keys_app = typer.Typer(help="The workspace's signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 log_app = typer.Typer(help="The prediction and feedback log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 monitors_app = typer.Typer(help="Monitors: drift windows, persistence and alarms per deployment.", no_args_is_help=True)
@@ -156,6 +158,20 @@ def deployments_list() -> None:
     for d in _open().deployments():
         table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
     console.print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key, re-sign every model manifest with it (each old signature must verify first), drop the old key."""
+    kid, count = _open().rotate_signing_key()
+    console.print(f"signing key {kid} active; {count} manifest(s) re-signed")
+
+
+@keys_app.command("adopt")
+def keys_adopt() -> None:
+    """Sign manifests registered before signing existed, after checking their files still match their digests."""
+    adopted = _open().adopt_unsigned()
+    console.print(f"{len(adopted)} manifest(s) signed" + (f": {', '.join(adopted)}" if adopted else ""))
 
 
 @log_app.command("collect")

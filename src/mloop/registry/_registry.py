@@ -17,7 +17,7 @@ from mloop.events import MODEL_ALIAS_CHANGED
 from mloop.names import check_name
 from mloop.registry._card import render_card
 from mloop.registry._loaded import LoadedModel, load_from_dir, signature_inputs
-from mloop.security import build_manifest, verified_copy
+from mloop.security import Keyring, build_manifest, sign_manifest, verified_copy, verify_manifest
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -63,11 +63,12 @@ def _atomic_write(path: Path, text: str) -> None:
 class Registry:
     """Register versions from runs, move aliases, and load versions only after their digests verify."""
 
-    def __init__(self, tracker: Tracker, store: MetadataStore, bus: EventBus, cards_dir: Path) -> None:
+    def __init__(self, tracker: Tracker, store: MetadataStore, bus: EventBus, cards_dir: Path, keyring: Keyring) -> None:
         self._tracker = tracker
         self._store = store
         self._bus = bus
         self._cards_dir = cards_dir
+        self._keyring = keyring
 
     @property
     def _client(self) -> MlflowClient:
@@ -181,8 +182,10 @@ class Registry:
                 raise
         mv = client.create_model_version(name, source=model_uri, run_id=logged.source_run_id, model_id=model_id)
         version = int(mv.version)
+        key_id, key = self._keyring.signing_key()
+        signature = sign_manifest(key, name, version, manifest)
         with self._store.transaction() as conn:
-            digest = self._store.manifests.put(conn, name, version, manifest)
+            digest = self._store.manifests.put(conn, name, version, manifest, signature=signature, key_id=key_id)
             self._store.audit.record(conn, "model.registered", f"{name}/{version}", {"source": model_uri, "manifest_sha256": digest})
         client.set_model_version_tag(name, str(version), "mloop.manifest_sha256", digest)
 
@@ -232,10 +235,18 @@ class Registry:
             raise Conflict(f"Refusing {name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
         return parity.describe()
 
+    def verified_manifest(self, name: str, version: int) -> dict[str, str]:
+        """The stored manifest of a version, after its HMAC signature verified under the workspace key."""
+        signed = self._store.manifests.get_signed(name, version)
+        key = self._keyring.key(signed.key_id) if signed.key_id else b""
+        verify_manifest(key, name, version, signed.manifest, signed.signature)
+        return signed.manifest
+
     def load(self, name: str, ref: str | int = "champion") -> LoadedModel:
-        """Load a version after checking every file against its registered SHA-256; refuse on any mismatch."""
+        """Load a version after verifying its manifest's signature and checking every file against its
+        SHA-256 from the very bytes then loaded; refuse on any mismatch, extra or missing file."""
         info = self.resolve(name, ref)
-        manifest = self._store.manifests.get(name, info.version)
+        manifest = self.verified_manifest(name, info.version)
         src = self.artifact_dir(name, info.version)
         with tempfile.TemporaryDirectory(prefix="mloop-load-") as tmp:
             verified_copy(src, manifest, Path(tmp))

@@ -1,7 +1,9 @@
-"""Security: artifact manifests and verified loading (authentication and signing deepen in later work)."""
+"""Security: artifact manifests, their signatures and verified loading; the workspace keyring; authentication."""
 
 from __future__ import annotations
 
+from mloop.security._keyring import Keyring
 from mloop.security._manifest import build_manifest, verified_copy
+from mloop.security._signing import sign_manifest, verify_manifest
 
-__all__ = ["build_manifest", "verified_copy"]
+__all__ = ["Keyring", "build_manifest", "sign_manifest", "verified_copy", "verify_manifest"]

@@ -93,6 +93,15 @@ def manifest_digest(manifest: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class SignedManifest:
+    model_name: str
+    version: int
+    manifest: dict[str, str]
+    signature: str | None
+    key_id: str | None
+
+
 class ManifestRepository:
     """The SHA-256 of every artifact file of every registered version, kept outside the artifact store."""
 
@@ -100,7 +109,7 @@ class ManifestRepository:
         self._engine = engine
 
     @staticmethod
-    def put(conn: Connection, model_name: str, version: int, manifest: dict[str, str]) -> str:
+    def put(conn: Connection, model_name: str, version: int, manifest: dict[str, str], *, signature: str | None = None, key_id: str | None = None) -> str:
         existing = conn.execute(
             sa.select(model_manifests.c.manifest_sha256).where(
                 (model_manifests.c.model_name == model_name) & (model_manifests.c.version == version)
@@ -118,9 +127,37 @@ class ManifestRepository:
                 manifest=json.dumps(manifest, sort_keys=True),
                 manifest_sha256=digest,
                 created_at=time.time(),
+                signature=signature,
+                key_id=key_id,
             )
         )
         return digest
+
+    @staticmethod
+    def sign(conn: Connection, model_name: str, version: int, signature: str, key_id: str) -> None:
+        """Replace the signature of a stored manifest (key rotation, adopting an unsigned one)."""
+        conn.execute(
+            sa.update(model_manifests)
+            .where((model_manifests.c.model_name == model_name) & (model_manifests.c.version == version))
+            .values(signature=signature, key_id=key_id)
+        )
+
+    def all(self) -> list[SignedManifest]:
+        with read_connection(self._engine) as conn:
+            rows = conn.execute(sa.select(model_manifests).order_by(model_manifests.c.model_name, model_manifests.c.version)).all()
+        return [SignedManifest(r.model_name, r.version, json.loads(r.manifest), r.signature, r.key_id) for r in rows]
+
+    def get_signed(self, model_name: str, version: int) -> SignedManifest:
+        """The manifest with its signature and key id (not yet verified: the caller holds the keys)."""
+        manifest = self.get(model_name, version)
+        with read_connection(self._engine) as conn:
+            row = conn.execute(
+                sa.select(model_manifests.c.signature, model_manifests.c.key_id).where(
+                    (model_manifests.c.model_name == model_name) & (model_manifests.c.version == version)
+                )
+            ).first()
+        assert row is not None
+        return SignedManifest(model_name, version, manifest, row.signature, row.key_id)
 
     def get(self, model_name: str, version: int) -> dict[str, str]:
         with read_connection(self._engine) as conn:

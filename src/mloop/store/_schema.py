@@ -27,6 +27,8 @@ model_manifests = sa.Table(
     sa.Column("manifest", sa.Text, nullable=False),
     sa.Column("manifest_sha256", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("signature", sa.String(64), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
 )
 
 monitors = sa.Table(
@@ -101,4 +103,15 @@ leases = sa.Table(
     sa.Column("name", sa.String(128), primary_key=True),
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
 )

@@ -29,9 +29,10 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms.size else float("nan")
 
 
-def _request(path: str, body: bytes, port: int) -> bytes:
+def _request(path: str, body: bytes, port: int, headers: dict[str, str] | None = None) -> bytes:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     return (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
 
@@ -74,8 +75,8 @@ async def _worker(port: int, payload: bytes, deadline: float, max_requests: int,
         writer.close()
 
 
-async def _run(port: int, path: str, body: bytes, concurrency: int, seconds: float, max_requests: int) -> LoadResult:
-    payload = _request(path, body, port)
+async def _run(port: int, path: str, body: bytes, concurrency: int, seconds: float, max_requests: int, headers: dict[str, str] | None = None) -> LoadResult:
+    payload = _request(path, body, port, headers)
     lat: list[float] = []
     errors: list[int] = []
     start = time.perf_counter()
@@ -85,7 +86,9 @@ async def _run(port: int, path: str, body: bytes, concurrency: int, seconds: flo
     return LoadResult(concurrency, len(lat), len(errors), elapsed, np.array(lat))
 
 
-def run_load(port: int, path: str, body: bytes, *, concurrency: int, seconds: float, max_requests: int = 10**9, warmup: int = 50) -> LoadResult:
+def run_load(
+    port: int, path: str, body: bytes, *, concurrency: int, seconds: float, max_requests: int = 10**9, warmup: int = 50, headers: dict[str, str] | None = None
+) -> LoadResult:
     """Send ``body`` to ``path`` from ``concurrency`` connections for ``seconds`` (or ``max_requests``)."""
     try:
         import uvloop
@@ -94,5 +97,5 @@ def run_load(port: int, path: str, body: bytes, *, concurrency: int, seconds: fl
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         runner = asyncio.run
     if warmup:
-        runner(_run(port, path, body, 1, 5.0, warmup))
-    return runner(_run(port, path, body, concurrency, seconds, max_requests))
+        runner(_run(port, path, body, 1, 5.0, warmup, headers))
+    return runner(_run(port, path, body, concurrency, seconds, max_requests, headers))

@@ -128,16 +128,18 @@ def bench(ws: Workspace, name: str, sample: pd.DataFrame, seconds: float) -> dic
             mloop_server = ServerProcess(ws.root, port=port, log_flush_interval=1.0).start(timeout=120)
             startup = time.perf_counter() - t0
             stop = mloop_server.stop
+            headers = mloop_server.headers  # mloop authenticates every inference request (an API key)
         else:
+            headers = {}
             proc, startup = _start_mlflow(ws, name, port)
             stop = lambda proc=proc: _stop(proc)  # noqa: E731
         path = f"/models/{name}/invocations" if server == "mloop" else "/invocations"
         try:
-            check = httpx.post(f"http://127.0.0.1:{port}{path}", content=body, headers={"content-type": "application/json"})
+            check = httpx.post(f"http://127.0.0.1:{port}{path}", content=body, headers={"content-type": "application/json", **headers})
             assert check.status_code == 200, check.text
-            c1 = run_load(port, path, body, concurrency=1, seconds=seconds)
-            c16 = run_load(port, path, body, concurrency=16, seconds=seconds)
-            c64 = run_load(port, path, body, concurrency=64, seconds=seconds)
+            c1 = run_load(port, path, body, concurrency=1, seconds=seconds, headers=headers)
+            c16 = run_load(port, path, body, concurrency=16, seconds=seconds, headers=headers)
+            c64 = run_load(port, path, body, concurrency=64, seconds=seconds, headers=headers)
         finally:
             stop()
         results[server] = {

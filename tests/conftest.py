@@ -136,3 +136,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             if os.environ.get("CI"):
                 pytest.fail(f"{marker} is not reachable at {host}:{port}; CI must run these tests.")
             pytest.skip(f"{marker} is not reachable at {host}:{port}")
+
+
+def auth_headers(ws: Workspace) -> dict[str, str]:
+    """``Authorization`` with the workspace's own admin key, as the CLI and the demo send it."""
+    return {"Authorization": f"Bearer {ws.credential}"}

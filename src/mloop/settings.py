@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     ``MLOOP_TRACKING_URI`` — MLflow tracking and registry (default ``sqlite:///<home>/mlflow.db``).
     ``MLOOP_LOG_TRANSPORT`` — where servers send the prediction log: ``local`` segments (default),
     ``redis://host:port/db`` or ``nats://host:port`` (then ``mloop log collect`` writes the segments).
+    ``MLOOP_AUTH`` — ``false`` serves without authentication (``mloop serve --no-auth``; loopback only).
+    ``MLOOP_JWT_PUBLIC_KEY`` — a PEM file: tokens are then RS256 under it (else HS256 under the workspace secret);
+    ``MLOOP_JWT_ISSUER`` / ``MLOOP_JWT_AUDIENCE`` (default ``mloop``), ``MLOOP_JWT_LEEWAY`` (seconds, at most 60).
     ``MLOOP_WEBHOOK_ALLOW`` — hosts that alarm webhooks may call besides loopback.
     ``MLOOP_MONITOR_INTERVAL`` — seconds between monitor ticks in a server (0 turns the scheduler off).
     """
@@ -25,6 +28,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     tracking_uri: str | None = None
     webhook_allow: str = ""
+    auth: bool = True
+    jwt_public_key: Path | None = None
+    jwt_issuer: str = "mloop"
+    jwt_audience: str = "mloop"
+    jwt_leeway: float = 30.0
     log_transport: str = "local"
     monitor_interval: float = 10.0
 

@@ -18,12 +18,13 @@ if TYPE_CHECKING:
     from mloop.monitoring import MonitorConfig, MonitorMetrics, MonitorRunner
     from mloop.store import MonitorRow
     from mloop.registry import Registry
-    from mloop.security import Keyring
+    from mloop.security import Authenticator, Keyring
     from mloop.store import Deployment, MetadataStore, ServingConfig
     from mloop.tracking import Tracker
 
 _MARKER = "workspace.json"
 _FORMAT = 1
+CREDENTIAL = "admin.key"
 
 
 class Workspace:
@@ -49,6 +50,7 @@ class Workspace:
             folder.mkdir(parents=True, exist_ok=True)
         ws.store.migrate()
         ws.keyring  # noqa: B018 - creates the workspace's keys (0600) on first init
+        ws._ensure_credential()
         ws.tracker.client.search_experiments(max_results=1)  # creates MLflow's tables on first use
         marker = ws.root / _MARKER
         if not marker.exists():
@@ -124,6 +126,40 @@ class Workspace:
         from mloop.security import Keyring
 
         return Keyring.ensure(self.root / "keys")
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def _ensure_credential(self) -> None:
+        path = self.root / "keys" / CREDENTIAL
+        if path.exists():
+            return
+        from mloop.security._keyring import _write_private
+
+        key, _ = self.store.api_keys.create("workspace", "admin")
+        try:
+            _write_private(path, key.encode())
+        except FileExistsError:  # another process initialised it first: drop ours
+            self.store.api_keys.revoke(key.split("_")[1])
+
+    @property
+    def credential(self) -> str:
+        """The workspace's own admin API key (``<root>/keys/admin.key``, 0600): how the CLI and the demo call a server."""
+        path = self.root / "keys" / CREDENTIAL
+        if not path.exists():
+            raise NotFound(f"No credential at {path}; `mloop init {self.root}` creates one.")
+        return path.read_text().strip()
+
+    def authenticator(self) -> Authenticator:
+        """What a server checks bearer credentials with: API keys from the store, JWTs under the workspace secret
+        (HS256) or under ``MLOOP_JWT_PUBLIC_KEY`` (RS256)."""
+        from mloop.security import Authenticator
+
+        s = self.settings
+        if s.jwt_public_key is not None:
+            return Authenticator(self.store.api_keys, jwt_key=Path(s.jwt_public_key).read_text(), algorithm="RS256",
+                                 issuer=s.jwt_issuer, audience=s.jwt_audience, leeway=s.jwt_leeway)
+        return Authenticator(self.store.api_keys, jwt_key=self.keyring.jwt_secret(), issuer=s.jwt_issuer,
+                             audience=s.jwt_audience, leeway=s.jwt_leeway)
 
     def rotate_signing_key(self) -> tuple[str, int]:
         """A new signing key; every manifest is verified under its old key and re-signed under the new one in

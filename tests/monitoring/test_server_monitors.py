@@ -35,7 +35,7 @@ def test_the_server_scheduler_raises_an_alarm_and_exports_it(deployed: Workspace
     monkeypatch.setenv("MLOOP_MONITOR_INTERVAL", "0.3")
     server = ServerProcess(deployed.root, log_file=deployed.root / "server.log", log_flush_interval=0.1).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with server.client(timeout=10) as client:
             _post(client, 0.0, seed=12)  # 200 rows like the reference
             _post(client, 1.5, seed=13)  # 200 rows shifted
             monitor = deployed.store.monitors.get("toy", "inputs")
@@ -62,7 +62,7 @@ def test_a_server_logging_to_redis_feeds_a_collector(deployed: Workspace, monkey
     monkeypatch.setenv("MLOOP_MONITOR_INTERVAL", "0")
     server = ServerProcess(deployed.root, log_file=deployed.root / "server.log", log_flush_interval=0.1).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with server.client(timeout=10) as client:
             _post(client, 0.0, seed=14, n=5)
     finally:
         assert server.stop() == 0

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from mloop.monitoring import LogReader
 from mloop.workspace import Workspace
-from tests.conftest import TOY_SPEC, toy_frame, train_and_register
+from tests.conftest import auth_headers, TOY_SPEC, toy_frame, train_and_register
 
 ROWS = toy_frame(4, seed=9)[list(TOY_SPEC.features)]
 
@@ -18,7 +18,7 @@ ROWS = toy_frame(4, seed=9)[list(TOY_SPEC.features)]
 def _client(ws: Workspace) -> TestClient:
     from mloop.serving import create_app
 
-    return TestClient(create_app(ws, log_flush_interval=0.05, poll_interval=0.05))
+    return TestClient(create_app(ws, log_flush_interval=0.05, poll_interval=0.05), headers=auth_headers(ws))
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ def test_overload_answers_429_with_retry_after_and_no_5xx(own_client: TestClient
 
     async def burst() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=own_client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=auth_headers(deployed)) as c:
             return await asyncio.gather(*(c.post("/invocations", json=_split()) for _ in range(12)))
 
     responses = asyncio.run(burst())
@@ -275,7 +275,7 @@ def test_overload_answers_429_with_retry_after_and_no_5xx(own_client: TestClient
 def test_framework_routes_answer_like_the_fast_path(shared: Workspace) -> None:
     from mloop.serving import create_app
 
-    with TestClient(create_app(shared, fast_path=False)) as slow, _client(shared) as fast:
+    with TestClient(create_app(shared, fast_path=False), headers=auth_headers(shared)) as slow, _client(shared) as fast:
         for path, body in (("/invocations", _split()), ("/invocations", {"dataframe_records": [{"x1": 1.0}]}), ("/v2/models/toy/feedback", {"labels": [1]})):
             a, b = slow.post(path, json=body), fast.post(path, json=body)
             assert a.status_code == b.status_code

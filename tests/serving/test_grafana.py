@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from mloop.serving import create_app
 from mloop.workspace import Workspace
-from tests.conftest import TOY_SPEC, toy_frame
+from tests.conftest import auth_headers, TOY_SPEC, toy_frame
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "mloop-serving.json"
 
@@ -25,7 +25,7 @@ def test_every_dashboard_series_is_exported(deployed: Workspace, tmp_path: Path)
     deployed.add_monitor({"name": "inputs", "deployment": "toy", "reference": {"path": str(reference)},
                           "window": {"kind": "count", "size": 30}, "grace_seconds": 0})
     rows = toy_frame(30)[list(TOY_SPEC.features)]
-    with TestClient(create_app(deployed, log_flush_interval=0.05, monitor_interval=0.1)) as client:
+    with TestClient(create_app(deployed, log_flush_interval=0.05, monitor_interval=0.1), headers=auth_headers(deployed)) as client:
         client.post("/invocations", json={"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}})
         client.post("/invocations", json={"bad": 1})
         client.post("/v2/models/toy/feedback", json={"request_id": "r", "labels": [1]})

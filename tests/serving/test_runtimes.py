@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import auth_headers
 from mloop.serving import create_app
 from mloop.serving._runtime import runtime_for
 from mloop.workspace import Workspace
@@ -56,7 +57,7 @@ def test_native_runtime_matches_pyfunc(workspace: Workspace, log: Callable[[], A
     assert runtime.kind == kind
     got = runtime.predict([runtime.prepare(X.head(20).to_dict("list"))])[0]
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), atol=1e-7)
-    with TestClient(create_app(workspace)) as client:
+    with TestClient(create_app(workspace), headers=auth_headers(workspace)) as client:
         assert client.get("/v2/models/m").json()["platform"] == f"mloop-{kind}"
         resp = client.post("/invocations", json={"dataframe_split": {"columns": list(X.columns), "data": X.head(20).to_numpy().tolist()}})
         assert resp.status_code == 200
@@ -74,8 +75,9 @@ def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
         uri = run.log_sklearn_model(HistGradientBoostingClassifier(max_iter=20).fit(X, Y), X)
     version = workspace.registry.register(uri, "h", alias="champion").version
     assert workspace.registry.check_twin("h", version)
-    # Someone with write access to the store swaps in a different twin and re-records the manifest:
-    # the digests now match, but the twin no longer agrees with the model.
+    # Someone holding the workspace key swaps in a different twin and re-records and re-signs the manifest:
+    # digests and signature now match (without the key the signature check refuses first, see
+    # tests/security), but the twin no longer agrees with the model.
     files = workspace.registry.artifact_dir("h", version)
     other = HistGradientBoostingClassifier(max_iter=3).fit(X, 1 - Y)
     (files / TWIN_FILE).write_bytes(convert_hgb(other, [ColumnSpec(c, "double") for c in X.columns]))
@@ -86,9 +88,13 @@ def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
     from mloop.store._schema import model_manifests
     from mloop.store import manifest_digest
 
+    from mloop.security import sign_manifest
+
     manifest = build_manifest(files)
+    kid, key = workspace.keyring.signing_key()
     with workspace.store.transaction() as conn:
-        conn.execute(sa.update(model_manifests).values(manifest=json.dumps(manifest, sort_keys=True), manifest_sha256=manifest_digest(manifest)))
+        conn.execute(sa.update(model_manifests).values(manifest=json.dumps(manifest, sort_keys=True), manifest_sha256=manifest_digest(manifest),
+                                                       signature=sign_manifest(key, "h", version, manifest), key_id=kid))
     with pytest.raises(Conflict, match=r"ONNX twin disagrees with the model: max \|native - onnx\| = .* at row \d+"):
         workspace.deploy("h", "h", "champion")
 
@@ -101,7 +107,7 @@ def test_onnx_failure_falls_back_to_the_native_model_and_is_counted(workspace: W
         uri = run.log_sklearn_model(model, X)
     workspace.registry.register(uri, "h", alias="champion")
     workspace.deploy("h", "h", "champion")
-    with TestClient(create_app(workspace)) as client:
+    with TestClient(create_app(workspace), headers=auth_headers(workspace)) as client:
         runtime = client.app.state.hub.get("h").baseline.runtime  # type: ignore[attr-defined]
         assert runtime.kind == "onnx"
 
@@ -129,7 +135,7 @@ def test_a_slow_onnx_batch_is_aborted_and_answered_natively(workspace: Workspace
     workspace.registry.register(uri, "h", alias="champion")
     workspace.deploy("h", "h", "champion", serving=ServingConfig(runtime_timeout_ms=1, max_batch_size=100_000))
     big = pd.concat([X] * 500, ignore_index=True)  # 200,000 rows: far more than 1 ms of ONNX work
-    with TestClient(create_app(workspace)) as client:
+    with TestClient(create_app(workspace), headers=auth_headers(workspace)) as client:
         resp = client.post("/invocations", json={"dataframe_split": {"columns": list(X.columns), "data": big.to_numpy().tolist()}})
         assert resp.status_code == 200
         np.testing.assert_allclose(resp.json()["predictions"][:400], model.predict_proba(X), atol=1e-9)

@@ -25,7 +25,7 @@ def test_sigterm_drains_flushes_the_log_and_exits_zero(deployed: Workspace) -> N
     # A long flush interval: only the shutdown path can have written these rows.
     server = _server(deployed, log_flush_interval=60.0)
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with server.client(timeout=10) as client:
             for i in range(20):
                 assert client.post("/invocations", json=body, headers={"X-Request-Id": f"r{i}"}).status_code == 200
                 assert client.post("/v2/models/toy/feedback", json={"request_id": f"r{i}", "labels": [1, 0, 1]}).status_code == 200
@@ -43,7 +43,7 @@ def test_sigterm_turns_readiness_to_503_while_requests_still_succeed(deployed: W
     body = _body(1, seed=4)
     server = _server(deployed, drain_seconds=1.5)
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with server.client(timeout=10) as client:
             assert client.get("/v2/health/ready").status_code == 200
             server.terminate()
             deadline = time.time() + 5
@@ -63,7 +63,7 @@ def test_acknowledged_rows_survive_kill_9_after_the_flush_interval(deployed: Wor
     body = _body(2, seed=5)
     server = _server(deployed, log_flush_interval=0.2)
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        with server.client(timeout=10) as client:
             for i in range(50):
                 assert client.post("/invocations", json=body, headers={"X-Request-Id": f"k{i}"}).status_code == 200
         time.sleep(0.2 * 3)  # the documented bound: one flush interval (plus the write itself)

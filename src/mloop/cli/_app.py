@@ -23,6 +23,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(deployments_app, name="deployments")
 drift_app = typer.Typer(help="Data drift between two tables.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
+auth_app = typer.Typer(help="API keys and tokens for the server.", no_args_is_help=True)
+app.add_typer(auth_app, name="auth")
 keys_app = typer.Typer(help="The workspace's signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 log_app = typer.Typer(help="The prediction and feedback log.", no_args_is_help=True)
@@ -94,13 +96,25 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
     log_flush_interval: Annotated[float, typer.Option(help="Seconds between prediction-log flushes.", min=0.01, max=60)] = 1.0,
     drain_seconds: Annotated[float, typer.Option(help="On SIGTERM, answer readiness 503 this long before closing.", min=0, max=300)] = 0.0,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without authentication (only on a loopback address).")] = False,
 ) -> None:
-    """Serve every deployment of the workspace (MLflow scoring and Open Inference Protocol v2)."""
+    """Serve every deployment of the workspace (MLflow scoring and Open Inference Protocol v2); every route but
+    the health probes needs `Authorization: Bearer <API key or token>` (the workspace's own key is in keys/admin.key)."""
+    import ipaddress
+
     from mloop.serving import serve as run_server
 
+    if no_auth:
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise InvalidInput(f"--no-auth is refused on {host!r}: only a loopback address (127.0.0.1, ::1) may serve without authentication.", field="--no-auth")
+        os.environ["MLOOP_AUTH"] = "false"
     ws = _open()
     names = [d.name for d in ws.deployments()]
-    console.print(f"serving {names or 'no deployments yet'} on http://{host}:{port} (workers={workers})", highlight=False)
+    console.print(f"serving {names or 'no deployments yet'} on http://{host}:{port} (workers={workers}, auth {'off' if no_auth else 'on'})", highlight=False)
     run_server(ws, host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds)
 
 
@@ -158,6 +172,48 @@ def deployments_list() -> None:
     for d in _open().deployments():
         table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
     console.print(table)
+
+
+@auth_app.command("create-key")
+def auth_create_key(
+    role: Annotated[str, typer.Option(help="viewer, predictor, operator or admin.")],
+    name: Annotated[str, typer.Option(help="What the key is for (shown in lists and the audit log).")] = "cli",
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    key, row = _open().store.api_keys.create(name, role)
+    Console(stderr=True).print(f"API key {row.id} ({row.role}) created; it is shown only now:")
+    sys.stdout.write(key + "\n")
+
+
+@auth_app.command("list-keys")
+def auth_list_keys() -> None:
+    """API keys: id, name, role, created, revoked (never the secret)."""
+    import datetime as dt
+
+    table = Table(title="API keys")
+    for col in ("id", "name", "role", "created (UTC)", "revoked"):
+        table.add_column(col)
+    for k in _open().store.api_keys.list():
+        fmt = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M") if t else ""  # noqa: E731
+        table.add_row(k.id, k.name, k.role, fmt(k.created_at), fmt(k.revoked_at))
+    console.print(table)
+
+
+@auth_app.command("revoke")
+def auth_revoke(key_id: str) -> None:
+    """Revoke an API key (servers refuse it within two seconds)."""
+    _open().store.api_keys.revoke(key_id)
+    console.print(f"revoked {key_id}")
+
+
+@auth_app.command("token")
+def auth_token(
+    role: Annotated[str, typer.Option(help="viewer, predictor, operator or admin.")],
+    subject: Annotated[str, typer.Option(help="Who the token is for (the sub claim).")] = "cli",
+    ttl: Annotated[float, typer.Option(help="Seconds until it expires.", min=1, max=30 * 86400)] = 3600,
+) -> None:
+    """Mint a JWT (HS256 under the workspace secret) and print it."""
+    sys.stdout.write(_open().authenticator().mint(subject, role, ttl) + "\n")
 
 
 @keys_app.command("rotate")

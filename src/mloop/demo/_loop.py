@@ -317,7 +317,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
     windows: list[WindowResult] = []
     server_log = ws.root / "server.log"
     request_month: dict[str, int] = {}
-    with ServerProcess(ws.root, log_file=server_log) as server, httpx.Client(base_url=server.url, timeout=30.0) as client:
+    with ServerProcess(ws.root, log_file=server_log) as server, server.client(timeout=30.0) as client:
         console.log(f"serving on {server.url} (pid {server.proc.pid if server.proc else '?'})")
         truth = _Labels(client, cfg.label_delay)
         controller.client = client

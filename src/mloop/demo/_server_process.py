@@ -38,6 +38,16 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Authorization`` with the workspace's own admin key (``keys/admin.key``)."""
+        key = (self.workspace / "keys" / "admin.key").read_text().strip()
+        return {"Authorization": f"Bearer {key}"}
+
+    def client(self, **options: object) -> httpx.Client:
+        """An HTTP client for this server that authenticates as the workspace."""
+        return httpx.Client(base_url=self.url, headers=self.headers, **options)  # type: ignore[arg-type]
+
     def start(self, timeout: float = 60.0) -> ServerProcess:
         cmd = [
             sys.executable, "-m", "mloop", "--workspace", str(self.workspace), "serve",

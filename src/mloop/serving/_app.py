@@ -7,7 +7,9 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mloop import __version__
 from mloop.errors import MloopError
 from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog, sink_for
+from mloop.serving._access import AccessControl
 from mloop.serving._fastpath import FastPath
 from mloop.serving._hub import ModelHub
 from mloop.serving._inference import Inference, Reply, error_reply, json_reply, read_body
@@ -49,13 +52,17 @@ def create_app(
     poll_interval: float = 0.5,
     fast_path: bool = True,
     monitor_interval: float | None = None,
-) -> FastAPI | FastPath:
+    auth: bool | None = None,
+) -> AccessControl:
     """An ASGI app serving every deployment of ``workspace``. With ``fast_path`` (the default) the hot POST
     endpoints are answered by an outermost ASGI layer that calls the same code as the FastAPI routes without
     the framework's middleware and routing (~60 µs less per request); the rest goes to FastAPI.
 
     The workspace's monitors run on a scheduler thread every ``monitor_interval`` seconds (default
-    ``MLOOP_MONITOR_INTERVAL``, 10 s; 0 turns it off); of several server processes one holds the lease."""
+    ``MLOOP_MONITOR_INTERVAL``, 10 s; 0 turns it off); of several server processes one holds the lease.
+
+    ``auth`` (default ``MLOOP_AUTH``, on) puts :class:`AccessControl` in front of everything: the route table in
+    ``serving/_access.py`` says which role each route needs; only the health probes are public."""
     metrics = ServingMetrics()
     stats = StatsBook(
         on_batch=lambda dep, version, rows: metrics.batch_size.labels(dep, str(version)).observe(rows),
@@ -65,11 +72,14 @@ def create_app(
     sink = sink_for(workspace.settings.log_transport, workspace.logs_dir)
     predictions = PredictionLog(workspace.logs_dir, flush_interval=log_flush_interval, sink=sink)
     inference = Inference(hub, predictions, metrics)
+    authenticator = workspace.authenticator() if (workspace.settings.auth if auth is None else auth) else None
     interval = workspace.settings.monitor_interval if monitor_interval is None else monitor_interval
     scheduler = MonitorScheduler(workspace.monitor_runner(MonitorMetrics(metrics.registry)), interval=interval) if interval > 0 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if authenticator is not None:
+            await run_in_threadpool(authenticator.refresh)
         await run_in_threadpool(hub.start)
         # Models and libraries are loaded: move them out of the garbage collector's sight, so that
         # collections (a source of tail latency) only walk what requests allocate.
@@ -207,4 +217,67 @@ def create_app(
         """Labels for an answered request: ``{"request_id": ..., "labels": [one per row]}``."""
         return _response(await inference.feedback(name, await _body(request), request.headers))
 
-    return FastPath(app, inference) if fast_path else app
+    # -- management: who am I, API keys, monitors ---------------------------------------------
+
+    def _who(request: Request) -> str:
+        principal = request.scope.get("principal")
+        return f"{principal.via}:{principal.subject}" if principal else "anonymous"
+
+    @app.get("/api/whoami")
+    async def whoami(request: Request) -> Response:
+        principal = request.scope.get("principal")
+        if principal is None:
+            return _json({"subject": "anonymous", "role": "admin", "via": "no-auth"})
+        return _json({"subject": principal.subject, "role": principal.role, "via": principal.via})
+
+    @app.get("/api/keys")
+    async def list_keys() -> Response:
+        keys = await run_in_threadpool(workspace.store.api_keys.list)
+        return _json({"keys": [{"id": k.id, "name": k.name, "role": k.role, "created_at": k.created_at, "revoked_at": k.revoked_at} for k in keys]})
+
+    @app.post("/api/keys", status_code=201)
+    async def create_key(body: NewKey, request: Request) -> Response:
+        """A new API key (shown once). Only ``name`` and ``role`` may be given."""
+        key, row = await run_in_threadpool(lambda: workspace.store.api_keys.create(body.name, body.role, actor=_who(request)))
+        return _json({"id": row.id, "name": row.name, "role": row.role, "key": key}, 201)
+
+    @app.delete("/api/keys/{key_id}")
+    async def revoke_key(key_id: str, request: Request) -> Response:
+        await run_in_threadpool(lambda: workspace.store.api_keys.revoke(key_id, actor=_who(request)))
+        if authenticator is not None:
+            await run_in_threadpool(authenticator.refresh)
+        return _json({"revoked": key_id})
+
+    @app.get("/api/monitors")
+    async def list_monitors() -> Response:
+        rows = await run_in_threadpool(workspace.store.monitors.list)
+        return _json({"monitors": [{"deployment": m.deployment, "name": m.name, "config": m.config} for m in rows]})
+
+    @app.put("/api/monitors")
+    async def put_monitor(request: Request) -> Response:
+        """Create or replace a monitor (the YAML entry's fields, as JSON)."""
+        import orjson
+
+        try:
+            data = orjson.loads(await _body(request))
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"Invalid JSON: {exc}.")
+        if not isinstance(data, dict):
+            return _error(422, "The body must be one JSON object: a monitor's fields.")
+        row = await run_in_threadpool(workspace.add_monitor, data)
+        return _json({"deployment": row.deployment, "name": row.name, "config": row.config})
+
+    @app.delete("/api/monitors/{deployment}/{name}")
+    async def delete_monitor(deployment: str, name: str) -> Response:
+        await run_in_threadpool(workspace.store.monitors.remove, deployment, name)
+        return _json({"removed": f"{deployment}/{name}"})
+
+    return AccessControl(FastPath(app, inference) if fast_path else app, authenticator)
+
+
+class NewKey(BaseModel):
+    """The body of ``POST /api/keys``: nothing else is accepted (no id, hash or timestamps by mass assignment)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=128)
+    role: Literal["viewer", "predictor", "operator", "admin"]

@@ -9,12 +9,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from mloop.store._deployments import Deployment, DeploymentRepository, ServingConfig
 from mloop.store._engine import create_engine, normalize_url, redact_url
+from mloop.store._keys import ROLES, ApiKey, ApiKeyRepository, secret_digest, split_key
 from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
 from mloop.store._migrate import current_revision, head_revision, upgrade
 from mloop.names import check_name
 from mloop.store._records import AlertLog, AuditEntry, AuditLog, ManifestRepository, manifest_digest
 
 __all__ = [
+    "ROLES",
+    "ApiKey",
+    "ApiKeyRepository",
+    "secret_digest",
+    "split_key",
     "AlertLog",
     "AuditEntry",
     "AuditLog",
@@ -48,6 +54,7 @@ class MetadataStore:
         self.alerts = AlertLog(self.engine)
         self.manifests = ManifestRepository(self.engine)
         self.monitors = MonitorRepository(self.engine)
+        self.api_keys = ApiKeyRepository(self.engine)
 
     def migrate(self) -> None:
         upgrade(self.engine)

@@ -1,0 +1,201 @@
+"""Authentication and the route table: every route and method is covered, each role gets exactly what the
+table says, and no mutated token is accepted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from mloop.security import role_allows
+from mloop.serving import create_app
+from mloop.serving._access import PUBLIC, ROUTES, required_role
+from mloop.store import ROLES
+from mloop.workspace import Workspace
+from tests.conftest import TOY_SPEC, auth_headers, run_cli, toy_frame
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, TestClient]]:
+    from tests.conftest import train_and_register
+
+    ws = Workspace.init(tmp_path_factory.mktemp("access") / "ws")
+    train_and_register(ws)
+    ws.deploy("toy", "toy", "champion")
+    with TestClient(create_app(ws, monitor_interval=0)) as client:
+        yield ws, client
+    ws.close()
+
+
+def _concrete(template: str) -> str:
+    return template.replace("{name}", "toy").replace("{key_id}", "0123456789ab").replace("{deployment}", "toy")
+
+
+def _inner_routes(client: TestClient) -> set[tuple[str, str]]:
+    fastapi_app = client.app.app.app  # type: ignore[attr-defined]  # AccessControl → FastPath → FastAPI
+    return {(m, r.path) for r in fastapi_app.routes for m in getattr(r, "methods", set()) if m != "HEAD"}
+
+
+def test_every_route_of_the_app_is_in_the_table(served: tuple[Workspace, TestClient]) -> None:
+    _, client = served
+    declared = {(m, t) for m, t, _ in ROUTES} | set(PUBLIC)
+    missing = {(m, p) for m, p in _inner_routes(client) if (m, p) not in declared}
+    assert missing == set(), f"routes without a role in serving/_access.py: {sorted(missing)}"
+    stale = {(m, t) for m, t, _ in ROUTES} - _inner_routes(client)
+    assert stale == set(), f"table entries with no route: {sorted(stale)}"
+
+
+def test_nothing_but_the_probes_answers_without_a_valid_credential(served: tuple[Workspace, TestClient]) -> None:
+    _, client = served
+    paths = sorted({_concrete(t) for _, t, _ in ROUTES} | {p for _, p in PUBLIC} | {"/", "/nope", "/v2/models/toy/../../keys", "/api/keys/"})
+    checked = 0
+    for path in paths:
+        for method in METHODS:
+            for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"Authorization": "Bearer mlk_0123456789ab_forged"}):
+                status = client.request(method, path, headers=headers).status_code
+                checked += 1
+                if (method, path) in PUBLIC:
+                    assert status == 200, (method, path)
+                else:
+                    assert status == 401, (method, path, headers, status)
+    print(f"\n{checked} unauthenticated (route × method × credential) requests, {len(PUBLIC)} public routes")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_gets_exactly_what_the_table_says(served: tuple[Workspace, TestClient], role: str) -> None:
+    ws, client = served
+    key, _ = ws.store.api_keys.create(f"test-{role}", role)
+    headers = {"Authorization": f"Bearer {key}"}
+    for method, template, needed in ROUTES:
+        if method == "DELETE" and template == "/api/keys/{key_id}":
+            continue  # revoking would invalidate other tests' keys; covered below
+        status = client.request(method, _concrete(template), headers=headers, json={}).status_code
+        if role_allows(role, needed):
+            assert status not in (401, 403), (role, method, template, status)
+        else:
+            assert status == 403, (role, method, template, status)
+
+
+def test_no_escalation_by_mass_assignment_or_self_service(served: tuple[Workspace, TestClient]) -> None:
+    ws, client = served
+    operator, row = ws.store.api_keys.create("op", "operator")
+    as_operator = {"Authorization": f"Bearer {operator}"}
+    assert client.post("/api/keys", json={"name": "mine", "role": "admin"}, headers=as_operator).status_code == 403
+    assert client.delete(f"/api/keys/{row.id}", headers=as_operator).status_code == 403
+    admin = auth_headers(ws)
+    for extra in ({"id": "0123456789ab"}, {"secret_sha256": "0" * 64}, {"revoked_at": None}, {"created_at": 0}):
+        resp = client.post("/api/keys", json={"name": "x", "role": "viewer", **extra}, headers=admin)
+        assert resp.status_code == 422, extra
+    assert client.post("/api/keys", json={"name": "x", "role": "root"}, headers=admin).status_code == 422
+    created = client.post("/api/keys", json={"name": "x", "role": "viewer"}, headers=admin)
+    assert created.status_code == 201 and created.json()["key"].startswith("mlk_")
+    new = {"Authorization": f"Bearer {created.json()['key']}"}
+    assert client.get("/api/whoami", headers=new).json() == {"subject": "x", "role": "viewer", "via": "api_key"}
+    assert client.delete(f"/api/keys/{created.json()['id']}", headers=admin).status_code == 200
+    assert client.get("/api/whoami", headers=new).status_code == 401  # revoked: refused at once
+
+
+def test_keys_are_stored_hashed(served: tuple[Workspace, TestClient]) -> None:
+    ws, _ = served
+    key, row = ws.store.api_keys.create("hashed", "viewer")
+    secret = key.split("_", 2)[2]
+    db = (ws.root / "mloop.db").read_bytes() + b"".join(p.read_bytes() for p in ws.root.glob("mloop.db-wal"))
+    assert secret.encode() not in db and row.id.encode() in db
+
+
+def _token(ws: Workspace, **claims: object) -> str:
+    now = int(time.time())
+    base = {"sub": "alice", "role": "viewer", "iss": "mloop", "aud": "mloop", "iat": now, "exp": now + 600}
+    base.update(claims)
+    return jwt.encode({k: v for k, v in base.items() if v is not None}, ws.keyring.jwt_secret(), algorithm="HS256")
+
+
+def _hs256_raw(claims: dict[str, object], key: bytes) -> str:
+    """An HS256 token signed by hand (PyJWT itself refuses to use a PEM key as an HMAC secret)."""
+    import hashlib
+    import hmac
+    import json
+
+    enc = jwt.utils.base64url_encode
+    signing_input = enc(b'{"alg":"HS256","typ":"JWT"}') + b"." + enc(json.dumps(claims).encode())
+    return (signing_input + b"." + enc(hmac.new(key, signing_input, hashlib.sha256).digest())).decode()
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_jwt_mutations_are_all_refused(served: tuple[Workspace, TestClient]) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    ws, client = served
+    secret = ws.keyring.jwt_secret()
+    now = int(time.time())
+    good = _token(ws)
+    header, payload, signature = good.split(".")
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = rsa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    forged_payload = jwt.utils.base64url_encode(b'{"sub":"alice","role":"admin","iss":"mloop","aud":"mloop","exp":9999999999}').decode()
+    mutations = {
+        "alg none": jwt.encode({"sub": "a", "role": "admin", "iss": "mloop", "aud": "mloop", "exp": now + 600}, None, algorithm="none"),
+        "wrong secret": jwt.encode({"sub": "a", "role": "admin", "iss": "mloop", "aud": "mloop", "exp": now + 600}, b"x" * 32, algorithm="HS256"),
+        "RS256 signed by an outsider": jwt.encode({"sub": "a", "role": "admin", "iss": "mloop", "aud": "mloop", "exp": now + 600}, rsa_key, algorithm="RS256"),
+        "HS256 keyed with a public key": _hs256_raw({"sub": "a", "role": "admin", "iss": "mloop", "aud": "mloop", "exp": now + 600}, public_pem),
+        "HS512 under the right secret": jwt.encode({"sub": "a", "role": "admin", "iss": "mloop", "aud": "mloop", "exp": now + 600}, secret, algorithm="HS512"),
+        "expired": _token(ws, exp=now - 120),
+        "expired within 61 s": _token(ws, exp=now - 61),
+        "no exp": _token(ws, exp=None),
+        "no sub": _token(ws, sub=None),
+        "no aud": _token(ws, aud=None),
+        "no iss": _token(ws, iss=None),
+        "wrong issuer": _token(ws, iss="evil"),
+        "wrong audience": _token(ws, aud="other"),
+        "unknown role": _token(ws, role="superadmin"),
+        "no role": _token(ws, role=None),
+        "payload swapped": f"{header}.{forged_payload}.{signature}",
+        "signature stripped": f"{header}.{payload}.",
+        "truncated": good[:-5],
+        "garbage": "a.b.c",
+    }
+    accepted = [name for name, token in mutations.items()
+                if client.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}).status_code != 401]
+    assert accepted == []
+    print(f"\n{len(mutations)} JWT mutations tried, {len(accepted)} accepted")
+    ok = client.get("/api/whoami", headers={"Authorization": f"Bearer {good}"})
+    assert ok.status_code == 200 and ok.json() == {"subject": "alice", "role": "viewer", "via": "jwt"}
+    assert client.get("/api/whoami", headers={"Authorization": f"Bearer {_token(ws, exp=now - 20)}"}).status_code == 200  # leeway 30 s
+    assert client.post("/invocations", json={}, headers={"Authorization": f"Bearer {good}"}).status_code == 403
+
+
+def test_cli_keys_and_tokens_work_against_the_server(served: tuple[Workspace, TestClient], capsys: pytest.CaptureFixture[str]) -> None:
+    ws, client = served
+    base = ["--workspace", str(ws.root)]
+    code, out, err = run_cli([*base, "auth", "create-key", "--role", "predictor", "--name", "batch-job"], capsys)
+    key = out.strip()
+    assert code == 0 and key.startswith("mlk_") and "shown only now" in err
+    rows = toy_frame(2)[list(TOY_SPEC.features)]
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    assert client.post("/invocations", json=body, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    code, out, _ = run_cli([*base, "auth", "token", "--role", "operator", "--subject", "bob", "--ttl", "60"], capsys)
+    token = out.strip()
+    assert client.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}).json()["role"] == "operator"
+    code, out, _ = run_cli([*base, "auth", "list-keys"], capsys)
+    assert code == 0 and "batch-job" in out and key.split("_", 2)[2] not in out
+    code, _, err = run_cli([*base, "auth", "create-key", "--role", "root"], capsys)
+    assert code == 2 and "Unknown role 'root'" in err
+    code, _, err = run_cli([*base, "auth", "token", "--role", "viewer", "--ttl", "0"], capsys)
+    assert code == 2
+
+
+def test_no_auth_only_on_loopback(tmp_path: object, capsys: pytest.CaptureFixture[str], workspace: Workspace) -> None:
+    code, _, err = run_cli(["--workspace", str(workspace.root), "serve", "--host", "0.0.0.0", "--no-auth"], capsys)
+    assert code == 2 and "--no-auth is refused on '0.0.0.0'" in err
+
+
+def test_required_role_lookup() -> None:
+    assert required_role("POST", "/v2/models/m/infer") == "predictor"
+    assert required_role("GET", "/v2/models/m/x/stats") is None
+    assert required_role("DELETE", "/api/monitors/a/b") == "admin"

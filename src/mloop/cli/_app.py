@@ -97,13 +97,17 @@ def serve(
     log_flush_interval: Annotated[float, typer.Option(help="Seconds between prediction-log flushes.", min=0.01, max=60)] = 1.0,
     drain_seconds: Annotated[float, typer.Option(help="On SIGTERM, answer readiness 503 this long before closing.", min=0, max=300)] = 0.0,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without authentication (only on a loopback address).")] = False,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS (TLS 1.3 minimum).")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Serve every deployment of the workspace (MLflow scoring and Open Inference Protocol v2); every route but
     the health probes needs `Authorization: Bearer <API key or token>` (the workspace's own key is in keys/admin.key)."""
     import ipaddress
 
     from mloop.serving import serve as run_server
+    from mloop.serving._server import tls_options
 
+    tls_options(tls_cert, tls_key)  # both or neither, and both present: checked before anything starts
     if no_auth:
         try:
             loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -114,8 +118,10 @@ def serve(
         os.environ["MLOOP_AUTH"] = "false"
     ws = _open()
     names = [d.name for d in ws.deployments()]
-    console.print(f"serving {names or 'no deployments yet'} on http://{host}:{port} (workers={workers}, auth {'off' if no_auth else 'on'})", highlight=False)
-    run_server(ws, host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds)
+    scheme = "https" if tls_cert else "http"
+    console.print(f"serving {names or 'no deployments yet'} on {scheme}://{host}:{port} (workers={workers}, auth {'off' if no_auth else 'on'})", highlight=False)
+    run_server(ws, host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds,
+               tls_cert=tls_cert, tls_key=tls_key)
 
 
 @runs_app.command("list")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from mloop.workspace import Workspace
@@ -37,11 +38,36 @@ def _draining_server(config: Any, drain_seconds: float) -> Any:
     return Server(config)
 
 
+def tls13_context(config: Any, default: Any) -> Any:
+    """uvicorn's SSL context for the configured certificate and key, with TLS 1.3 as the minimum version."""
+    import ssl
+
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
+def tls_options(cert: Path | None, key: Path | None) -> dict[str, Any]:
+    """uvicorn options for HTTPS (TLS 1.3 minimum), or none; both files or neither, and both must exist."""
+    from mloop.errors import InvalidInput
+
+    if cert is None and key is None:
+        return {}
+    if cert is None or key is None:
+        raise InvalidInput("Give both --tls-cert and --tls-key, or neither.", field="--tls-cert" if cert is None else "--tls-key")
+    for path, name in ((cert, "--tls-cert"), (key, "--tls-key")):
+        if not path.is_file():
+            raise InvalidInput(f"{name}: no file at {path}.", field=name)
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_context_factory": tls13_context}
+
+
 def serve(
-    workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, log_flush_interval: float = 1.0, drain_seconds: float = 0.0
+    workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, log_flush_interval: float = 1.0, drain_seconds: float = 0.0,
+    tls_cert: Path | None = None, tls_key: Path | None = None,
 ) -> None:
     """Serve every deployment of ``workspace`` until SIGTERM/SIGINT: readiness turns 503 (for ``drain_seconds``),
-    in-flight requests finish, the prediction log is flushed, and the process exits 0."""
+    in-flight requests finish, the prediction log is flushed, and the process exits 0. With ``tls_cert`` and
+    ``tls_key`` it serves HTTPS, TLS 1.3 or newer only."""
     import signal
 
     import uvicorn
@@ -53,7 +79,8 @@ def serve(
     os.environ["MLOOP_HOME"] = str(workspace.root)
     os.environ["MLOOP_LOG_FLUSH_INTERVAL"] = str(log_flush_interval)
     options: dict[str, Any] = dict(
-        factory=True, host=host, port=port, workers=workers, log_level="warning", timeout_graceful_shutdown=30
+        factory=True, host=host, port=port, workers=workers, log_level="warning", timeout_graceful_shutdown=30,
+        **tls_options(tls_cert, tls_key),
     )
     if workers == 1:
         _draining_server(uvicorn.Config("mloop.serving._server:app_from_env", **options), drain_seconds).run()

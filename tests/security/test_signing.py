@@ -97,3 +97,26 @@ def test_adopting_unsigned_manifests_checks_the_files(deployed: Workspace, capsy
     os.truncate(target, 3)
     code, _, err = run_cli(["--workspace", str(deployed.root), "keys", "adopt"], capsys)
     assert code == 2 and "does not match its registered SHA-256" in err
+
+
+def test_a_tampered_new_version_is_refused_and_the_server_keeps_the_old_one(deployed: Workspace) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from mloop.serving import create_app
+    from tests.conftest import TOY_SPEC, auth_headers, toy_frame, train_and_register
+
+    rows = toy_frame(2)[list(TOY_SPEC.features)]
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    with TestClient(create_app(deployed, poll_interval=0.05, monitor_interval=0), headers=auth_headers(deployed)) as client:
+        assert client.post("/invocations", json=body).headers["x-model-version"] == "1"
+        v2 = train_and_register(deployed, alias=None, seed=3)
+        target = next(p for p in sorted(deployed.registry.artifact_dir("toy", v2).rglob("*.skops")))
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF  # one flipped byte, after registration
+        target.write_bytes(bytes(data))
+        deployed.registry.set_alias("toy", "champion", v2)
+        time.sleep(1.0)  # the hub hears the alias move, tries v2, refuses it
+        resp = client.post("/invocations", json=body)
+        assert resp.status_code == 200 and resp.headers["x-model-version"] == "1"

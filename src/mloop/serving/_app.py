@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mloop import __version__
 from mloop.errors import MloopError
+from mloop.names import NAME_PATTERN
 from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog, sink_for
 from mloop.serving._access import AccessControl
 from mloop.serving._fastpath import FastPath
@@ -114,8 +115,19 @@ def create_app(
         return _error(422, f"Invalid request: {first.get('msg', 'bad input')} at {field!r}.", field or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, str(exc.detail))
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:  # Allow must list every method of the path, across all routes (RFC 9110)
+            from starlette.routing import Match
+
+            methods: set[str] = set()
+            for route in app.routes:
+                if route.matches({"type": "http", "path": request.url.path, "method": "GET"})[0] != Match.NONE:
+                    methods |= set(getattr(route, "methods", None) or ())
+            if methods:
+                response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
@@ -279,5 +291,5 @@ class NewKey(BaseModel):
     """The body of ``POST /api/keys``: nothing else is accepted (no id, hash or timestamps by mass assignment)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
     role: Literal["viewer", "predictor", "operator", "admin"]

@@ -6,7 +6,7 @@ import re
 
 from mloop.errors import InvalidInput
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # also in the OpenAPI document, so clients see the rule
+NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"  # also in the OpenAPI document, so clients see the rule
 _NAME = re.compile(NAME_PATTERN)
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -23,6 +23,7 @@ from mloop.names import NAME_PATTERN
 from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog, sink_for
 from mloop.serving._access import AccessControl
 from mloop.serving._fastpath import FastPath
+from mloop.serving._openapi import ERROR_RESPONSES, FEEDBACK_BODY, MLFLOW_BODY, MONITOR_BODY, V2_BODY, json_body
 from mloop.serving._hub import ModelHub
 from mloop.serving._inference import Inference, Reply, error_reply, json_reply, read_body
 from mloop.serving._metrics import ServingMetrics
@@ -98,7 +99,7 @@ def create_app(
             await run_in_threadpool(hub.stop)
             await run_in_threadpool(predictions.close)
 
-    app = FastAPI(title="mloop", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="mloop", version=__version__, lifespan=lifespan, responses=ERROR_RESPONSES)
     app.state.hub = hub
     app.state.predictions = predictions
     app.state.scheduler = scheduler
@@ -154,7 +155,7 @@ def create_app(
     async def server_metadata() -> Response:
         return _json({"name": "mloop", "version": __version__, "extensions": ["mlflow_scoring", "feedback", "stats"]})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -205,26 +206,26 @@ def create_app(
     async def _body(request: Request) -> bytes:
         return await read_body(request.stream(), request.headers.get("content-length"))
 
-    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/infer", openapi_extra=json_body(V2_BODY, binary=True))
     async def infer_v2(name: str, request: Request) -> Response:
         """Open Inference Protocol v2: one named tensor per input column; outputs, ``model_version`` and ``id``."""
         return _response(await inference.v2(name, await _body(request), request.headers))
 
     # -- MLflow scoring ------------------------------------------------------------------------
 
-    @app.post("/invocations")
+    @app.post("/invocations", openapi_extra=json_body(MLFLOW_BODY))
     async def invocations(request: Request) -> Response:
         """MLflow scoring for the only deployment: ``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs``."""
         return _response(await inference.mlflow(None, await _body(request), request.headers))
 
-    @app.post("/models/{name}/invocations")
+    @app.post("/models/{name}/invocations", openapi_extra=json_body(MLFLOW_BODY))
     async def model_invocations(name: str, request: Request) -> Response:
         """MLflow scoring for deployment ``name``."""
         return _response(await inference.mlflow(name, await _body(request), request.headers))
 
     # -- feedback ------------------------------------------------------------------------------
 
-    @app.post("/v2/models/{name}/feedback")
+    @app.post("/v2/models/{name}/feedback", openapi_extra=json_body(FEEDBACK_BODY))
     async def feedback(name: str, request: Request) -> Response:
         """Labels for an answered request: ``{"request_id": ..., "labels": [one per row]}``."""
         return _response(await inference.feedback(name, await _body(request), request.headers))
@@ -265,7 +266,7 @@ def create_app(
         rows = await run_in_threadpool(workspace.store.monitors.list)
         return _json({"monitors": [{"deployment": m.deployment, "name": m.name, "config": m.config} for m in rows]})
 
-    @app.put("/api/monitors")
+    @app.put("/api/monitors", openapi_extra=json_body(MONITOR_BODY))
     async def put_monitor(request: Request) -> Response:
         """Create or replace a monitor (the YAML entry's fields, as JSON)."""
         import orjson
@@ -290,6 +291,6 @@ def create_app(
 class NewKey(BaseModel):
     """The body of ``POST /api/keys``: nothing else is accepted (no id, hash or timestamps by mass assignment)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")  # the name rule has a lookahead
     name: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN)
     role: Literal["viewer", "predictor", "operator", "admin"]

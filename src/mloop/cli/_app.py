@@ -169,6 +169,29 @@ def models_show(
     console.print(ws.registry.card(name, info.version), markup=False, highlight=False)
 
 
+@models_app.command("export")
+def models_export(
+    name: str,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .tar.gz bundle.")],
+    version: Annotated[str, typer.Option(help="Version number or alias.")] = "champion",
+) -> None:
+    """Write a model version as a bundle another workspace can import (files + digests, verified on the way out)."""
+    ref: str | int = int(version) if version.isdigit() else version
+    path = _open().registry.export_bundle(name, ref, output)
+    console.print(f"wrote {path}")
+
+
+@models_app.command("import")
+def models_import(
+    archive: Path,
+    name: Annotated[str | None, typer.Option(help="Register under this name (default: the bundle's).")] = None,
+    alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
+) -> None:
+    """Register a bundle as a new version: extracted safely, every digest checked, twin rebuilt, signed with this workspace's key."""
+    info = _open().registry.import_bundle(archive, name=name, alias=alias)
+    console.print(f"registered {info.name} v{info.version}" + (f" as {alias}" if alias else ""))
+
+
 @deployments_app.command("list")
 def deployments_list() -> None:
     """Deployments and what each serves."""

@@ -221,6 +221,56 @@ class Registry:
 
     # -- loading -----------------------------------------------------------------------------
 
+    # -- moving versions between workspaces ------------------------------------------------------
+
+    def export_bundle(self, name: str, ref: str | int, dest: Path) -> Path:
+        """Write a version as a ``.tar.gz`` bundle: its files (copied through the same verification as a load)
+        and ``bundle.json`` with their digests. The signature stays behind: it is this workspace's key's."""
+        import json
+        import tarfile
+
+        info = self.resolve(name, ref)
+        manifest = self.verified_manifest(name, info.version)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="mloop-export-") as tmp:
+            model = Path(tmp) / "model"
+            verified_copy(self.artifact_dir(name, info.version), manifest, model)
+            (Path(tmp) / "bundle.json").write_text(json.dumps({"format": BUNDLE_FORMAT, "name": name, "version": info.version, "manifest": manifest}, sort_keys=True))
+            fd, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+            os.close(fd)
+            with tarfile.open(partial, "w:gz") as tar:
+                tar.add(Path(tmp) / "bundle.json", arcname="bundle.json")
+                tar.add(model, arcname="model")
+            os.replace(partial, dest)
+        return dest
+
+    def import_bundle(self, archive: Path, *, name: str | None = None, alias: str | None = None) -> ModelVersionInfo:
+        """Register a bundle from another workspace as a new version here. The archive is extracted with the
+        ``data`` filter and entry/size caps; every file must match the bundle's digests (it arrived whole);
+        the ONNX twin is rebuilt and checked here, and the manifest is signed with this workspace's key —
+        importing is the trust decision, made by whoever runs it."""
+        from mloop.security import safe_extract
+
+        with tempfile.TemporaryDirectory(prefix="mloop-import-") as tmp:
+            root = Path(tmp)
+            safe_extract(archive, root / "bundle")
+            meta = _bundle_meta(root / "bundle")
+            target = check_name(name or str(meta.get("name", "")), "model name")
+            checked = root / "checked"
+            verified_copy(root / "bundle" / "model", meta["manifest"], checked)
+            import shutil
+
+            shutil.rmtree(checked / TWIN_FOLDER, ignore_errors=True)
+            self._tracker.activate()  # MLflow resolves models:/ sources through its global tracking URI
+            client = self._client
+            logged = client.create_logged_model(
+                self._tracker.experiment_id("imports"), name=target,
+                tags={"mloop.imported_from": f"{meta.get('name')}/v{meta.get('version')}", "mloop.bundle": archive.name},
+            )
+            client.log_model_artifacts(logged.model_id, str(checked))
+            client.finalize_logged_model(logged.model_id, "READY")
+        return self.register(f"models:/{logged.model_id}", target, alias=alias)
+
     def check_twin(self, name: str, ref: str | int) -> str | None:
         """Score the stored parity sample with the version and its ONNX twin; ``Conflict`` naming the largest
         difference if they disagree, else the parity description (``None`` when the version has no twin)."""
@@ -256,6 +306,24 @@ class Registry:
                 raise
             except Exception as exc:
                 raise InvalidInput(f"Model {name!r} version {info.version} could not be loaded: {exc}") from exc
+
+
+BUNDLE_FORMAT = 1
+TWIN_FOLDER = "mloop"  # the ONNX twin and parity sample: rebuilt by the importing workspace, never taken from a bundle
+
+
+def _bundle_meta(folder: Path) -> dict[str, Any]:
+    import json
+
+    path = folder / "bundle.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"The bundle has no readable bundle.json ({exc}); export bundles with `mloop models export`.", field="archive") from None
+    manifest = meta.get("manifest") if isinstance(meta, dict) else None
+    if meta.get("format") != BUNDLE_FORMAT or not isinstance(manifest, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
+        raise InvalidInput("bundle.json is not an mloop bundle manifest (format 1 with a manifest of SHA-256 digests).", field="archive")
+    return meta
 
 
 def _build_twin(files: Path) -> dict[str, Any]:

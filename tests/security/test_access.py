@@ -199,3 +199,39 @@ def test_required_role_lookup() -> None:
     assert required_role("POST", "/v2/models/m/infer") == "predictor"
     assert required_role("GET", "/v2/models/m/x/stats") is None
     assert required_role("DELETE", "/api/monitors/a/b") == "admin"
+
+
+def test_rs256_tokens_under_a_configured_public_key(tmp_path: object, monkeypatch: pytest.MonkeyPatch, workspace: Workspace) -> None:
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = Path(str(tmp_path)) / "idp.pem"
+    pem.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    monkeypatch.setenv("MLOOP_JWT_PUBLIC_KEY", str(pem))
+    monkeypatch.setenv("MLOOP_JWT_ISSUER", "https://idp.example")
+    monkeypatch.setenv("MLOOP_JWT_AUDIENCE", "mloop-prod")
+    ws = Workspace.open(workspace.root)
+    now = int(time.time())
+    claims = {"sub": "svc", "role": "predictor", "iss": "https://idp.example", "aud": "mloop-prod", "exp": now + 600}
+    with TestClient(create_app(ws, monitor_interval=0)) as client:
+        def who(token: str) -> int:
+            return client.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}).status_code
+
+        assert who(jwt.encode(claims, private, algorithm="RS256")) == 200
+        assert who(jwt.encode(claims, ws.keyring.jwt_secret(), algorithm="HS256")) == 401  # the algorithm is pinned to RS256
+        assert who(_hs256_raw(claims, pem.read_bytes())) == 401  # the public key used as an HMAC secret
+        assert who(jwt.encode({**claims, "iss": "mloop"}, private, algorithm="RS256")) == 401
+        assert who(jwt.encode(claims, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256")) == 401
+    with pytest.raises(Exception, match="mint them with your identity provider"):
+        ws.authenticator().mint("x", "viewer")
+
+
+def test_leeway_is_capped(monkeypatch: pytest.MonkeyPatch, workspace: Workspace) -> None:
+    from mloop.errors import InvalidInput
+
+    monkeypatch.setenv("MLOOP_JWT_LEEWAY", "120")
+    with pytest.raises(InvalidInput, match=r"leeway must be within \[0, 60\]"):
+        Workspace.open(workspace.root).authenticator()

@@ -317,7 +317,7 @@ def monitors_list() -> None:
         window = m.config["window"]
         last = windows[-1] if windows else None
         table.add_row(
-            m.deployment, m.name, f"{window['kind']} {window.get('size') or ''}".strip(), str(len(ws.store.monitors.windows(m.id, last=100000))),
+            m.deployment, m.name, f"{window['kind']} {window.get('size') or ''}".strip(), str(ws.store.monitors.count_windows(m.id)),
             ("drift" if last.drift else "stable") if last else "—", ("yes" if last and last.alarm else "no"),
             str(ws.store.monitors.state(m.id).get("error", "")),
         )

@@ -85,7 +85,7 @@ class LocalSegments:
         return final
 
     def close(self) -> None:
-        pass
+        """Nothing is held open between segments."""
 
 
 class RedisStreamSink:

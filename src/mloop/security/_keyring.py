@@ -4,6 +4,7 @@ file is never overwritten): HMAC keys that sign model manifests (rotatable) and 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -48,10 +49,8 @@ class Keyring:
             if path.exists():
                 continue
             data = json.dumps(make()).encode() if make else base64.urlsafe_b64encode(secrets.token_bytes(32))
-            try:
+            with contextlib.suppress(FileExistsError):  # another process made it first: keep theirs
                 _write_private(path, data)
-            except FileExistsError:  # another process made it first: keep theirs
-                pass
         return cls(folder)
 
     def _signing(self) -> dict[str, object]:

@@ -133,6 +133,10 @@ class MonitorRepository:
         with self._engine.begin() as conn:
             conn.execute(sa.update(monitor_windows).where(monitor_windows.c.id == window_id).values(report=report))
 
+    def count_windows(self, monitor_id: int) -> int:
+        with read_connection(self._engine) as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(monitor_windows).where(monitor_windows.c.monitor_id == monitor_id)).scalar() or 0)
+
     def windows(self, monitor_id: int, *, last: int = 100) -> "builtins.list[WindowRow]":
         """The monitor's latest ``last`` windows, oldest first."""
         query = sa.select(monitor_windows).where(monitor_windows.c.monitor_id == monitor_id).order_by(monitor_windows.c.id.desc()).limit(last)

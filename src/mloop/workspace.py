@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 _MARKER = "workspace.json"
 _FORMAT = 1
-CREDENTIAL = "admin.key"
 
 
 class Workspace:
@@ -130,24 +129,16 @@ class Workspace:
     # -- authentication ----------------------------------------------------------------------
 
     def _ensure_credential(self) -> None:
-        path = self.root / "keys" / CREDENTIAL
-        if path.exists():
+        if self.keyring.has_credential():
             return
-        from mloop.security._keyring import _write_private
-
-        key, _ = self.store.api_keys.create("workspace", "admin")
-        try:
-            _write_private(path, key.encode())
-        except FileExistsError:  # another process initialised it first: drop ours
-            self.store.api_keys.revoke(key.split("_")[1])
+        key, row = self.store.api_keys.create("workspace", "admin")
+        if not self.keyring.store_credential(key):  # another process initialised it first: drop ours
+            self.store.api_keys.revoke(row.id)
 
     @property
     def credential(self) -> str:
         """The workspace's own admin API key (``<root>/keys/admin.key``, 0600): how the CLI and the demo call a server."""
-        path = self.root / "keys" / CREDENTIAL
-        if not path.exists():
-            raise NotFound(f"No credential at {path}; `mloop init {self.root}` creates one.")
-        return path.read_text().strip()
+        return self.keyring.credential()
 
     def authenticator(self) -> Authenticator:
         """What a server checks bearer credentials with: API keys from the store, JWTs under the workspace secret

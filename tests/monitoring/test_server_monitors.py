@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mloop.demo._server_process import ServerProcess
-from mloop.monitoring import Collector, LogReader
+from mloop.monitoring import LogReader, collector_for
 from mloop.workspace import Workspace
 from tests.conftest import TOY_SPEC, toy_frame
 
@@ -68,7 +68,7 @@ def test_a_server_logging_to_redis_feeds_a_collector(deployed: Workspace, monkey
         assert server.stop() == 0
     try:
         assert LogReader(deployed.logs_dir).count("toy") == 0  # the server wrote nothing locally
-        collector = Collector(f"redis://127.0.0.1:6379/0?stream={stream}", deployed.logs_dir)
+        collector = collector_for(f"redis://127.0.0.1:6379/0?stream={stream}", deployed.logs_dir)
         while collector.poll(wait=0.2):
             pass
         collector.close()

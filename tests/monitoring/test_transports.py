@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mloop.errors import InvalidInput
-from mloop.monitoring import Collector, LogReader, NatsJetStreamSink, PredictionLog, RedisStreamSink, sink_for
+from mloop.monitoring import LogReader, NatsJetStreamSink, PredictionLog, RedisStreamSink, collector_for, sink_for
 
 REDIS = "redis://127.0.0.1:6379/0"
 NATS = "nats://127.0.0.1:4222"
@@ -49,7 +49,7 @@ def test_redis_stream_to_segments_and_late_labels_join(tmp_path: Path, redis_str
     assert log.flush() == 60
     log.close()
     assert not (tmp_path / "unused").exists()  # nothing went to local disk on the server side
-    collector = Collector(REDIS, tmp_path / "logs", stream=redis_stream)
+    collector = collector_for(REDIS, tmp_path / "logs", stream=redis_stream)
     assert collector.poll(wait=0.1) == 2  # one batch of predictions, one of feedback
     assert collector.poll(wait=0.1) == 0
     collector.close()
@@ -63,12 +63,12 @@ def test_redis_message_taken_but_not_acknowledged_is_collected_again(tmp_path: P
     log = PredictionLog(tmp_path, sink=RedisStreamSink(REDIS, stream=redis_stream))
     _fill(log)
     log.close()
-    first = Collector(REDIS, tmp_path / "logs", stream=redis_stream, consumer="c1")
+    first = collector_for(REDIS, tmp_path / "logs", stream=redis_stream, consumer="c1")
     # a collector that crashed after reading: the messages are pending for c1, never acknowledged
     client = redis.Redis.from_url(REDIS)
     assert len(client.xreadgroup("mloop-collector", "c1", {redis_stream: ">"}, count=10)[0][1]) == 2
     first.close()
-    again = Collector(REDIS, tmp_path / "logs", stream=redis_stream, consumer="c1")
+    again = collector_for(REDIS, tmp_path / "logs", stream=redis_stream, consumer="c1")
     assert again.poll(wait=0.1) == 2 and again.poll(wait=0.1) == 0
     again.close()
     assert client.xlen(redis_stream) == 0  # acknowledged and deleted
@@ -84,7 +84,7 @@ def test_a_refusing_sink_keeps_the_rows_for_the_next_flush(tmp_path: Path, redis
     log.sink = RedisStreamSink(REDIS, stream=redis_stream)
     assert log.flush() == 60  # every row kept and sent once the stream is reachable
     log.close()
-    collector = Collector(REDIS, tmp_path / "logs", stream=redis_stream)
+    collector = collector_for(REDIS, tmp_path / "logs", stream=redis_stream)
     collector.poll(wait=0.1)
     collector.close()
     _check(tmp_path / "logs")
@@ -115,7 +115,7 @@ def test_nats_jetstream_to_segments(tmp_path: Path, nats_stream: tuple[str, str]
     _fill(log)
     assert log.flush() == 60
     log.close()
-    collector = Collector(NATS, tmp_path / "logs", stream=stream, subject=subject)
+    collector = collector_for(NATS, tmp_path / "logs", stream=stream, subject=subject)
     collected = 0
     deadline = time.time() + 10
     while collected < 2 and time.time() < deadline:
@@ -124,7 +124,7 @@ def test_nats_jetstream_to_segments(tmp_path: Path, nats_stream: tuple[str, str]
     collector.close()
     _check(tmp_path / "logs")
     # a second collector on the same durable consumer finds nothing left
-    again = Collector(NATS, tmp_path / "logs", stream=stream, subject=subject)
+    again = collector_for(NATS, tmp_path / "logs", stream=stream, subject=subject)
     assert again.poll(wait=0.3) == 0
     again.close()
 
@@ -134,4 +134,4 @@ def test_unknown_transports_are_refused_with_the_password_hidden(tmp_path: Path)
         sink_for("kafka://u:secret@h:9092", tmp_path)
     assert "secret" not in info.value.message and info.value.field == "log_transport"
     with pytest.raises(InvalidInput, match="needs a redis:// or nats://"):
-        Collector("local", tmp_path)
+        collector_for("local", tmp_path)

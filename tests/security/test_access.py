@@ -235,3 +235,16 @@ def test_leeway_is_capped(monkeypatch: pytest.MonkeyPatch, workspace: Workspace)
     monkeypatch.setenv("MLOOP_JWT_LEEWAY", "120")
     with pytest.raises(InvalidInput, match=r"leeway must be within \[0, 60\]"):
         Workspace.open(workspace.root).authenticator()
+
+
+def test_a_key_revoked_elsewhere_is_refused_within_the_refresh_interval(served: tuple[Workspace, TestClient]) -> None:
+    ws, client = served
+    key, row = ws.store.api_keys.create("revoked-elsewhere", "viewer")
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/whoami", headers=headers).status_code == 200
+    ws.store.api_keys.revoke(row.id)  # as `mloop auth revoke` from another process would: this server is not told
+    started = time.monotonic()
+    while client.get("/api/whoami", headers=headers).status_code == 200 and time.monotonic() - started < 10:
+        time.sleep(0.1)
+    assert client.get("/api/whoami", headers=headers).status_code == 401
+    assert time.monotonic() - started < 2.0 + 1.0  # the documented bound (2 s refresh) plus slack for this machine

@@ -269,12 +269,12 @@ def log_collect(
     import signal
     import threading
 
-    from mloop.monitoring import Collector
+    from mloop.monitoring import collector_for
     from mloop.store import redact_url
 
     ws = _open()
     url = transport or ws.settings.log_transport
-    collector = Collector(url, ws.logs_dir, consumer=consumer)
+    collector = collector_for(url, ws.logs_dir, consumer=consumer)
     total = 0
     try:
         if once:

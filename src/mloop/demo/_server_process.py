@@ -41,8 +41,9 @@ class ServerProcess:
     @property
     def headers(self) -> dict[str, str]:
         """``Authorization`` with the workspace's own admin key (``keys/admin.key``)."""
-        key = (self.workspace / "keys" / "admin.key").read_text().strip()
-        return {"Authorization": f"Bearer {key}"}
+        from mloop.security import Keyring
+
+        return {"Authorization": f"Bearer {Keyring(self.workspace / 'keys').credential()}"}
 
     def client(self, **options: object) -> httpx.Client:
         """An HTTP client for this server that authenticates as the workspace."""

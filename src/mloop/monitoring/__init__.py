@@ -10,11 +10,12 @@ from mloop.monitoring._drift_report import write_html
 from mloop.monitoring._log import INPUT_PREFIX, LogReader, PredictionLog
 from mloop.monitoring._monitor_config import MonitorConfig, load_monitors, parse_monitor
 from mloop.monitoring._monitors import LEASE, MonitorMetrics, MonitorRunner, MonitorScheduler, WindowResult
-from mloop.monitoring._transport import Collector, LocalSegments, NatsJetStreamSink, RedisStreamSink, SegmentSink, sink_for
+from mloop.monitoring._transport import LocalSegments, LogCollector, NatsJetStreamSink, RedisStreamSink, SegmentSink, collector_for, sink_for
 from mloop.monitoring._webhooks import check_webhook, deliver
 
 __all__ = [
-    "Collector",
+    "LogCollector",
+    "collector_for",
     "LocalSegments",
     "NatsJetStreamSink",
     "RedisStreamSink",

@@ -29,6 +29,13 @@ from mloop.monitoring.drift._dataset import TESTS
 from mloop.names import check_name
 
 
+def _one_of(value: str, valid: Any, what: str, where: str = "") -> str:
+    """``value`` if it is one of ``valid``; else the error pydantic reports for the field."""
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}{where}; valid: {', '.join(valid)}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,9 +98,7 @@ class Concept(_Strict):
     @field_validator("detector")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in DETECTORS:
-            raise ValueError(f"unknown detector {value!r}; valid: {', '.join(DETECTORS)}")
-        return value
+        return _one_of(value, DETECTORS, "detector")
 
     @model_validator(mode="after")
     def _binary(self) -> Self:
@@ -133,16 +138,13 @@ class MonitorConfig(_Strict):
     @field_validator("correction")
     @classmethod
     def _correction(cls, value: str) -> str:
-        if value not in CORRECTIONS:
-            raise ValueError(f"unknown correction {value!r}; valid: {', '.join(CORRECTIONS)}")
-        return value
+        return _one_of(value, CORRECTIONS, "correction")
 
     @field_validator("tests")
     @classmethod
     def _tests(cls, value: dict[str, str]) -> dict[str, str]:
         for feature, test in value.items():
-            if test not in TESTS:
-                raise ValueError(f"unknown test {test!r} for {feature!r}; valid: {', '.join(TESTS)}")
+            _one_of(test, TESTS, "test", f" for {feature!r}")
         return value
 
     @field_validator("webhooks")

@@ -125,11 +125,15 @@ class MonitorRunner:
                     results += self._stream(row, config)
                 else:
                     results += self._windows(row, config)
-            except MloopError as exc:
-                log.warning("monitor %s/%s: %s", row.deployment, row.name, exc.message)
+            except Exception as exc:  # one broken monitor (bad reference, unreadable segment) must not starve the rest
+                message = exc.message if isinstance(exc, MloopError) else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, MloopError):
+                    log.warning("monitor %s/%s: %s", row.deployment, row.name, message)
+                else:
+                    log.exception("monitor %s/%s failed", row.deployment, row.name)
                 state = self.store.monitors.state(row.id)
-                if state.get("error") != exc.message:
-                    self.store.monitors.save_state(row.id, {**state, "error": exc.message})
+                if state.get("error") != message:
+                    self.store.monitors.save_state(row.id, {**state, "error": message})
         return results
 
     # -- data and prediction drift over closed windows -------------------------------------------
@@ -190,17 +194,17 @@ class MonitorRunner:
             return []
         horizon = self.clock() - config.grace_seconds  # rows still in a server's buffer are younger than this
         results = []
+        state = self.store.monitors.state(row.id)  # this thread holds the lease: the stored state only changes here
         for _ in range(MAX_WINDOWS_PER_TICK):
-            state = self.store.monitors.state(row.id)
             found = self._next_window(row, config, state, horizon, fitted.after)
             if found is None:
                 break
             frame, start, end, moved = found
-            new_state = {k: v for k, v in {**state, **moved}.items() if k != "error"}
+            state = {k: v for k, v in {**state, **moved}.items() if k != "error"}
             if frame.empty:  # a calendar window without predictions: nothing to test
-                self.store.monitors.save_state(row.id, new_state)
+                self.store.monitors.save_state(row.id, state)
                 continue
-            results.append(self._evaluate(row, config, fitted, frame, start, end, new_state))
+            results.append(self._evaluate(row, config, fitted, frame, start, end, state))
         return results
 
     def _evaluate(self, row: MonitorRow, config: MonitorConfig, fitted: _Fitted, frame: pd.DataFrame, start: float, end: float, state: dict[str, Any]) -> WindowResult:

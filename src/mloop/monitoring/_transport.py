@@ -11,6 +11,7 @@ a crash between the two rewrites the same segment (at-least-once delivery, exact
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 import logging
 import os
 import threading
@@ -91,10 +92,10 @@ class LocalSegments:
 class RedisStreamSink:
     """``XADD`` of each batch to a Redis Stream (``redis://host:port/db``)."""
 
-    def __init__(self, url: str, *, stream: str = REDIS_STREAM) -> None:
+    def __init__(self, url: str, *, stream: str | None = None) -> None:
         import redis
 
-        self.stream = stream
+        self.stream = stream or REDIS_STREAM
         self._client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
 
     def write(self, deployment: str, kind: str, table: Any) -> None:
@@ -138,11 +139,11 @@ async def _jetstream(url: str, stream: str, subject: str) -> tuple[Any, Any]:
 class NatsJetStreamSink:
     """Publish each batch to JetStream (``nats://host:port``) and wait for its acknowledgement (stored)."""
 
-    def __init__(self, url: str, *, stream: str = NATS_STREAM, subject: str = NATS_SUBJECT) -> None:
+    def __init__(self, url: str, *, stream: str | None = None, subject: str = NATS_SUBJECT) -> None:
         self.subject = subject
         self._loop = _LoopThread()
         try:
-            self._nc, self._js = self._loop.run(_jetstream(url, stream, subject))
+            self._nc, self._js = self._loop.run(_jetstream(url, stream or NATS_STREAM, subject))
         except Exception:
             self._loop.stop()
             raise
@@ -167,51 +168,40 @@ def split_stream(transport: str) -> tuple[str, str | None]:
     return parts._replace(query=rest).geturl(), stream
 
 
+def _scheme(transport: str) -> str:
+    return urlsplit(transport).scheme if "://" in transport else transport
+
+
 def sink_for(transport: str, root: Path) -> SegmentSink:
     """The sink a server's log writes to: ``local`` (default), ``redis://…`` or ``nats://…`` (a
     ``?stream=NAME`` query picks the stream; default ``mloop:log`` / ``MLOOP_LOG``)."""
-    scheme = urlsplit(transport).scheme if "://" in transport else transport
+    scheme = _scheme(transport)
     if scheme in ("", "local"):
         return LocalSegments(root)
     url, stream = split_stream(transport)
-    if scheme in ("redis", "rediss"):
-        return RedisStreamSink(url, stream=stream or REDIS_STREAM)
-    if scheme in ("nats", "tls"):
-        return NatsJetStreamSink(url, stream=stream or NATS_STREAM)
+    if scheme in REMOTE:
+        return REMOTE[scheme][0](url, stream=stream)
     raise InvalidInput(f"Unknown log transport {redact_url(transport)!r}: use local, redis://host:port/db or nats://host:port.", field="log_transport")
 
 
-class Collector:
-    """Drains a Redis Stream or a JetStream stream into local segments under ``root``; each message is
-    acknowledged only after its segment is on disk."""
+class LogCollector(Protocol):
+    """Drains a log stream into local segments; each message is acknowledged only after its segment is on disk."""
 
-    def __init__(self, transport: str, root: Path, *, consumer: str = "collector-1", stream: str | None = None, subject: str = NATS_SUBJECT) -> None:
-        self.subject = subject
+    def poll(self, *, batch: int = 100, wait: float = 1.0) -> int: ...
+
+    def run(self, stop: threading.Event) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _Collector(ABC):
+    """What every collector shares: writing a message as a segment named after its id, and the loop."""
+
+    kind = "base"
+
+    def __init__(self, root: Path, consumer: str) -> None:
         self.local = LocalSegments(root)
         self.consumer = consumer
-        scheme = urlsplit(transport).scheme
-        transport, named = split_stream(transport)
-        stream = stream or named
-        if scheme in ("redis", "rediss"):
-            import redis
-
-            self.kind = "redis"
-            self.stream = stream or REDIS_STREAM
-            self._redis = redis.Redis.from_url(transport, socket_timeout=30, socket_connect_timeout=5)
-            try:
-                self._redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-            self._pending = True  # first re-read what this consumer took but never acknowledged
-        elif scheme in ("nats", "tls"):
-            self.kind = "nats"
-            self.stream = stream or NATS_STREAM
-            self._loop = _LoopThread()
-            self._nc, js = self._loop.run(_jetstream(transport, self.stream, subject))
-            self._sub = self._loop.run(js.pull_subscribe(f"{subject}.>", durable=GROUP, stream=self.stream))
-        else:
-            raise InvalidInput(f"Collecting needs a redis:// or nats:// transport, got {redact_url(transport)!r}.", field="transport")
 
     def _store(self, message_id: str, deployment: str, kind: str, data: bytes) -> None:
         try:
@@ -219,25 +209,67 @@ class Collector:
         except InvalidInput as exc:  # a malformed message must not block the stream: log it and move on
             log.warning("dropping log message %s: %s", message_id, exc.message)
 
+    @abstractmethod
     def poll(self, *, batch: int = 100, wait: float = 1.0) -> int:
         """Collect what is available (waiting up to ``wait`` seconds for the first message); returns the count."""
-        return self._poll_redis(batch, wait) if self.kind == "redis" else self._poll_nats(batch, wait)
 
-    def _poll_redis(self, batch: int, wait: float) -> int:
+    def run(self, stop: threading.Event) -> int:
+        """Collect until ``stop`` is set; returns the number of messages collected."""
+        total = 0
+        while not stop.is_set():
+            total += self.poll()
+        return total
+
+
+class RedisCollector(_Collector):
+    """A consumer in the group ``mloop-collector`` of a Redis Stream; acknowledged messages are deleted."""
+
+    kind = "redis"
+
+    def __init__(self, url: str, root: Path, *, consumer: str, stream: str | None = None, subject: str = NATS_SUBJECT) -> None:
+        import redis
+
+        super().__init__(root, consumer)
+        self.stream = stream or REDIS_STREAM
+        self._redis = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+        try:
+            self._redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._pending = True  # first re-read what this consumer took but never acknowledged
+
+    def poll(self, *, batch: int = 100, wait: float = 1.0) -> int:
         start = "0" if self._pending else ">"
         answer: Any = self._redis.xreadgroup(GROUP, self.consumer, {self.stream: start}, count=batch, block=None if self._pending else int(wait * 1000))
         messages = answer[0][1] if answer else []
         if self._pending and not messages:
             self._pending = False
-            return self._poll_redis(batch, wait)
+            return self.poll(batch=batch, wait=wait)
         for message_id, fields in messages:
-            mid = message_id.decode()
-            self._store(mid.replace("-", "_"), fields[b"deployment"].decode(), fields[b"kind"].decode(), fields[b"data"])
+            self._store(message_id.decode().replace("-", "_"), fields[b"deployment"].decode(), fields[b"kind"].decode(), fields[b"data"])
             self._redis.xack(self.stream, GROUP, message_id)
             self._redis.xdel(self.stream, message_id)
         return len(messages)
 
-    def _poll_nats(self, batch: int, wait: float) -> int:
+    def close(self) -> None:
+        self._redis.close()
+
+
+class NatsCollector(_Collector):
+    """A durable pull consumer ``mloop-collector`` on a JetStream stream."""
+
+    kind = "nats"
+
+    def __init__(self, url: str, root: Path, *, consumer: str, stream: str | None = None, subject: str = NATS_SUBJECT) -> None:
+        super().__init__(root, consumer)
+        self.subject = subject
+        self.stream = stream or NATS_STREAM
+        self._loop = _LoopThread()
+        self._nc, js = self._loop.run(_jetstream(url, self.stream, subject))
+        self._sub = self._loop.run(js.pull_subscribe(f"{subject}.>", durable=GROUP, stream=self.stream))
+
+    def poll(self, *, batch: int = 100, wait: float = 1.0) -> int:
         import nats.errors
 
         async def fetch() -> list[Any]:
@@ -249,23 +281,29 @@ class Collector:
         messages = self._loop.run(fetch(), timeout=wait + 30)
         for msg in messages:
             prefix, kind = msg.subject.rsplit(".", 1)
-            deployment = prefix.removeprefix(self.subject + ".")
-            self._store(f"{msg.metadata.sequence.stream:020d}", deployment, kind, msg.data)
+            self._store(f"{msg.metadata.sequence.stream:020d}", prefix.removeprefix(self.subject + "."), kind, msg.data)
             self._loop.run(msg.ack_sync())
         return len(messages)
 
-    def run(self, stop: threading.Event) -> int:
-        """Collect until ``stop`` is set; returns the number of messages collected."""
-        total = 0
-        while not stop.is_set():
-            total += self.poll()
-        return total
-
     def close(self) -> None:
-        if self.kind == "redis":
-            self._redis.close()
-        else:
-            try:
-                self._loop.run(self._nc.close(), timeout=10)
-            finally:
-                self._loop.stop()
+        try:
+            self._loop.run(self._nc.close(), timeout=10)
+        finally:
+            self._loop.stop()
+
+
+#: URL scheme → (the sink servers write to, the collector that drains it).
+REMOTE: dict[str, tuple[Any, Any]] = {
+    "redis": (RedisStreamSink, RedisCollector), "rediss": (RedisStreamSink, RedisCollector),
+    "nats": (NatsJetStreamSink, NatsCollector), "tls": (NatsJetStreamSink, NatsCollector),
+}
+
+
+def collector_for(transport: str, root: Path, *, consumer: str = "collector-1", stream: str | None = None, subject: str = NATS_SUBJECT) -> LogCollector:
+    """The collector for a ``redis://`` or ``nats://`` transport (``?stream=NAME`` as for :func:`sink_for`)."""
+    scheme = _scheme(transport)
+    if scheme not in REMOTE:
+        raise InvalidInput(f"Collecting needs a redis:// or nats:// transport, got {redact_url(transport)!r}.", field="transport")
+    url, named = split_stream(transport)
+    collector: LogCollector = REMOTE[scheme][1](url, root, consumer=consumer, stream=stream or named, subject=subject)
+    return collector

@@ -130,7 +130,10 @@ class Authenticator:
         return credential.strip()
 
     def authenticate(self, authorization: str | None) -> Principal:
-        credential = self.bearer(authorization)
+        return self.check(self.bearer(authorization))
+
+    def check(self, credential: str) -> Principal:
+        """The principal behind a bare credential (an API key or a JWT)."""
         return self._api_key(credential) if credential.startswith("mlk_") else self._jwt(credential)
 
     def mint(self, subject: str, role: str, ttl_s: float = 3600.0) -> str:

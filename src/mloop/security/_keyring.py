@@ -15,6 +15,7 @@ from mloop.errors import IntegrityError, NotFound
 
 SIGNING = "signing.json"
 JWT = "jwt.secret"
+CREDENTIAL = "admin.key"
 
 
 def _write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
@@ -103,3 +104,21 @@ class Keyring:
         if not path.exists():
             raise NotFound(f"No JWT secret at {path}; `mloop init` creates it.")
         return path.read_bytes().strip()
+
+    def has_credential(self) -> bool:
+        return (self.folder / CREDENTIAL).exists()
+
+    def credential(self) -> str:
+        """The workspace's own admin API key (``admin.key``): how the CLI, the demo and tests call a server."""
+        path = self.folder / CREDENTIAL
+        if not path.exists():
+            raise NotFound(f"No credential at {path}; `mloop init` creates one.")
+        return path.read_text().strip()
+
+    def store_credential(self, key: str) -> bool:
+        """Keep ``key`` as the workspace credential unless one exists already (then False: the caller drops its key)."""
+        try:
+            _write_private(self.folder / CREDENTIAL, key.encode())
+        except FileExistsError:
+            return False
+        return True

@@ -91,9 +91,6 @@ class AccessControl:
 
     async def _refresh(self) -> None:
         assert self.authenticator is not None
-        if self._refreshing:
-            return
-        self._refreshing = True
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.authenticator.refresh)
         finally:
@@ -104,12 +101,13 @@ class AccessControl:
         assert auth is not None
         value = next((v.decode("latin-1") for k, v in headers if k == b"authorization"), None)
         credential = auth.bearer(value)
-        if auth.age > auth.refresh_s:
-            asyncio.ensure_future(self._refresh())  # keeps revocations timely without delaying this request
+        if auth.age > auth.refresh_s and not self._refreshing:  # one refresh in flight at a time, off this request's path
+            self._refreshing = True
+            asyncio.ensure_future(self._refresh())
         parts = split_key(credential)
         if parts is not None and not auth.knows(parts[0]):  # perhaps a key created since the last refresh
             await asyncio.get_running_loop().run_in_executor(None, auth.lookup, parts[0])
-        return auth.authenticate(value)
+        return auth.check(credential)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.authenticator is None:

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 
 from mloop.errors import NotFittedError
-from mloop.monitoring.drift._univariate import TestResult, _finite
+from mloop.monitoring.drift._univariate import KSTest, TestResult, _finite
 
 
 class Wasserstein:
@@ -22,8 +22,9 @@ class Wasserstein:
     name = "wasserstein"
 
     def fit(self, reference: np.ndarray) -> Wasserstein:
-        self.reference_ = np.sort(_finite(reference, "reference"))
-        self.missing_ = len(reference) - len(self.reference_)
+        self._ks = KSTest().fit(reference)  # the sorted reference and the p-value, computed once for both
+        self.reference_ = self._ks.reference_
+        self.missing_ = self._ks.missing_
         scale = float(np.std(self.reference_))
         if scale == 0.0:
             scale = float(np.subtract(*np.percentile(self.reference_, [75, 25]))) or 1.0
@@ -35,7 +36,7 @@ class Wasserstein:
             raise NotFittedError("Wasserstein.score called before fit(reference).")
         cur = _finite(current, "current")
         distance = float(stats.wasserstein_distance(self.reference_, cur)) / self.scale_
-        p = float(stats.ks_2samp(self.reference_, cur).pvalue)
+        p = self._ks.score(cur).p_value
         return TestResult(self.name, distance, p, distance)
 
 

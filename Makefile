@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-quick typecheck bench clean
+.PHONY: demo test test-quick lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +23,18 @@ $(DEVSTAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/mloop demo
 
-test: $(DEVSTAMP)
+# Lint (ruff: errors, import order, style) and types (mypy) fail the build like a failing test.
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src/mloop
+
+typecheck: lint
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-quick: $(DEVSTAMP)
+test-quick: lint
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
-
-typecheck: $(DEVSTAMP)
-	$(BIN)/mypy src/mloop --ignore-missing-imports
 
 # Evidently 0.7 needs pandas < 3: the drift benchmark runs it from a venv of its own.
 EVENV := benchmarks/.venv-evidently

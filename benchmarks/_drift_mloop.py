@@ -14,7 +14,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rss import PeakRSS  # noqa: E402
-
 from mloop.monitoring import drift_detector, render_drift_report, write_html  # noqa: E402
 
 

@@ -103,8 +103,14 @@ def _streams(seeds: int, n: int, position: int) -> list[tuple[str, int, list[flo
     from river.datasets import synth
 
     makers = {
-        "Agrawal 0→2": lambda s: synth.ConceptDriftStream(synth.Agrawal(classification_function=0, seed=s), synth.Agrawal(classification_function=2, seed=s + 100), seed=s, position=position, width=WIDTH),
-        "STAGGER 0→2": lambda s: synth.ConceptDriftStream(synth.STAGGER(classification_function=0, seed=s), synth.STAGGER(classification_function=2, seed=s + 100), seed=s, position=position, width=WIDTH),
+        "Agrawal 0→2": lambda s: synth.ConceptDriftStream(
+            synth.Agrawal(classification_function=0, seed=s), synth.Agrawal(classification_function=2, seed=s + 100),
+            seed=s, position=position, width=WIDTH,
+        ),
+        "STAGGER 0→2": lambda s: synth.ConceptDriftStream(
+            synth.STAGGER(classification_function=0, seed=s), synth.STAGGER(classification_function=2, seed=s + 100),
+            seed=s, position=position, width=WIDTH,
+        ),
         "SEA 0→3": lambda s: synth.ConceptDriftStream(synth.SEA(variant=0, seed=s), synth.SEA(variant=3, seed=s + 100), seed=s, position=position, width=WIDTH),
     }
     out = []
@@ -132,7 +138,10 @@ def detection(seeds: int, n: int = 20_000, position: int = 10_000, warmup: int =
     console.print(f"3. detection: generating {3 * seeds} streams of {n:,} samples (drift centred at {position:,}, width {WIDTH}) …")
     streams = _streams(seeds, n, position)
     start = position - WIDTH  # the new concept's share is ~2 % here: the drift has begun
-    t = Table(title=f"3. detection delay (from sample {start:,}, where the drift begins) and false alarms (after a {warmup:,}-sample warm-up, before it); {3 * seeds} streams, Hoeffding tree 0/1 errors")
+    t = Table(
+        title=f"3. detection delay (from sample {start:,}, where the drift begins) and false alarms "
+        f"(after a {warmup:,}-sample warm-up, before it); {3 * seeds} streams, Hoeffding tree 0/1 errors"
+    )
     for col in ("detector", "implementation", "mean delay (samples)", "missed", "false alarms / 100k"):
         t.add_column(col)
     for name in DETECTORS:

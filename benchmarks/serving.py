@@ -29,9 +29,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _load import run_load  # noqa: E402
-
 from mloop.demo._flights import SPEC, load_flights  # noqa: E402
 from mloop.demo._server_process import ServerProcess, free_port  # noqa: E402
+from mloop.serving import Deployments  # noqa: E402
 from mloop.training import fit  # noqa: E402
 from mloop.workspace import Workspace  # noqa: E402
 
@@ -49,7 +49,7 @@ def _register_hgb(ws: Workspace) -> tuple[str, pd.DataFrame]:
         model = HistGradientBoostingClassifier(random_state=0).fit(frame, y)
         uri = run.log_sklearn_model(model, frame)
     ws.registry.register(uri, "hgb", alias="champion")
-    ws.deploy("hgb", "hgb", "champion")
+    Deployments(ws.registry, ws.store, ws.bus).deploy("hgb", "hgb", "champion")
     return "hgb", frame
 
 
@@ -60,7 +60,7 @@ def _register_flights(ws: Workspace) -> tuple[str, pd.DataFrame]:
         model = fit(train, SPEC, {}, 0)
         uri = run.log_sklearn_model(model, train[SPEC.features])
     ws.registry.register(uri, "flights", alias="champion")
-    ws.deploy("flights", "flights", "champion")
+    Deployments(ws.registry, ws.store, ws.bus).deploy("flights", "flights", "champion")
     return "flights", data[data["month"] == 3][SPEC.features]
 
 

@@ -15,10 +15,15 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-PG_ADMIN_URL = os.environ.get("MLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get("PG_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
+from mloop.monitoring import MonitorMetrics, MonitorRunner, register_monitor  # noqa: E402
+from mloop.security import Authenticator, rotate_signing_key  # noqa: E402
+from mloop.store import Deployment, ServingConfig  # noqa: E402
 from mloop.training import TabularSpec  # noqa: E402
 from mloop.workspace import Workspace  # noqa: E402
+
+__all__ = ["register_monitor", "rotate_signing_key"]  # re-exported for the tests, beside the helpers below
 
 TOY_SPEC = TabularSpec(numeric=("x1", "x2", "x3"), categorical=("color",), target="y")
 
@@ -48,6 +53,22 @@ def train_and_register(ws: Workspace, *, name: str = "toy", alias: str | None = 
     return ws.registry.register(uri, name, alias=alias).version
 
 
+def deploy(ws: Workspace, name: str, model_name: str, alias: str = "champion", *, rollout: dict | None = None,
+           serving: ServingConfig | None = None) -> Deployment:
+    """Deploy through the use case a user calls (``mloop.serving.Deployments``)."""
+    from mloop.serving import Deployments
+
+    return Deployments(ws.registry, ws.store, ws.bus).deploy(name, model_name, alias, rollout=rollout, serving=serving)
+
+
+def monitor_runner(ws: Workspace, metrics: MonitorMetrics | None = None) -> MonitorRunner:
+    return MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, metrics=metrics, webhook_allow=ws.settings.webhook_hosts)
+
+
+def authenticator(ws: Workspace) -> Authenticator:
+    return Authenticator.configured(ws.settings, ws.keyring, ws.store.api_keys)
+
+
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Run the ``mloop`` command line in-process: (exit code, stdout, stderr)."""
     from mloop.cli import main
@@ -73,7 +94,7 @@ def deployed(tmp_path: Path) -> Iterator[Workspace]:
     """A workspace with ``toy`` v1 as champion, deployed as ``toy``."""
     ws = Workspace.init(tmp_path / "ws")
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     yield ws
     ws.close()
 
@@ -140,4 +161,4 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def auth_headers(ws: Workspace) -> dict[str, str]:
     """``Authorization`` with the workspace's own admin key, as the CLI and the demo send it."""
-    return {"Authorization": f"Bearer {ws.credential}"}
+    return {"Authorization": f"Bearer {ws.keyring.credential()}"}

@@ -6,6 +6,7 @@ import pytest
 
 from mloop.errors import NotFound
 from mloop.workspace import Workspace
+from tests.conftest import deploy
 
 
 def test_open_without_init_says_how_to_create_one(tmp_path: Path) -> None:
@@ -29,4 +30,4 @@ def test_mloop_home_selects_the_workspace(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_deploy_needs_an_existing_alias(workspace: Workspace) -> None:
     with pytest.raises(NotFound, match="Model 'ghost' has no version 'champion'"):
-        workspace.deploy("ghost", "ghost", "champion")
+        deploy(workspace, "ghost", "ghost", "champion")

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from mloop.workspace import Workspace
-from tests.conftest import train_and_register
+from tests.conftest import deploy, train_and_register
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -20,8 +20,8 @@ def test_workspace_on_postgresql(tmp_path: Path, pg_url: str, monkeypatch: pytes
     assert ws.store.engine.dialect.name == "postgresql"
     assert not (ws.root / "mloop.db").exists() and not (ws.root / "mlflow.db").exists()
     version = train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
-    assert [d.name for d in ws.deployments()] == ["toy"]
+    deploy(ws, "toy", "toy", "champion")
+    assert [d.name for d in ws.store.deployments.list()] == ["toy"]
     assert ws.registry.load("toy", "champion").version == version
     mlflow.set_tracking_uri(pg_url)
     assert len(mlflow.search_runs(experiment_names=["toy"])) == 1

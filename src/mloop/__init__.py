@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from mloop.errors import (
     Conflict,
+    DeadlineExceeded,
+    Forbidden,
     IntegrityError,
     InvalidInput,
     MloopError,
     NotFittedError,
     NotFound,
     PayloadTooLarge,
+    QueueFull,
+    Unauthorized,
     Unavailable,
 )
 
@@ -20,12 +24,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Conflict",
+    "DeadlineExceeded",
+    "Forbidden",
     "IntegrityError",
     "InvalidInput",
     "MloopError",
     "NotFittedError",
     "NotFound",
     "PayloadTooLarge",
+    "QueueFull",
+    "Unauthorized",
     "Unavailable",
     "Workspace",
     "__version__",

@@ -50,6 +50,22 @@ class Unavailable(MloopError):
     status_code = 503
 
 
+class QueueFull(MloopError):
+    """A deployment's request queue is full: retry after ``retry_after`` seconds (sent as ``Retry-After``)."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(MloopError):
+    """A request's deadline passed before its turn came; it was never computed."""
+
+    status_code = 504
+
+
 class NotFittedError(MloopError, ValueError):
     """An estimator was used before ``fit``."""
 

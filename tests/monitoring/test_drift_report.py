@@ -48,7 +48,8 @@ def test_prediction_column_and_test_overrides(tables: tuple[Path, Path], capsys:
 
 
 def test_bonferroni_and_a_high_floor_change_the_verdict(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni", "--effect-floor", "0.5"], capsys)
+    args = ["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni", "--effect-floor", "0.5"]
+    code, out, _ = run_cli(args, capsys)
     assert code == 0 and json.loads(out)["drift"] is False and json.loads(out)["correction"] == "bonferroni"
 
 

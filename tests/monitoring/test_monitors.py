@@ -16,7 +16,7 @@ from mloop.events import DRIFT_DETECTED, DRIFT_RESOLVED
 from mloop.monitoring import LEASE, MonitorMetrics, MonitorScheduler, PredictionLog, check_webhook, load_monitors, parse_monitor
 from mloop.workspace import Workspace
 from tests.browser import open_offline
-from tests.conftest import run_cli
+from tests.conftest import monitor_runner, register_monitor, run_cli
 
 T0 = 1_800_000_000.0  # a fixed start of prediction time: windows are reproducible
 
@@ -67,7 +67,7 @@ def _reference(tmp_path: Path, rng: np.random.Generator) -> Path:
 
 def test_count_windows_persistence_alarm_and_resolution(ws: Workspace, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    ws.add_monitor({
+    register_monitor(ws.store, {
         "name": "inputs", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))},
         "window": {"kind": "count", "size": 400}, "persistence": {"k": 2, "n": 3}, "predictions": False,
     })
@@ -77,7 +77,7 @@ def test_count_windows_persistence_alarm_and_resolution(ws: Workspace, tmp_path:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
-    runner = ws.monitor_runner(MonitorMetrics(registry))
+    runner = monitor_runner(ws, MonitorMetrics(registry))
     runner.clock = Clock(T0 + 2400 + 60)
     seen = ws.bus.last_id()
     results = runner.tick()
@@ -97,7 +97,7 @@ def test_count_windows_persistence_alarm_and_resolution(ws: Workspace, tmp_path:
     assert 'mloop_monitor_alarms_total{deployment="dep",monitor="inputs"} 1.0' in text
     assert 'mloop_drift_statistic{deployment="dep",feature="x",monitor="inputs",test="ks"}' in text
     # nothing new: the next tick evaluates nothing, and the windows survive in the store
-    again = ws.monitor_runner()
+    again = monitor_runner(ws)
     again.clock = Clock(T0 + 10_000)
     assert again.tick() == []
     again.close()
@@ -107,10 +107,10 @@ def test_count_windows_persistence_alarm_and_resolution(ws: Workspace, tmp_path:
 
 def test_rows_younger_than_the_grace_period_wait(ws: Workspace, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    ws.add_monitor({"name": "m", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))},
+    register_monitor(ws.store, {"name": "m", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))},
                     "window": {"kind": "count", "size": 100}, "grace_seconds": 30})
     _log(ws, _frame(100, rng), T0, 0.1)
-    runner = ws.monitor_runner()
+    runner = monitor_runner(ws)
     runner.clock = Clock(T0 + 10 + 29)  # the last row is 29 s old
     assert runner.tick() == []
     runner.clock = Clock(T0 + 10 + 31)
@@ -120,12 +120,12 @@ def test_rows_younger_than_the_grace_period_wait(ws: Workspace, tmp_path: Path) 
 
 def test_hourly_windows_skip_empty_hours_and_check_prediction_drift(ws: Workspace, tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    ws.add_monitor({"name": "hourly", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))}, "window": {"kind": "hourly"}})
+    register_monitor(ws.store, {"name": "hourly", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))}, "window": {"kind": "hourly"}})
     hour = 3600.0
     start = (T0 // hour) * hour
     _log(ws, _frame(300, rng), start + 10, 5.0, scores=rng.beta(2, 5, 300), prefix="a")  # hour 0
     _log(ws, _frame(300, rng), start + 3 * hour + 10, 5.0, scores=rng.beta(5, 2, 300), prefix="b")  # hour 3: outputs moved
-    runner = ws.monitor_runner()
+    runner = monitor_runner(ws)
     runner.clock = Clock(start + 5 * hour)
     results = runner.tick()
     runner.close()
@@ -138,9 +138,9 @@ def test_hourly_windows_skip_empty_hours_and_check_prediction_drift(ws: Workspac
 
 def test_reference_from_the_first_predictions(ws: Workspace) -> None:
     rng = np.random.default_rng(3)
-    ws.add_monitor({"name": "self", "deployment": "dep", "reference": {"first_predictions": 500}, "window": {"kind": "count", "size": 250}})
+    register_monitor(ws.store, {"name": "self", "deployment": "dep", "reference": {"first_predictions": 500}, "window": {"kind": "count", "size": 250}})
     _log(ws, pd.concat([_frame(500, rng), _frame(250, rng), _frame(250, rng, 1.5)], ignore_index=True), T0, 1.0)
-    runner = ws.monitor_runner()
+    runner = monitor_runner(ws)
     runner.clock = Clock(T0 + 5000)
     results = runner.tick()
     runner.close()
@@ -150,9 +150,10 @@ def test_reference_from_the_first_predictions(ws: Workspace) -> None:
 @pytest.mark.browser
 def test_each_window_has_an_offline_report_with_a_timeline(ws: Workspace, tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
-    ws.add_monitor({"name": "inputs", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))}, "window": {"kind": "count", "size": 300}})
+    register_monitor(ws.store, {"name": "inputs", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))},
+                                "window": {"kind": "count", "size": 300}})
     _log(ws, pd.concat([_frame(300, rng), _frame(300, rng, 1.0)], ignore_index=True), T0, 1.0)
-    runner = ws.monitor_runner()
+    runner = monitor_runner(ws)
     runner.clock = Clock(T0 + 5000)
     results = runner.tick()
     runner.close()
@@ -174,7 +175,7 @@ def test_each_window_has_an_offline_report_with_a_timeline(ws: Workspace, tmp_pa
 
 def test_streaming_concept_monitor_alarms_when_the_loss_rises(ws: Workspace) -> None:
     rng = np.random.default_rng(5)
-    ws.add_monitor({"name": "errors", "deployment": "dep", "window": {"kind": "streaming"}, "concept": {"detector": "adwin", "loss": "brier"}})
+    register_monitor(ws.store, {"name": "errors", "deployment": "dep", "window": {"kind": "streaming"}, "concept": {"detector": "adwin", "loss": "brier"}})
     n = 1500
     scores = rng.uniform(0, 1, n)
     labels = (rng.random(n) < scores).astype(float)  # calibrated at first
@@ -185,7 +186,7 @@ def test_streaming_concept_monitor_alarms_when_the_loss_rises(ws: Workspace) -> 
     for i, rid in enumerate(ids):
         log.log_feedback("dep", rid, [float(labels[i])], monitor.created_at + 1 + i)
     log.flush()
-    runner = ws.monitor_runner()
+    runner = monitor_runner(ws)
     results = runner.tick()
     runner.close()
     assert len(results) >= 1 and all(r.alarm for r in results)
@@ -197,11 +198,11 @@ def test_streaming_concept_monitor_alarms_when_the_loss_rises(ws: Workspace) -> 
 def test_a_failing_monitor_records_its_error_and_others_go_on(ws: Workspace, tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     path = _reference(tmp_path, rng)
-    ws.add_monitor({"name": "broken", "deployment": "dep", "reference": {"path": str(path)}, "window": {"kind": "count", "size": 100},
+    register_monitor(ws.store, {"name": "broken", "deployment": "dep", "reference": {"path": str(path)}, "window": {"kind": "count", "size": 100},
                     "features": ["x", "nope"]})
-    ws.add_monitor({"name": "fine", "deployment": "dep", "reference": {"path": str(path)}, "window": {"kind": "count", "size": 100}})
+    register_monitor(ws.store, {"name": "fine", "deployment": "dep", "reference": {"path": str(path)}, "window": {"kind": "count", "size": 100}})
     _log(ws, _frame(100, rng), T0, 1.0)
-    runner = ws.monitor_runner()
+    runner = monitor_runner(ws)
     runner.clock = Clock(T0 + 1000)
     assert [r.monitor for r in runner.tick()] == ["fine"]
     runner.close()
@@ -210,8 +211,8 @@ def test_a_failing_monitor_records_its_error_and_others_go_on(ws: Workspace, tmp
 
 
 def test_one_scheduler_holds_the_lease(ws: Workspace) -> None:
-    first = MonitorScheduler(ws.monitor_runner(), interval=1.0, holder="a")
-    second = MonitorScheduler(ws.monitor_runner(), interval=1.0, holder="b")
+    first = MonitorScheduler(monitor_runner(ws), interval=1.0, holder="a")
+    second = MonitorScheduler(monitor_runner(ws), interval=1.0, holder="b")
     assert first.run_once() == [] and second.run_once() is None
     assert ws.store.monitors.holder(LEASE) == "a"
     first.stop()  # releases
@@ -244,10 +245,10 @@ def test_webhook_on_loopback_receives_the_alarm(ws: Workspace, tmp_path: Path) -
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Hook.received = []
     rng = np.random.default_rng(7)
-    ws.add_monitor({"name": "hooked", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))},
+    register_monitor(ws.store, {"name": "hooked", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))},
                     "window": {"kind": "count", "size": 300}, "webhooks": [f"http://127.0.0.1:{server.server_port}/alerts"]})
     _log(ws, _frame(300, rng, 1.0), T0, 1.0)
-    runner = ws.monitor_runner()
+    runner = monitor_runner(ws)
     runner.clock = Clock(T0 + 1000)
     runner.tick()
     runner.close()  # waits for deliveries
@@ -322,7 +323,8 @@ def test_yaml_file_and_cli(ws: Workspace, tmp_path: Path, capsys: pytest.Capture
     code, out, _ = run_cli([*base, "monitors", "list"], capsys)
     assert code == 0 and "inputs" in out
     bad = tmp_path / "bad.yaml"
-    bad.write_text("monitors:\n  - name: inputs\n    deployment: dep\n    window: {kind: count, size: 200}\n    persistence: {k: 4, n: 2}\n    reference: {first_predictions: 50}\n")
+    bad.write_text("monitors:\n  - name: inputs\n    deployment: dep\n    window: {kind: count, size: 200}\n"
+                   "    persistence: {k: 4, n: 2}\n    reference: {first_predictions: 50}\n")
     code, _, err = run_cli([*base, "monitors", "apply", str(bad)], capsys)
     assert code == 2 and err.strip() == "error: monitors[0].persistence: k (4) cannot exceed n (2)."
     code, _, err = run_cli([*base, "monitors", "apply", str(tmp_path / "missing.yaml")], capsys)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from mloop.demo._server_process import ServerProcess
 from mloop.monitoring import LogReader, collector_for
 from mloop.workspace import Workspace
-from tests.conftest import TOY_SPEC, toy_frame
+from tests.conftest import TOY_SPEC, register_monitor, toy_frame
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +29,7 @@ def _post(client: httpx.Client, shift: float, seed: int, n: int = 10) -> None:
 def test_the_server_scheduler_raises_an_alarm_and_exports_it(deployed: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reference = tmp_path / "reference.parquet"
     toy_frame(2000, seed=11)[list(TOY_SPEC.features)].to_parquet(reference)
-    deployed.add_monitor({"name": "inputs", "deployment": "toy", "reference": {"path": str(reference)},
+    register_monitor(deployed.store, {"name": "inputs", "deployment": "toy", "reference": {"path": str(reference)},
                           "window": {"kind": "count", "size": 200}, "grace_seconds": 0, "predictions": False})
     monkeypatch.setenv("MLOOP_MONITOR_INTERVAL", "0.3")
     server = ServerProcess(deployed.root, log_file=deployed.root / "server.log", log_flush_interval=0.1).start()

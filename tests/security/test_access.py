@@ -10,12 +10,12 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from mloop.roles import ROLES
 from mloop.security import role_allows
 from mloop.serving import create_app
-from mloop.serving._access import PUBLIC, ROUTES, required_role
-from mloop.store import ROLES
+from mloop.serving._routes import RouteTable
 from mloop.workspace import Workspace
-from tests.conftest import TOY_SPEC, auth_headers, run_cli, toy_frame
+from tests.conftest import TOY_SPEC, auth_headers, authenticator, deploy, run_cli, toy_frame
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -26,7 +26,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace
 
     ws = Workspace.init(tmp_path_factory.mktemp("access") / "ws")
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     with TestClient(create_app(ws, monitor_interval=0)) as client:
         yield ws, client
     ws.close()
@@ -36,34 +36,43 @@ def _concrete(template: str) -> str:
     return template.replace("{name}", "toy").replace("{key_id}", "0123456789ab").replace("{deployment}", "toy")
 
 
-def _inner_routes(client: TestClient) -> set[tuple[str, str]]:
-    fastapi_app = client.app.app.app  # type: ignore[attr-defined]  # AccessControl → FastPath → FastAPI
-    return {(m, r.path) for r in fastapi_app.routes for m in getattr(r, "methods", set()) if m != "HEAD"}
+def _table(client: TestClient) -> RouteTable:
+    return client.app.table  # type: ignore[attr-defined, no-any-return]  # the Gateway in front of FastAPI
 
 
-def test_every_route_of_the_app_is_in_the_table(served: tuple[Workspace, TestClient]) -> None:
+def _routes(client: TestClient) -> list[tuple[str, str, str | None]]:
+    return [(r.method, r.path, r.role) for r in _table(client).routes]
+
+
+def test_the_framework_serves_exactly_the_table(served: tuple[Workspace, TestClient]) -> None:
     _, client = served
-    declared = {(m, t) for m, t, _ in ROUTES} | set(PUBLIC)
-    missing = {(m, p) for m, p in _inner_routes(client) if (m, p) not in declared}
-    assert missing == set(), f"routes without a role in serving/_access.py: {sorted(missing)}"
-    stale = {(m, t) for m, t, _ in ROUTES} - _inner_routes(client)
-    assert stale == set(), f"table entries with no route: {sorted(stale)}"
+    fastapi_app = client.app.app  # type: ignore[attr-defined]
+    framework = {(m, r.path) for r in fastapi_app.routes for m in getattr(r, "methods", set()) if m != "HEAD"}
+    declared = {(m, p) for m, p, _ in _routes(client)}
+    assert framework == declared, f"only in FastAPI: {sorted(framework - declared)}; only in the table: {sorted(declared - framework)}"
+    fast = {(r.method, r.path) for r in _table(client).routes if r.fast}
+    assert fast == {("POST", "/invocations"), ("POST", "/models/{name}/invocations"), ("POST", "/v2/models/{name}/infer"),
+                    ("POST", "/v2/models/{name}/feedback")}
+    public = {(m, p) for m, p, role in _routes(client) if role is None}
+    assert public == {("GET", "/health/live"), ("GET", "/v2/health/live"), ("GET", "/health/ready"), ("GET", "/v2/health/ready")}
 
 
 def test_nothing_but_the_probes_answers_without_a_valid_credential(served: tuple[Workspace, TestClient]) -> None:
     _, client = served
-    paths = sorted({_concrete(t) for _, t, _ in ROUTES} | {p for _, p in PUBLIC} | {"/", "/nope", "/v2/models/toy/../../keys", "/api/keys/"})
+    public = {(m, p) for m, p, role in _routes(client) if role is None}
+    paths = sorted({_concrete(p) for _, p, _ in _routes(client)} | {"/", "/nope", "/v2/models/toy/../../keys", "/api/keys/"})
     checked = 0
     for path in paths:
         for method in METHODS:
-            for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"Authorization": "Bearer mlk_0123456789ab_forged"}):
+            bad = ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"Authorization": "Bearer mlk_0123456789ab_forged"})
+            for headers in bad:
                 status = client.request(method, path, headers=headers).status_code
                 checked += 1
-                if (method, path) in PUBLIC:
+                if (method, path) in public:
                     assert status == 200, (method, path)
                 else:
                     assert status == 401, (method, path, headers, status)
-    print(f"\n{checked} unauthenticated (route × method × credential) requests, {len(PUBLIC)} public routes")
+    print(f"\n{checked} unauthenticated (route × method × credential) requests, {len(public)} public routes")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -71,7 +80,9 @@ def test_each_role_gets_exactly_what_the_table_says(served: tuple[Workspace, Tes
     ws, client = served
     key, _ = ws.store.api_keys.create(f"test-{role}", role)
     headers = {"Authorization": f"Bearer {key}"}
-    for method, template, needed in ROUTES:
+    for method, template, needed in _routes(client):
+        if needed is None:
+            continue
         if method == "DELETE" and template == "/api/keys/{key_id}":
             continue  # revoking would invalidate other tests' keys; covered below
         status = client.request(method, _concrete(template), headers=headers, json={}).status_code
@@ -190,15 +201,18 @@ def test_cli_keys_and_tokens_work_against_the_server(served: tuple[Workspace, Te
     assert code == 2
 
 
-def test_no_auth_only_on_loopback(tmp_path: object, capsys: pytest.CaptureFixture[str], workspace: Workspace) -> None:
-    code, _, err = run_cli(["--workspace", str(workspace.root), "serve", "--host", "0.0.0.0", "--no-auth"], capsys)
-    assert code == 2 and "--no-auth is refused on '0.0.0.0'" in err
+def test_role_lookup_in_the_table(served: tuple[Workspace, TestClient]) -> None:
+    table = _table(served[1])
 
+    def role(method: str, path: str) -> str | None:
+        found = table.match(method, path)
+        return found[0].role if found else "no route"
 
-def test_required_role_lookup() -> None:
-    assert required_role("POST", "/v2/models/m/infer") == "predictor"
-    assert required_role("GET", "/v2/models/m/x/stats") is None
-    assert required_role("DELETE", "/api/monitors/a/b") == "admin"
+    assert role("POST", "/v2/models/m/infer") == "predictor"
+    assert role("GET", "/v2/models/m/x/stats") == "no route"
+    assert role("GET", "/v2/models//stats") == "no route"  # a parameter is one non-empty segment
+    assert role("DELETE", "/api/monitors/a/b") == "admin"
+    assert role("GET", "/health/ready") is None
 
 
 def test_rs256_tokens_under_a_configured_public_key(tmp_path: object, monkeypatch: pytest.MonkeyPatch, workspace: Workspace) -> None:
@@ -226,15 +240,16 @@ def test_rs256_tokens_under_a_configured_public_key(tmp_path: object, monkeypatc
         assert who(jwt.encode({**claims, "iss": "mloop"}, private, algorithm="RS256")) == 401
         assert who(jwt.encode(claims, rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256")) == 401
     with pytest.raises(Exception, match="mint them with your identity provider"):
-        ws.authenticator().mint("x", "viewer")
+        authenticator(ws).mint("x", "viewer")
 
 
 def test_leeway_is_capped(monkeypatch: pytest.MonkeyPatch, workspace: Workspace) -> None:
     from mloop.errors import InvalidInput
 
     monkeypatch.setenv("MLOOP_JWT_LEEWAY", "120")
-    with pytest.raises(InvalidInput, match=r"leeway must be within \[0, 60\]"):
-        Workspace.open(workspace.root).authenticator()
+    with pytest.raises(InvalidInput, match=r"MLOOP_JWT_LEEWAY: Input should be less than or equal to 60") as info:
+        authenticator(Workspace.open(workspace.root))
+    assert info.value.field == "MLOOP_JWT_LEEWAY"
 
 
 def test_a_key_revoked_elsewhere_is_refused_within_the_refresh_interval(served: tuple[Workspace, TestClient]) -> None:

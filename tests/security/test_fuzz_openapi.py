@@ -9,7 +9,7 @@ import pytest
 
 from mloop.demo._server_process import ServerProcess
 from mloop.workspace import Workspace
-from tests.conftest import train_and_register
+from tests.conftest import deploy, train_and_register
 
 schemathesis = pytest.importorskip("schemathesis")
 
@@ -29,7 +29,7 @@ def test_openapi_operations_never_fail(tmp_path: Path, monkeypatch: pytest.Monke
 
     ws = Workspace.init(tmp_path / "ws")
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     monkeypatch.setenv("MLOOP_MONITOR_INTERVAL", "0")
     cases: dict[str, int] = {}
     with ServerProcess(ws.root, log_file=tmp_path / "server.log") as server:

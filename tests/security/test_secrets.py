@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from mloop.serving import create_app
 from mloop.workspace import Workspace
-from tests.conftest import PG_ADMIN_URL, TOY_SPEC, run_cli, toy_frame, train_and_register
+from tests.conftest import PG_ADMIN_URL, TOY_SPEC, deploy, run_cli, toy_frame, train_and_register
 
 CANARY = "CanaryPw-" + uuid.uuid4().hex[:12]
 
@@ -31,10 +31,10 @@ def test_no_secret_reaches_any_output(tmp_path: Path, pg_url: str, monkeypatch: 
     ws = Workspace.init(tmp_path / "ws")
     seen.append(repr(ws.store))
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     api_key, _ = ws.store.api_keys.create("canary", "predictor")
     jwt_secret = ws.keyring.jwt_secret().decode()
-    secrets = [CANARY, api_key.split("_", 2)[2], jwt_secret, ws.credential.split("_", 2)[2]]
+    secrets = [CANARY, api_key.split("_", 2)[2], jwt_secret, ws.keyring.credential().split("_", 2)[2]]
 
     rows = toy_frame(3)[list(TOY_SPEC.features)]
     body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
@@ -44,12 +44,12 @@ def test_no_secret_reaches_any_output(tmp_path: Path, pg_url: str, monkeypatch: 
             ({"Authorization": f"Bearer {api_key}"}, "/invocations", {"bad": 1}),
             ({"Authorization": f"Bearer {api_key}x"}, "/invocations", body),  # a wrong key: the error must not echo it
             ({"Authorization": f"Bearer {api_key}"}, "/api/keys", {"name": "x", "role": "admin"}),
-            ({"Authorization": f"Bearer {ws.credential}"}, "/api/keys", {"name": "y", "role": "viewer", "secret": api_key}),
+            ({"Authorization": f"Bearer {ws.keyring.credential()}"}, "/api/keys", {"name": "y", "role": "viewer", "secret": api_key}),
         ]:
             resp = client.post(path, json=payload, headers=headers)
             seen += [resp.text, str(dict(resp.headers))]
         for path in ("/metrics", "/api/keys", "/api/whoami", "/v2/models/toy/stats", "/openapi.json"):
-            resp = client.get(path, headers={"Authorization": f"Bearer {ws.credential}"})
+            resp = client.get(path, headers={"Authorization": f"Bearer {ws.keyring.credential()}"})
             seen.append(resp.text)
     for args in (["deployments", "list"], ["models", "list"], ["auth", "list-keys"], ["monitors", "list"],
                  ["models", "show", "nope"], ["drift", "report", "-r", "missing.parquet", "-c", "x.csv", "--json"]):
@@ -62,8 +62,9 @@ def test_no_secret_reaches_any_output(tmp_path: Path, pg_url: str, monkeypatch: 
     code, out, err = run_cli(["--workspace", str(bad), "init"], capsys)
     seen += [out, err]
     monkeypatch.setenv("MLOOP_DATABASE_URL", secret_url)
-    runs = ws.tracker.list_runs(None, max_results=100)
-    seen.append(runs.to_csv())
+    client = ws.tracker.client
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=100)
+    seen.append(repr([(r.info, r.data.tags, r.data.params, r.data.metrics) for r in runs]))
     seen += [r.getMessage() for r in caplog.records]
     seen += [p.read_text(errors="replace") for p in ws.root.rglob("*") if p.is_file() and p.suffix in (".md", ".html", ".json", ".log", ".yaml")]
     with sa.create_engine(PG_ADMIN_URL).connect() as conn:  # what mloop wrote about itself: audit rows, alerts, events

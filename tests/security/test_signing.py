@@ -14,7 +14,7 @@ from mloop.errors import IntegrityError
 from mloop.store._records import manifest_digest
 from mloop.store._schema import model_manifests
 from mloop.workspace import Workspace
-from tests.conftest import run_cli
+from tests.conftest import rotate_signing_key, run_cli
 
 
 def _model_file(ws: Workspace) -> Path:
@@ -79,7 +79,7 @@ def test_rotation_resigns_and_drops_the_old_key(deployed: Workspace, capsys: pyt
 def test_rotation_refuses_to_launder_a_tampered_manifest(deployed: Workspace) -> None:
     _edit_manifest(deployed, {"extra-file": "0" * 64})
     with pytest.raises(IntegrityError, match="does not verify"):
-        deployed.rotate_signing_key()
+        rotate_signing_key(deployed.keyring, deployed.store)
     assert deployed.keyring.key_ids() == ["k1"]  # nothing changed
 
 

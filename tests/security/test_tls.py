@@ -69,7 +69,7 @@ def test_https_with_tls13_minimum(workspace: Workspace, tmp_path: Path) -> None:
         assert _handshake(port, cert) == "TLSv1.3"
         with pytest.raises(ssl.SSLError):
             _handshake(port, cert, maximum=ssl.TLSVersion.TLSv1_2)
-        headers = {"Authorization": f"Bearer {workspace.credential}"}
+        headers = {"Authorization": f"Bearer {workspace.keyring.credential()}"}
         assert httpx.get(f"https://127.0.0.1:{port}/api/whoami", verify=verify, headers=headers).json()["role"] == "admin"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=2)  # plain HTTP is not served

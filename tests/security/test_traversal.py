@@ -14,7 +14,7 @@ from mloop.monitoring import LogReader
 from mloop.names import check_name
 from mloop.serving import create_app
 from mloop.workspace import Workspace
-from tests.conftest import auth_headers
+from tests.conftest import auth_headers, deploy
 
 BASE = ["..", "../etc/passwd", "..\\..\\windows", "%2e%2e%2f%2e%2e%2fetc", "%2e%2e/", "..%2f..%2f", "%252e%252e%252f",
         "%c0%ae%c0%ae%2f", "....//....//", "/etc/passwd", "toy%00.txt", "toy\x00", "#/../../", "?x=../../", ".%2e/", "toy/../../../etc",
@@ -29,7 +29,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace
 
     ws = Workspace.init(tmp_path_factory.mktemp("traversal") / "ws")
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     with TestClient(create_app(ws, monitor_interval=0), headers=auth_headers(ws)) as c:
         yield ws, c
     ws.close()

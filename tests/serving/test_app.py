@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from mloop.monitoring import LogReader
 from mloop.workspace import Workspace
-from tests.conftest import auth_headers, TOY_SPEC, toy_frame, train_and_register
+from tests.conftest import TOY_SPEC, auth_headers, deploy, toy_frame, train_and_register
 
 ROWS = toy_frame(4, seed=9)[list(TOY_SPEC.features)]
 
@@ -26,7 +26,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     """One deployed workspace for the tests that only read (building one costs seconds)."""
     ws = Workspace.init(tmp_path_factory.mktemp("serving") / "ws")
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     yield ws
     ws.close()
 
@@ -175,7 +175,7 @@ def test_alias_move_hot_swaps_with_no_failed_request(own_client: TestClient, dep
 def test_canary_rollout_splits_traffic_by_request(own_client: TestClient, deployed: Workspace) -> None:
     client = own_client
     train_and_register(deployed, alias="challenger", seed=5)
-    deployed.deploy("toy", "toy", "champion", rollout={"candidate_alias": "challenger", "percent": 50})
+    deploy(deployed, "toy", "toy", "champion", rollout={"candidate_alias": "challenger", "percent": 50})
     deadline = time.time() + 10
     while client.get("/v2/models/toy").json()["versions"] != ["1", "2"] and time.time() < deadline:
         time.sleep(0.05)
@@ -233,7 +233,7 @@ def test_missing_values_can_be_refused_per_deployment(own_client: TestClient, de
 
     body = {"dataframe_records": [{"x1": None, "x2": 1.0, "x3": 1.0, "color": "red"}]}
     assert own_client.post("/invocations", json=body).status_code == 200
-    deployed.deploy("toy", "toy", "champion", serving=ServingConfig(allow_missing=False))
+    deploy(deployed, "toy", "toy", "champion", serving=ServingConfig(allow_missing=False))
     deadline = time.time() + 10
     while own_client.get("/v2/models/toy/stats").json()["serving"]["allow_missing"] and time.time() < deadline:
         time.sleep(0.05)
@@ -248,7 +248,7 @@ def test_overload_answers_429_with_retry_after_and_no_5xx(own_client: TestClient
 
     from mloop.store import ServingConfig
 
-    deployed.deploy("toy", "toy", "champion", serving=ServingConfig(queue_size=2, max_batch_size=1))
+    deploy(deployed, "toy", "toy", "champion", serving=ServingConfig(queue_size=2, max_batch_size=1))
     deadline = time.time() + 10
     while own_client.get("/v2/models/toy/stats").json()["serving"]["queue_size"] != 2 and time.time() < deadline:
         time.sleep(0.05)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from mloop.serving import create_app
 from mloop.workspace import Workspace
-from tests.conftest import auth_headers, train_and_register
+from tests.conftest import auth_headers, deploy, train_and_register
 
 ODD_VALUES: list[Any] = [
     None, True, False, 0, -1, 1e308, -1e308, 2**63, -(2**63), 2**70, 1.5, "", "x", "é", "\u202e", "\ud7ff", "💥" * 50, "a" * 10_000,
@@ -47,7 +47,7 @@ def _bodies() -> Iterator[bytes]:
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     ws = Workspace.init(tmp_path_factory.mktemp("fuzz") / "ws")
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     with TestClient(create_app(ws), headers=auth_headers(ws)) as c:
         yield c
     ws.close()

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from mloop.errors import InvalidInput
-from mloop.serving._batcher import Batcher, DeadlineExceeded, QueueFull
+from mloop.errors import DeadlineExceeded, InvalidInput, QueueFull
+from mloop.serving._batcher import Batcher
 from mloop.store import ServingConfig
 
 
@@ -125,7 +125,8 @@ def test_retired_batcher_still_finishes_what_it_holds() -> None:
 
 @pytest.mark.parametrize(
     ("setting", "value", "match"),
-    [("max_batch_size", 0, "max_batch_size must be within"), ("queue_size", 0, "queue_size"), ("timeout_ms", 0, "timeout_ms"), ("max_delay_ms", -1, "max_delay_ms")],
+    [("max_batch_size", 0, "max_batch_size must be within"), ("queue_size", 0, "queue_size"), ("timeout_ms", 0, "timeout_ms"),
+     ("max_delay_ms", -1, "max_delay_ms")],
 )
 def test_serving_settings_are_validated(setting: str, value: float, match: str) -> None:
     with pytest.raises(InvalidInput, match=match):

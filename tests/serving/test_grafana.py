@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from mloop.serving import create_app
 from mloop.workspace import Workspace
-from tests.conftest import auth_headers, TOY_SPEC, toy_frame
+from tests.conftest import TOY_SPEC, auth_headers, register_monitor, toy_frame
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "mloop-serving.json"
 
@@ -22,7 +22,7 @@ def test_every_dashboard_series_is_exported(deployed: Workspace, tmp_path: Path)
     wanted = {m for e in exprs for m in re.findall(r"\b(mloop_[a-z_]+)", e)}
     reference = tmp_path / "reference.parquet"
     toy_frame(300)[list(TOY_SPEC.features)].to_parquet(reference)
-    deployed.add_monitor({"name": "inputs", "deployment": "toy", "reference": {"path": str(reference)},
+    register_monitor(deployed.store, {"name": "inputs", "deployment": "toy", "reference": {"path": str(reference)},
                           "window": {"kind": "count", "size": 30}, "grace_seconds": 0})
     rows = toy_frame(30)[list(TOY_SPEC.features)]
     with TestClient(create_app(deployed, log_flush_interval=0.05, monitor_interval=0.1), headers=auth_headers(deployed)) as client:

@@ -12,7 +12,7 @@ from mlflow.pyfunc import scoring_server
 
 from mloop.serving import create_app
 from mloop.workspace import Workspace
-from tests.conftest import auth_headers, TOY_SPEC, toy_frame, train_and_register
+from tests.conftest import TOY_SPEC, auth_headers, deploy, toy_frame, train_and_register
 
 ROWS = toy_frame(5, seed=11)[list(TOY_SPEC.features)]
 BODIES = {
@@ -29,7 +29,7 @@ BODIES = {
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, TestClient]]:
     ws = Workspace.init(tmp_path_factory.mktemp("compat") / "ws")
     train_and_register(ws)
-    ws.deploy("toy", "toy", "champion")
+    deploy(ws, "toy", "toy", "champion")
     mlflow.set_tracking_uri(ws.tracking_uri)
     reference = scoring_server.init(mlflow.pyfunc.load_model("models:/toy/1"))
     with TestClient(create_app(ws), headers=auth_headers(ws)) as ours, TestClient(reference) as theirs:

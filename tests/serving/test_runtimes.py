@@ -11,35 +11,42 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import auth_headers
 from mloop.serving import create_app
 from mloop.serving._runtime import runtime_for
+from mloop.tracking import TrackedRun
 from mloop.workspace import Workspace
+from tests.conftest import auth_headers, deploy
 
 X = pd.DataFrame(np.random.default_rng(0).normal(size=(400, 4)), columns=["a", "b", "c", "d"])
 Y = (X["a"] + X["b"] > 0).astype(int)
 
 
-def _lgb_booster() -> Any:
+def _lgb_booster(run: TrackedRun) -> str:
     import lightgbm as lgb
+    import mlflow.lightgbm
 
-    return mlflow.lightgbm.log_model(lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, Y), 10), name="model", input_example=X.head(3))
+    return run.log_model(mlflow.lightgbm, lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, Y), 10), input_example=X.head(3))
 
 
-def _lgb_classifier() -> Any:
+def _lgb_classifier(run: TrackedRun) -> str:
     import lightgbm as lgb
+    import mlflow.lightgbm
 
-    return mlflow.lightgbm.log_model(lgb.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, Y), name="model", input_example=X.head(3))
+    return run.log_model(mlflow.lightgbm, lgb.LGBMClassifier(n_estimators=10, verbose=-1).fit(X, Y), input_example=X.head(3))
 
 
-def _xgb_booster() -> Any:
+def _xgb_booster(run: TrackedRun) -> str:
     xgb = pytest.importorskip("xgboost")
-    return mlflow.xgboost.log_model(xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(X, Y), 10), name="model", input_example=X.head(3))
+    import mlflow.xgboost
+
+    return run.log_model(mlflow.xgboost, xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(X, Y), 10), input_example=X.head(3))
 
 
-def _xgb_classifier() -> Any:
+def _xgb_classifier(run: TrackedRun) -> str:
     xgb = pytest.importorskip("xgboost")
-    return mlflow.xgboost.log_model(xgb.XGBClassifier(n_estimators=10).fit(X, Y), name="model", input_example=X.head(3))
+    import mlflow.xgboost
+
+    return run.log_model(mlflow.xgboost, xgb.XGBClassifier(n_estimators=10).fit(X, Y), input_example=X.head(3))
 
 
 @pytest.mark.parametrize(
@@ -47,12 +54,12 @@ def _xgb_classifier() -> Any:
     [(_lgb_booster, "lightgbm"), (_lgb_classifier, "lightgbm"), (_xgb_booster, "xgboost"), (_xgb_classifier, "xgboost")],
     ids=["lightgbm-booster", "lightgbm-sklearn", "xgboost-booster", "xgboost-sklearn"],
 )
-def test_native_runtime_matches_pyfunc(workspace: Workspace, log: Callable[[], Any], kind: str) -> None:
-    with workspace.tracker.start_run("runtimes"):
-        info = log()
-    workspace.registry.register(info.model_uri, "m", alias="champion")
-    workspace.deploy("m", "m", "champion")
-    expected = mlflow.pyfunc.load_model(info.model_uri).predict(X.head(20))
+def test_native_runtime_matches_pyfunc(workspace: Workspace, log: Callable[[TrackedRun], str], kind: str) -> None:
+    with workspace.tracker.start_run("runtimes") as run:
+        uri = log(run)
+    workspace.registry.register(uri, "m", alias="champion")
+    deploy(workspace, "m", "m", "champion")
+    expected = mlflow.pyfunc.load_model(str(workspace.registry.artifact_dir("m", 1))).predict(X.head(20))
     runtime = runtime_for(workspace.registry.load("m", "champion"))
     assert runtime.kind == kind
     got = runtime.predict([runtime.prepare(X.head(20).to_dict("list"))])[0]
@@ -65,11 +72,12 @@ def test_native_runtime_matches_pyfunc(workspace: Workspace, log: Callable[[], A
 
 
 def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
-    from mloop.errors import Conflict
-    from mloop.optimize import TWIN_FILE, convert_hgb
-    from mloop.registry import ColumnSpec
-    from mloop.security import build_manifest
     from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mloop.errors import Conflict
+    from mloop.optimize import convert_hgb
+    from mloop.registry import TWIN_FILE, ColumnSpec
+    from mloop.security import build_manifest
 
     with workspace.tracker.start_run("runtimes") as run:
         uri = run.log_sklearn_model(HistGradientBoostingClassifier(max_iter=20).fit(X, Y), X)
@@ -85,10 +93,9 @@ def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
 
     import sqlalchemy as sa
 
-    from mloop.store._schema import model_manifests
-    from mloop.store import manifest_digest
-
     from mloop.security import sign_manifest
+    from mloop.store import manifest_digest
+    from mloop.store._schema import model_manifests
 
     manifest = build_manifest(files)
     kid, key = workspace.keyring.signing_key()
@@ -96,7 +103,7 @@ def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
         conn.execute(sa.update(model_manifests).values(manifest=json.dumps(manifest, sort_keys=True), manifest_sha256=manifest_digest(manifest),
                                                        signature=sign_manifest(key, "h", version, manifest), key_id=kid))
     with pytest.raises(Conflict, match=r"ONNX twin disagrees with the model: max \|native - onnx\| = .* at row \d+"):
-        workspace.deploy("h", "h", "champion")
+        deploy(workspace, "h", "h", "champion")
 
 
 def test_onnx_failure_falls_back_to_the_native_model_and_is_counted(workspace: Workspace) -> None:
@@ -106,7 +113,7 @@ def test_onnx_failure_falls_back_to_the_native_model_and_is_counted(workspace: W
         model = HistGradientBoostingClassifier(max_iter=20).fit(X, Y)
         uri = run.log_sklearn_model(model, X)
     workspace.registry.register(uri, "h", alias="champion")
-    workspace.deploy("h", "h", "champion")
+    deploy(workspace, "h", "h", "champion")
     with TestClient(create_app(workspace), headers=auth_headers(workspace)) as client:
         runtime = client.app.state.hub.get("h").baseline.runtime  # type: ignore[attr-defined]
         assert runtime.kind == "onnx"
@@ -133,7 +140,7 @@ def test_a_slow_onnx_batch_is_aborted_and_answered_natively(workspace: Workspace
         model = HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=63).fit(X, Y)
         uri = run.log_sklearn_model(model, X)
     workspace.registry.register(uri, "h", alias="champion")
-    workspace.deploy("h", "h", "champion", serving=ServingConfig(runtime_timeout_ms=1, max_batch_size=100_000))
+    deploy(workspace, "h", "h", "champion", serving=ServingConfig(runtime_timeout_ms=1, max_batch_size=100_000))
     big = pd.concat([X] * 500, ignore_index=True)  # 200,000 rows: far more than 1 ms of ONNX work
     with TestClient(create_app(workspace), headers=auth_headers(workspace)) as client:
         resp = client.post("/invocations", json={"dataframe_split": {"columns": list(X.columns), "data": big.to_numpy().tolist()}})

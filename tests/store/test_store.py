@@ -5,8 +5,7 @@ import multiprocessing as mp
 import pytest
 
 from mloop.errors import Conflict, InvalidInput, NotFound
-from mloop.events import DEPLOYMENT_CHANGED
-from mloop.events import SqlEventBus
+from mloop.events import DEPLOYMENT_CHANGED, SqlEventBus
 from mloop.store import MetadataStore, current_revision, head_revision
 
 

@@ -58,3 +58,36 @@ def test_code_version_outside_git(tmp_path: Path) -> None:
     from mloop.tracking import code_version
 
     assert code_version(tmp_path).commit is None
+
+
+def test_two_workspaces_in_one_process_log_to_their_own_stores(tmp_path: Path) -> None:
+    """No MLflow process-wide state: runs interleaved between two workspaces (one nested inside the other's) land
+    in their own stores, and MLflow's global tracking URI and active run are left alone."""
+    from tests.conftest import TOY_SPEC, train_and_register
+
+    global_uri = mlflow.get_tracking_uri()
+    a, b = Workspace.init(tmp_path / "a"), Workspace.init(tmp_path / "b")
+    with a.tracker.start_run("shared-name", run_name="in-a") as run_a:
+        with b.tracker.start_run("shared-name", run_name="in-b") as run_b:
+            run_b.log_metrics({"which": 2.0})
+            run_a.log_metrics({"which": 1.0})
+        assert mlflow.active_run() is None
+    assert mlflow.get_tracking_uri() == global_uri
+    assert [(r.name, r.metrics) for r in a.tracker.list_runs()] == [("in-a", {"which": 1.0})]
+    assert [(r.name, r.metrics) for r in b.tracker.list_runs()] == [("in-b", {"which": 2.0})]
+
+    assert train_and_register(a, name="alpha") == 1 and train_and_register(b, name="beta") == 1
+    assert [m["name"] for m in a.registry.list_models()] == ["alpha"]
+    assert [m["name"] for m in b.registry.list_models()] == ["beta"]
+    assert a.registry.artifact_dir("alpha", 1).is_relative_to(a.root) and b.registry.artifact_dir("beta", 1).is_relative_to(b.root)
+    scores = a.registry.load("alpha").score(toy_frame(5)[list(TOY_SPEC.features)])
+    assert scores.shape == (5,)
+    assert mlflow.get_tracking_uri() == global_uri
+
+
+def test_a_failing_block_ends_its_run_failed(workspace: Workspace) -> None:
+    import pytest
+
+    with pytest.raises(RuntimeError), workspace.tracker.start_run("exp", run_name="boom"):
+        raise RuntimeError("boom")
+    assert [(r.name, r.status) for r in workspace.tracker.list_runs()] == [("boom", "FAILED")]

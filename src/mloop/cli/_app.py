@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mloop.errors import InvalidInput, MloopError
+from mloop.roles import ROLES
 
 app = typer.Typer(help="mloop: track, register, serve, monitor, retrain and roll out models.", no_args_is_help=True, add_completion=False)
 runs_app = typer.Typer(help="Tracked runs.", no_args_is_help=True)
@@ -86,6 +87,13 @@ def demo(
     for row in summary_rows(result):
         table.add_row(*row)
     console.print(table)
+    phases = Table(title="where the time went")
+    phases.add_column("phase")
+    phases.add_column("seconds", justify="right")
+    for name, seconds in result.phases.items():
+        phases.add_row(name, f"{seconds:.1f}")
+    phases.add_row("[bold]total", f"[bold]{result.seconds:.1f}")
+    console.print(phases)
     console.print(f"done in {result.seconds:.0f} s; report: [bold]{result.report}[/bold]")
 
 
@@ -94,7 +102,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.", min=1, max=65535)] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
-    log_flush_interval: Annotated[float, typer.Option(help="Seconds between prediction-log flushes.", min=0.01, max=60)] = 1.0,
+    log_flush_interval: Annotated[
+        float | None, typer.Option(help="Seconds between prediction-log flushes (default $MLOOP_LOG_FLUSH_INTERVAL or 1).", min=0.01, max=60)
+    ] = None,
     drain_seconds: Annotated[float, typer.Option(help="On SIGTERM, answer readiness 503 this long before closing.", min=0, max=300)] = 0.0,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without authentication (only on a loopback address).")] = False,
     tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="PEM certificate: serve HTTPS (TLS 1.3 minimum).")] = None,
@@ -102,26 +112,15 @@ def serve(
 ) -> None:
     """Serve every deployment of the workspace (MLflow scoring and Open Inference Protocol v2); every route but
     the health probes needs `Authorization: Bearer <API key or token>` (the workspace's own key is in keys/admin.key)."""
-    import ipaddress
-
     from mloop.serving import serve as run_server
-    from mloop.serving._server import tls_options
+    from mloop.serving._server import check_bind, tls_options
 
     tls_options(tls_cert, tls_key)  # both or neither, and both present: checked before anything starts
     if no_auth:
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise InvalidInput(f"--no-auth is refused on {host!r}: only a loopback address (127.0.0.1, ::1) may serve without authentication.", field="--no-auth")
-        os.environ["MLOOP_AUTH"] = "false"
-    ws = _open()
-    names = [d.name for d in ws.deployments()]
-    scheme = "https" if tls_cert else "http"
-    console.print(f"serving {names or 'no deployments yet'} on {scheme}://{host}:{port} (workers={workers}, auth {'off' if no_auth else 'on'})", highlight=False)
-    run_server(ws, host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds,
-               tls_cert=tls_cert, tls_key=tls_key)
+        check_bind(host, False, source="--no-auth")
+    run_server(_open(), host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds,
+               tls_cert=tls_cert, tls_key=tls_key, auth=False if no_auth else None, auth_source="--no-auth",
+               announce=lambda line: console.print(line, highlight=False))
 
 
 @runs_app.command("list")
@@ -129,24 +128,36 @@ def runs_list(
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.", min=1, max=10000)] = 20,
 ) -> None:
-    """Tracked runs, newest first."""
-    frame = _open().tracker.list_runs(experiment, max_results=limit)
-    table = Table(title="runs")
-    for col in ("run id", "name", "experiment", "status", "started", "metrics"):
-        table.add_column(col, overflow="fold")
-    for _, r in frame.iterrows():
-        metrics = ", ".join(f"{c.removeprefix('metrics.')}={r[c]:.3f}" for c in frame.columns if c.startswith("metrics.") and r[c] == r[c])
-        table.add_row(r["run_id"], str(r.get("tags.mlflow.runName", "")), str(r["experiment_id"]), r["status"], str(r["start_time"])[:19], metrics)
-    console.print(table)
+    """Tracked runs, newest first, grouped by experiment: id, name, status, start (UTC), then the metrics."""
+    import datetime as dt
+
+    from rich.text import Text
+
+    runs = _open().tracker.list_runs(experiment, max_results=limit)
+    if not runs:
+        console.print("no runs yet: `mloop demo` makes some, or track your own with Workspace.tracker.start_run(...)")
+        return
+    for name in dict.fromkeys(r.experiment for r in runs):
+        console.print(Text(f"experiment {name}", style="bold"))
+        for r in (r for r in runs if r.experiment == name):
+            started = dt.datetime.fromtimestamp(r.start_time, dt.UTC).strftime("%Y-%m-%d %H:%M") if r.start_time else "-"
+            console.print(Text(f"  {r.run_id}  {r.status:<8}  {started}  {r.name}"), no_wrap=True, overflow="ellipsis")
+            metrics = "  ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items()) if v == v)
+            if metrics:
+                console.print(Text(f"      {metrics}", style="dim"), overflow="fold")
 
 
 @models_app.command("list")
 def models_list() -> None:
     """Registered models with their aliases."""
+    models = _open().registry.list_models()
+    if not models:
+        console.print("no registered models yet: register one with Workspace.registry.register(...), or run `mloop demo`")
+        return
     table = Table(title="models")
     for col in ("name", "versions", "latest", "aliases"):
         table.add_column(col)
-    for m in _open().registry.list_models():
+    for m in models:
         aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(m["aliases"].items()))
         table.add_row(m["name"], str(m["versions"]), f"v{m['latest_version']}", aliases)
     console.print(table)
@@ -195,17 +206,21 @@ def models_import(
 @deployments_app.command("list")
 def deployments_list() -> None:
     """Deployments and what each serves."""
+    deployments = _open().store.deployments.list()
+    if not deployments:
+        console.print("no deployments yet: deploy a model alias with mloop.serving.Deployments(...).deploy(...), or run `mloop demo`")
+        return
     table = Table(title="deployments")
     for col in ("name", "model", "alias", "rollout", "revision"):
         table.add_column(col)
-    for d in _open().deployments():
+    for d in deployments:
         table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
     console.print(table)
 
 
 @auth_app.command("create-key")
 def auth_create_key(
-    role: Annotated[str, typer.Option(help="viewer, predictor, operator or admin.")],
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
     name: Annotated[str, typer.Option(help="What the key is for (shown in lists and the audit log).")] = "cli",
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
@@ -237,25 +252,31 @@ def auth_revoke(key_id: str) -> None:
 
 @auth_app.command("token")
 def auth_token(
-    role: Annotated[str, typer.Option(help="viewer, predictor, operator or admin.")],
+    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
     subject: Annotated[str, typer.Option(help="Who the token is for (the sub claim).")] = "cli",
     ttl: Annotated[float, typer.Option(help="Seconds until it expires.", min=1, max=30 * 86400)] = 3600,
 ) -> None:
     """Mint a JWT (HS256 under the workspace secret) and print it."""
-    sys.stdout.write(_open().authenticator().mint(subject, role, ttl) + "\n")
+    from mloop.security import Authenticator
+
+    ws = _open()
+    sys.stdout.write(Authenticator.configured(ws.settings, ws.keyring, ws.store.api_keys).mint(subject, role, ttl) + "\n")
 
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Make a new signing key, re-sign every model manifest with it (each old signature must verify first), drop the old key."""
-    kid, count = _open().rotate_signing_key()
+    from mloop.security import rotate_signing_key
+
+    ws = _open()
+    kid, count = rotate_signing_key(ws.keyring, ws.store)
     console.print(f"signing key {kid} active; {count} manifest(s) re-signed")
 
 
 @keys_app.command("adopt")
 def keys_adopt() -> None:
     """Sign manifests registered before signing existed, after checking their files still match their digests."""
-    adopted = _open().adopt_unsigned()
+    adopted = _open().registry.adopt_unsigned()
     console.print(f"{len(adopted)} manifest(s) signed" + (f": {', '.join(adopted)}" if adopted else ""))
 
 
@@ -294,14 +315,14 @@ def log_collect(
 @monitors_app.command("apply")
 def monitors_apply(file: Annotated[Path, typer.Argument(help="YAML file with a list under 'monitors:'.")]) -> None:
     """Create or update every monitor of FILE (all are checked before any is written)."""
-    from mloop.monitoring import load_monitors
+    from mloop.monitoring import load_monitors, register_monitor
 
     ws = _open()
     configs = load_monitors(file)
     for config in configs:
         ws.store.deployments.get(config.deployment)
     for config in configs:
-        ws.add_monitor(config)
+        register_monitor(ws.store, config)
         console.print(f"monitor [bold]{config.deployment}/{config.name}[/bold]: {config.window.kind} windows")
 
 
@@ -345,7 +366,9 @@ def monitors_windows(
     rows = ws.store.monitors.windows(monitor.id, last=last)
     if as_json:
         for w in rows:
-            sys.stdout.write(json.dumps({"id": w.id, "start": w.start, "end": w.end, "rows": w.rows, "drift": w.drift, "alarm": w.alarm, "report": w.report, "summary": w.summary}) + "\n")
+            record = {"id": w.id, "start": w.start, "end": w.end, "rows": w.rows, "drift": w.drift, "alarm": w.alarm, "report": w.report,
+                      "summary": w.summary}
+            sys.stdout.write(json.dumps(record) + "\n")
         return
     table = Table(title=f"{deployment}/{name}")
     for col in ("id", "end (UTC)", "rows", "drift", "alarm", "drifted", "report"):
@@ -360,10 +383,11 @@ def monitors_windows(
 @monitors_app.command("run")
 def monitors_run() -> None:
     """Evaluate every closed window now (what a server's scheduler does each tick), if no server holds the lease."""
-    from mloop.monitoring import MonitorScheduler
+    from mloop.monitoring import MonitorRunner, MonitorScheduler
 
     ws = _open()
-    scheduler = MonitorScheduler(ws.monitor_runner(), interval=max(ws.settings.monitor_interval, 1.0))
+    runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=ws.settings.webhook_hosts)
+    scheduler = MonitorScheduler(runner, interval=max(ws.settings.monitor_interval, 1.0))
     try:
         results = scheduler.run_once()
     finally:
@@ -388,7 +412,10 @@ def drift_report(
     effect_floor: Annotated[float, typer.Option(help="Smallest effect size that counts as drift.")] = 0.1,
     drift_share: Annotated[float, typer.Option(help="Share of drifted features that makes the dataset drift.")] = 0.3,
     prediction: Annotated[str | None, typer.Option(help="Column of model outputs, tested on its own (prediction drift).")] = None,
-    test: Annotated[list[str] | None, typer.Option("--test", help="FEATURE=TEST to override the automatic choice (ks, chi_square, psi, jensen_shannon, wasserstein).")] = None,
+    test: Annotated[
+        list[str] | None,
+        typer.Option("--test", help="FEATURE=TEST to override the automatic choice (ks, chi_square, psi, jensen_shannon, wasserstein)."),
+    ] = None,
 ) -> None:
     """Compare two tables feature by feature (test chosen by dtype and size, corrected, with an effect-size floor)."""
     import json

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from mloop.demo._loop import DemoConfig, DemoResult, WindowResult, run_demo, summary_rows
+from mloop.demo._loop import DemoAction, DemoConfig, DemoResult, WindowResult, run_demo, summary_rows
 
-__all__ = ["DemoConfig", "DemoResult", "WindowResult", "run_demo", "summary_rows"]
+__all__ = ["DemoAction", "DemoConfig", "DemoResult", "WindowResult", "run_demo", "summary_rows"]

@@ -12,6 +12,8 @@ import re
 import shutil
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from mloop.errors import InvalidInput, Unavailable
 from mloop.monitoring import LogReader
 from mloop.monitoring.drift import ADWIN, DatasetDrift
 from mloop.rollout import Arm, Canary, Decision
+from mloop.serving import Deployments
 from mloop.training import auc, fit, tune
 from mloop.workspace import Workspace
 
@@ -80,6 +83,21 @@ class WindowResult:
     auc_static: float = float("nan")
 
 
+@dataclass(frozen=True)
+class DemoAction:
+    """One thing the demo's controller did, and the evidence it did it on.
+
+    ``kind``: ``retrain`` (a trigger fired), ``skip`` (a trigger fired but a rule held it back), ``reject``
+    (the challenger lost the offline gate), ``register`` (it passed and became the challenger), ``advance``
+    (a canary step passed), ``rollback``, ``promote``."""
+
+    month: int
+    kind: str
+    version: int | None
+    why: str
+    evidence: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class DemoResult:
     workspace: Path
@@ -89,6 +107,8 @@ class DemoResult:
     events: list[tuple[float, str]]
     seconds: float
     config: DemoConfig
+    actions: list[DemoAction] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _payload(frame: pd.DataFrame) -> list[list[Any]]:
@@ -99,11 +119,34 @@ def _payload(frame: pd.DataFrame) -> list[list[Any]]:
     return values.tolist()
 
 
+class Clock:
+    """Wall time per phase of the demo, exclusive: a phase nested in another counts only for itself."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._stack: list[list[Any]] = []  # [name, started, time spent in nested phases]
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self._stack.append([name, time.perf_counter(), 0.0])
+        try:
+            yield
+        finally:
+            _, started, nested = self._stack.pop()
+            spent = time.perf_counter() - started
+            self.seconds[name] = self.seconds.get(name, 0.0) + spent - nested
+            if self._stack:
+                self._stack[-1][2] += spent
+
+
 class _Controller:
     """The loop's brain for the demo: watches the log, decides retraining and drives the canary."""
 
-    def __init__(self, ws: Workspace, cfg: DemoConfig, console: Console, reference: pd.DataFrame, params: dict[str, Any], champion: int) -> None:
+    def __init__(
+        self, ws: Workspace, cfg: DemoConfig, console: Console, reference: pd.DataFrame, params: dict[str, Any], champion: int, clock: Clock
+    ) -> None:
         self.ws = ws
+        self.deployments = Deployments(ws.registry, ws.store, ws.bus)
         self.client: httpx.Client | None = None
         self.cfg = cfg
         self.console = console
@@ -121,10 +164,22 @@ class _Controller:
         self.events: list[tuple[float, str]] = []
         self.versions: list[dict[str, Any]] = []
         self.challenger_reference: pd.DataFrame | None = None
+        self.actions: list[DemoAction] = []
+        self.clock = clock
 
     def note(self, message: str) -> None:
         self.events.append((time.time(), message))
         self.console.log(message)
+
+    def act(self, actions: list[str], month: int, kind: str, text: str, version: int | None = None, *, log: bool = True, **evidence: float) -> None:
+        """Record a decision: the sentence for the report, and the structured action with its evidence."""
+        actions.append(text)
+        self.actions.append(DemoAction(month, kind, version, text, {k: float(v) for k, v in evidence.items()}))
+        if log:
+            self.note(text)
+
+    def phase(self, name: str) -> Any:
+        return self.clock.phase(name)
 
     # -- monitoring ---------------------------------------------------------------------------
 
@@ -162,18 +217,24 @@ class _Controller:
         why = " + ".join(
             ([f"data drift ({len(result.drifted)} features)"] if result.drift else []) + (["ADWIN alarm"] if result.concept_drift else [])
         )
+        month = result.month
         if self.canary is not None:
-            result.actions.append(f"{why}: canary already running")
+            self.act(result.actions, month, "skip", f"{why}: canary already running", log=False)
             return
-        if result.month - self.last_retrain_month < 2:
-            result.actions.append(f"{why}: cooling down")
+        if month - self.last_retrain_month < 2:
+            self.act(result.actions, month, "skip", f"{why}: cooling down", log=False, months_since_retrain=month - self.last_retrain_month)
             return
-        self.note(f"month {result.month}: {why} → retraining on recent labelled data")
+        self.act(result.actions, month, "retrain", f"month {month}: {why} → retraining on recent labelled data",
+                 drift_share=result.drift_share, concept_drift=float(result.concept_drift))
+        with self.phase("retrain"):
+            self._retrain(result, since, why)
+
+    def _retrain(self, result: WindowResult, since: float, why: str) -> None:
+        month = result.month
         recent = self.reader.labelled(DEPLOYMENT, since=since)
         recent = recent[recent["label"].notna()]
         if len(recent) < 200:
-            result.actions.append(f"{why}: too few labelled rows to retrain")
-            self.note(result.actions[-1])
+            self.act(result.actions, month, "skip", f"{why}: too few labelled rows to retrain", labelled=len(recent))
             return
         # Training data: the initial set plus every labelled row logged since, capped to the newest
         # MAX_TRAIN_ROWS; the holdout is the newest quarter of the recent window, never trained on.
@@ -195,14 +256,17 @@ class _Controller:
             uri = run.log_sklearn_model(model, train[SPEC.features])
         self.last_retrain_month = result.month
         if not auc_challenger >= auc_champion - 0.002:
-            result.actions.append(f"challenger rejected: holdout AUC {auc_challenger:.3f} < champion {auc_champion:.3f}")
-            self.note(result.actions[-1])
+            self.act(result.actions, month, "reject", f"challenger rejected: holdout AUC {auc_challenger:.3f} < champion {auc_champion:.3f}",
+                     challenger_auc=auc_challenger, champion_auc=auc_champion)
             return
         info = self.ws.registry.register(uri, MODEL, alias="challenger")
         self.challenger_reference = train[SPEC.features]
-        self.versions.append({"version": info.version, "month": result.month, "rows": len(train), "holdout_auc": auc_challenger, "champion_auc": auc_champion, "trigger": why})
-        result.actions.append(f"v{info.version} registered as challenger (holdout AUC {auc_challenger:.3f} vs champion {auc_champion:.3f})")
-        self.note(result.actions[-1])
+        self.versions.append(
+            {"version": info.version, "month": month, "rows": len(train), "holdout_auc": auc_challenger, "champion_auc": auc_champion, "trigger": why}
+        )
+        self.act(result.actions, month, "register",
+                 f"v{info.version} registered as challenger (holdout AUC {auc_challenger:.3f} vs champion {auc_champion:.3f})",
+                 info.version, challenger_auc=auc_challenger, champion_auc=auc_champion)
         min_samples = max(30, int(400 * self.cfg.sample))
         self.canary = Canary(steps=[10, 50, 100], min_samples=min_samples, tolerance=0.05)
         self.canary_version = info.version
@@ -213,7 +277,7 @@ class _Controller:
     def deploy(self, rollout: dict[str, Any] | None = None) -> None:
         """Change the deployment and wait until the server applies it, so every later request meets the new
         policy (the replay stays reproducible)."""
-        revision = self.ws.deploy(DEPLOYMENT, MODEL, "champion", rollout=rollout).revision
+        revision = self.deployments.deploy(DEPLOYMENT, MODEL, "champion", rollout=rollout).revision
         if self.client is None:
             return
         deadline = time.monotonic() + 30
@@ -227,9 +291,14 @@ class _Controller:
         self.step_started = time.time()
         self.note(f"canary: v{self.canary_version} gets {percent:.0f}% of traffic")
 
-    def check_canary(self, actions: list[str]) -> None:
+    def check_canary(self, month: int, actions: list[str]) -> None:
         if self.canary is None:
             return
+        with self.phase("canary"):
+            self._check_canary(month, actions)
+
+    def _check_canary(self, month: int, actions: list[str]) -> None:
+        assert self.canary is not None
         rows = self.reader.labelled(DEPLOYMENT, since=self.step_started)
         rows = rows[rows["label"].notna()]
         self.canary.clear()
@@ -239,27 +308,30 @@ class _Controller:
         decision = self.canary.decision()
         if decision is Decision.ADVANCE:
             stats = self.canary.arm_stats()
-            actions.append(f"canary step {self.canary.percent:.0f}% passed (Brier {stats['candidate'][1]:.4f} vs {stats['baseline'][1]:.4f})")
-            self.note(actions[-1])
+            self.act(actions, month, "advance",
+                     f"canary step {self.canary.percent:.0f}% passed (Brier {stats['candidate'][1]:.4f} vs {stats['baseline'][1]:.4f})",
+                     self.canary_version, percent=self.canary.percent, candidate_brier=stats["candidate"][1], baseline_brier=stats["baseline"][1],
+                     candidate_n=stats["candidate"][0], baseline_n=stats["baseline"][0], z=float(self.canary.history[-1]["z"]))
             percent = self.canary.advance()
             if self.canary.decision() is Decision.PROMOTE:
-                self._promote(actions)
+                self._promote(month, actions)
             else:
                 self._set_canary(percent)
         elif decision is Decision.PROMOTE:
-            self._promote(actions)
+            self._promote(month, actions)
         elif decision is Decision.ROLLBACK:
-            actions.append(f"canary rolled back: v{self.canary_version} was worse")
-            self.note(actions[-1])
+            stats = self.canary.arm_stats()
+            self.act(actions, month, "rollback", f"canary rolled back: v{self.canary_version} was worse", self.canary_version,
+                     percent=self.canary.percent, candidate_brier=stats["candidate"][1], baseline_brier=stats["baseline"][1],
+                     candidate_n=stats["candidate"][0], baseline_n=stats["baseline"][0], z=float(self.canary.history[-1]["z"]))
             self.deploy()
             self.canary = None
 
-    def _promote(self, actions: list[str]) -> None:
+    def _promote(self, month: int, actions: list[str]) -> None:
         assert self.canary_version is not None
         self.ws.registry.set_alias(MODEL, "champion", self.canary_version)
         self.deploy()
-        actions.append(f"v{self.canary_version} promoted to champion")
-        self.note(actions[-1])
+        self.act(actions, month, "promote", f"v{self.canary_version} promoted to champion", self.canary_version)
         self.champion = self.canary_version
         if self.challenger_reference is not None:
             # The new champion was trained on recent data: that is the reference from now on.
@@ -268,7 +340,8 @@ class _Controller:
 
 
 def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = None, console: Console | None = None) -> DemoResult:
-    """Run the whole loop; returns what happened and where the HTML report is."""
+    """Run the whole loop; returns what happened, what the controller decided, where the time went and where
+    the HTML report is."""
     from mloop.demo._report import write_report
 
     cfg = config or DemoConfig()
@@ -276,16 +349,19 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
     batch_size = cfg.batch_size or max(5, round(250 * cfg.sample))
     console = console or Console()
     started = time.time()
-    ws = Workspace.init(workspace)
-    console.log(f"workspace {ws.root}")
-
-    data = load_flights(cfg.sample, cfg.seed)
-    train = data[data["month"] < cfg.first_month].reset_index(drop=True)
-    later = data[(data["month"] >= cfg.first_month) & (data["month"] <= cfg.last_month)].reset_index(drop=True)
-    console.log(f"flights: {len(train):,} to train (Jan–Feb), {len(later):,} to replay")
+    clock = Clock()
+    with clock.phase("set-up"):
+        ws = Workspace.init(workspace)
+        console.log(f"workspace {ws.root}")
+        data = load_flights(cfg.sample, cfg.seed)
+        train = data[data["month"] < cfg.first_month].reset_index(drop=True)
+        later = data[(data["month"] >= cfg.first_month) & (data["month"] <= cfg.last_month)].reset_index(drop=True)
+        console.log(f"flights: {len(train):,} to train (Jan–Feb), {len(later):,} to replay")
 
     # 1. train and track -----------------------------------------------------------------------
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+    with clock.phase("search"), Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    ) as progress:
         task = progress.add_task("Optuna search", total=cfg.trials)
         with ws.tracker.start_run(EXPERIMENT, run_name="initial-jan-feb", seed=cfg.seed) as run:
             run.log_dataset(train[[*SPEC.features, SPEC.target]], context="training", name="nycflights13-2013-01..02", targets=SPEC.target)
@@ -299,11 +375,12 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
             run.log_params({**params, "trials": cfg.trials})
             run.log_metrics({"valid_auc": best})
             uri = run.log_sklearn_model(model, train[SPEC.features])
-    v1 = ws.registry.register(uri, MODEL, alias="champion")
-    console.log(f"registered {MODEL} v{v1.version} as champion (validation AUC {best:.3f})")
-    versions = [{"version": v1.version, "month": 2, "rows": len(train), "holdout_auc": best, "champion_auc": float("nan"), "trigger": "initial"}]
-    ws.deploy(DEPLOYMENT, MODEL, "champion")
-    static_model = ws.registry.load(MODEL, v1.version)
+    with clock.phase("register"):
+        v1 = ws.registry.register(uri, MODEL, alias="champion")
+        console.log(f"registered {MODEL} v{v1.version} as champion (validation AUC {best:.3f})")
+        versions = [{"version": v1.version, "month": 2, "rows": len(train), "holdout_auc": best, "champion_auc": float("nan"), "trigger": "initial"}]
+        Deployments(ws.registry, ws.store, ws.bus).deploy(DEPLOYMENT, MODEL, "champion")
+        static_model = ws.registry.load(MODEL, v1.version)
 
     # A fresh replay: earlier demo logs of this deployment are archived, never deleted.
     log_dir = ws.logs_dir / DEPLOYMENT
@@ -312,18 +389,23 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
         archive.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(log_dir), str(archive))
 
-    controller = _Controller(ws, cfg, console, train, params, v1.version)
+    controller = _Controller(ws, cfg, console, train, params, v1.version, clock)
     controller.versions = versions
     windows: list[WindowResult] = []
     server_log = ws.root / "server.log"
     request_month: dict[str, int] = {}
-    with ServerProcess(ws.root, log_file=server_log) as server, server.client(timeout=30.0) as client:
+    server = ServerProcess(ws.root, log_file=server_log)
+    with clock.phase("server start"):
+        server.start()
+    with server, server.client(timeout=30.0) as client:
         console.log(f"serving on {server.url} (pid {server.proc.pid if server.proc else '?'})")
         truth = _Labels(client, cfg.label_delay)
         controller.client = client
         months = list(range(cfg.first_month, cfg.last_month + 1))
         window_starts: list[float] = []
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as progress:
+        with clock.phase("replay"), Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+        ) as progress:
             task = progress.add_task("replaying flights", total=len(later))
             for month in months:
                 rows = later[later["month"] == month]
@@ -347,28 +429,33 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
                     progress.advance(task, n)
                     if controller.canary is not None and b % 10 == 9:
                         _wait_for_log(controller.reader, since, sent, truth.sent)
-                        controller.check_canary(actions)
+                        controller.check_canary(month, actions)
                 until = time.time()
                 _wait_for_log(controller.reader, since, sent, truth.sent)
-                controller.check_canary(actions)
-                result = controller.monitor_window(month, since, until + 1e-6)
+                controller.check_canary(month, actions)
+                with clock.phase("monitor"):
+                    result = controller.monitor_window(month, since, until + 1e-6)
                 result.actions = actions
                 # Recent labelled data: this month and the one before it.
                 controller.maybe_retrain(result, since=window_starts[-2] if len(window_starts) > 1 else since)
                 windows.append(result)
             truth.drain()
-        if server.stop() not in (0, None):
-            console.log("[yellow]the server did not stop cleanly; see server.log")
+        with clock.phase("server stop"):
+            if server.stop() not in (0, None):
+                console.log("[yellow]the server did not stop cleanly; see server.log")
     # After SIGTERM the server flushed everything: score every month with complete labels.
-    full = controller.reader.labelled(DEPLOYMENT)
-    full["month"] = full["request_id"].map(request_month)
-    for w in windows:
-        part = full[(full["month"] == w.month) & full["label"].notna()]
-        w.auc_served = auc(part["label"], part["score"].to_numpy()) if len(part) else float("nan")
-        month_rows = later[later["month"] == w.month]
-        w.auc_static = auc(month_rows[SPEC.target], static_model.score(month_rows[SPEC.features]))
-    outcome = DemoResult(ws.root, Path(), windows, controller.versions, controller.events, time.time() - started, cfg)
-    outcome.report = write_report(outcome, ws.reports_dir)
+    with clock.phase("score"):
+        full = controller.reader.labelled(DEPLOYMENT)
+        full["month"] = full["request_id"].map(request_month)
+        for w in windows:
+            part = full[(full["month"] == w.month) & full["label"].notna()]
+            w.auc_served = auc(part["label"], part["score"].to_numpy()) if len(part) else float("nan")
+            month_rows = later[later["month"] == w.month]
+            w.auc_static = auc(month_rows[SPEC.target], static_model.score(month_rows[SPEC.features]))
+    outcome = DemoResult(ws.root, Path(), windows, controller.versions, controller.events, 0.0, cfg, controller.actions, clock.seconds)
+    with clock.phase("report"):
+        outcome.report = write_report(outcome, ws.reports_dir)
+    outcome.seconds = time.time() - started
     return outcome
 
 
@@ -442,4 +529,4 @@ def summary_rows(result: DemoResult) -> list[tuple[str, ...]]:
     return rows
 
 
-__all__ = ["DemoConfig", "DemoResult", "WindowResult", "run_demo", "summary_rows"]
+__all__ = ["Clock", "DemoAction", "DemoConfig", "DemoResult", "WindowResult", "run_demo", "summary_rows"]

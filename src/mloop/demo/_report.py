@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mloop import __version__
-from mloop.monitoring._charts import bar_chart, heat_color, line_chart
 from mloop.demo._flights import SPEC
+from mloop.files import write_atomic
+from mloop.monitoring._charts import bar_chart, heat_color, line_chart
 
 if TYPE_CHECKING:
     from mloop.demo._loop import DemoResult
@@ -58,8 +57,5 @@ def write_report(result: DemoResult, folder: Path) -> Path:
     """Write the report atomically to ``folder/demo-<timestamp>.html`` and return its path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"demo-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".report-", suffix=".html")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(render_report(result))
-    os.replace(tmp, path)
+    write_atomic(path, render_report(result))
     return path

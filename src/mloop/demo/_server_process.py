@@ -91,7 +91,7 @@ class ServerProcess:
             return self.proc.wait()
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        return self if self.proc is not None and self.proc.poll() is None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

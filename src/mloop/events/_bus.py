@@ -14,14 +14,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-_events = sa.Table(
-    "events",
-    sa.MetaData(),
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("topic", sa.String(128), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
+from mloop.store import events_table as _events
 
 MODEL_ALIAS_CHANGED = "model.alias_changed"
 DEPLOYMENT_CHANGED = "deployment.changed"

@@ -6,7 +6,14 @@ import math
 from html import escape
 
 
-def line_chart(x_labels: list[str], series: dict[str, list[float]], *, title: str, y_label: str, colors: list[str] | None = None, width: int = 640, height: int = 260) -> str:
+def _svg_open(width: int, height: int, title: str) -> str:
+    return f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">'
+
+
+def line_chart(
+    x_labels: list[str], series: dict[str, list[float]], *, title: str, y_label: str, colors: list[str] | None = None, width: int = 640,
+    height: int = 260,
+) -> str:
     """A line chart of several series over shared x labels; NaN points are skipped."""
     colors = colors or ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     values = [v for vs in series.values() for v in vs if math.isfinite(v)]
@@ -25,7 +32,7 @@ def line_chart(x_labels: list[str], series: dict[str, list[float]], *, title: st
     def y(v: float) -> float:
         return top + plot_h * (1 - (v - lo) / (hi - lo))
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">']
+    parts = [_svg_open(width, height, title)]
     parts.append(f'<text x="{left}" y="18" font-size="14" font-weight="bold">{escape(title)}</text>')
     for k in range(5):
         v = lo + (hi - lo) * k / 4
@@ -33,8 +40,9 @@ def line_chart(x_labels: list[str], series: dict[str, list[float]], *, title: st
         parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end">{v:.3f}</text>')
     for i, label in enumerate(x_labels):
         parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" font-size="11" text-anchor="middle">{escape(label)}</text>')
-    parts.append(f'<text x="14" y="{top + plot_h / 2:.1f}" font-size="11" transform="rotate(-90 14 {top + plot_h / 2:.1f})" text-anchor="middle">{escape(y_label)}</text>')
-    for (name, vs), color in zip(series.items(), colors, strict=False):
+    mid = top + plot_h / 2
+    parts.append(f'<text x="14" y="{mid:.1f}" font-size="11" transform="rotate(-90 14 {mid:.1f})" text-anchor="middle">{escape(y_label)}</text>')
+    for (_name, vs), color in zip(series.items(), colors, strict=False):
         points = [(x(i), y(v)) for i, v in enumerate(vs) if math.isfinite(v)]
         if len(points) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
@@ -55,7 +63,7 @@ def bar_chart(x_labels: list[str], values: list[float], *, title: str, threshold
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(x_labels), 1)
     bw = plot_w / n * 0.7
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">']
+    parts = [_svg_open(width, height, title)]
     parts.append(f'<text x="{left}" y="18" font-size="14" font-weight="bold">{escape(title)}</text>')
     for k in range(5):
         v = k / 4
@@ -92,13 +100,16 @@ def histogram_pair(reference: list[float], current: list[float], labels: list[st
     peak = max([*reference, *current, 1e-9])
     slot = plot_w / n
     bw = slot * 0.4
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(title)}">']
+    parts = [_svg_open(width, height, title)]
     parts.append(f'<text x="{left}" y="14" font-size="12" font-weight="bold">{escape(title)}</text>')
     for i in range(len(labels)):
         x0 = left + slot * i + slot * 0.1
         for j, (values, color) in enumerate(((reference, "#9e9e9e"), (current, "#1f77b4"))):
             h = plot_h * (values[i] / peak if math.isfinite(values[i]) else 0.0)
-            parts.append(f'<rect x="{x0 + j * bw:.1f}" y="{top + plot_h - h:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{color}"><title>{escape(labels[i])}: {values[i]:.1%}</title></rect>')
+            parts.append(
+                f'<rect x="{x0 + j * bw:.1f}" y="{top + plot_h - h:.1f}" width="{bw:.1f}" height="{h:.1f}" fill="{color}">'
+                f"<title>{escape(labels[i])}: {values[i]:.1%}</title></rect>"
+            )
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#999"/>')
     if labels:
         parts.append(f'<text x="{left}" y="{height - 6}" font-size="10">{escape(labels[0])}</text>')

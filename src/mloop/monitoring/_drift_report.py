@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
+from mloop.files import write_atomic
 from mloop.monitoring._charts import histogram_pair
 from mloop.monitoring.drift import DatasetDrift, DriftReport, FeatureDrift
 
@@ -106,10 +105,6 @@ def render(
 
 
 def write_html(path: Path, html: str) -> Path:
-    """Write ``html`` atomically (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(html)
-    os.replace(tmp, path)
+    """Write ``html`` atomically and durably."""
+    write_atomic(path, html)
     return path

@@ -283,12 +283,16 @@ class LogReader:
             conds.append("f.label_ts > ?")
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         if feedback is None:
-            sql = f"SELECT p.*, CAST(NULL AS DOUBLE) AS label, CAST(NULL AS DOUBLE) AS label_ts FROM read_parquet(?, union_by_name=true) p {where} ORDER BY p.ts, p.request_id, p.row"
+            sql = (
+                "SELECT p.*, CAST(NULL AS DOUBLE) AS label, CAST(NULL AS DOUBLE) AS label_ts FROM read_parquet(?, union_by_name=true) p "
+                f"{where} ORDER BY p.ts, p.request_id, p.row"
+            )
         else:
             params.append(feedback)
             sql = (
                 "SELECT p.*, f.label, f.label_ts FROM read_parquet(?, union_by_name=true) p "
-                "LEFT JOIN (SELECT request_id, row, last(label ORDER BY ts) AS label, max(ts) AS label_ts FROM read_parquet(?, union_by_name=true) GROUP BY request_id, row) f "
+                "LEFT JOIN (SELECT request_id, row, last(label ORDER BY ts) AS label, max(ts) AS label_ts "
+                "FROM read_parquet(?, union_by_name=true) GROUP BY request_id, row) f "
                 f"USING (request_id, row) {where} ORDER BY p.ts, p.request_id, p.row"
             )
         params += [v for v in (since, until, labels_after) if v is not None]

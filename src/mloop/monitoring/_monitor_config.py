@@ -27,6 +27,7 @@ from mloop.errors import InvalidInput
 from mloop.monitoring.drift import CORRECTIONS, DETECTORS
 from mloop.monitoring.drift._dataset import TESTS
 from mloop.names import check_name
+from mloop.store import MetadataStore, MonitorRow
 
 
 def _one_of(value: str, valid: Any, what: str, where: str = "") -> str:
@@ -200,6 +201,9 @@ def load_monitors(path: Path) -> list[MonitorConfig]:
         raise InvalidInput(f"{path} is not valid YAML: {exc}", field="file") from None
     if not isinstance(data, dict) or not isinstance(data.get("monitors"), list) or not data["monitors"]:
         raise InvalidInput(f"{path} must hold a non-empty list under 'monitors:'.", field="monitors")
+    unknown = sorted(str(k) for k in data if k != "monitors")
+    if unknown:
+        raise InvalidInput(f"{path}: unknown key {unknown[0]!r}; the file holds only 'monitors:'.", field=unknown[0])
     configs = [parse_monitor(item, where=f"monitors[{i}]") for i, item in enumerate(data["monitors"])]
     seen: set[tuple[str, str]] = set()
     for i, config in enumerate(configs):
@@ -208,3 +212,17 @@ def load_monitors(path: Path) -> list[MonitorConfig]:
             raise InvalidInput(f"monitors[{i}]: monitor {config.name!r} of {config.deployment!r} appears twice.", field=f"monitors[{i}].name")
         seen.add(key)
     return configs
+
+
+def register_monitor(store: MetadataStore, config: MonitorConfig | dict[str, Any]) -> MonitorRow:
+    """Create or replace a monitor of an existing deployment; a reference file is resolved to an absolute
+    path now, so that a server started elsewhere finds it. A changed config restarts its windows."""
+    parsed = parse_monitor(config) if isinstance(config, dict) else config
+    store.deployments.get(parsed.deployment)
+    data = parsed.model_dump(exclude_defaults=False)
+    if parsed.reference is not None and parsed.reference.path is not None:
+        path = Path(parsed.reference.path).expanduser().resolve()
+        if not path.is_file():
+            raise InvalidInput(f"reference.path: no file at {path}.", field="reference.path")
+        data["reference"]["path"] = str(path)
+    return store.monitors.put(parsed.deployment, parsed.name, data)

@@ -165,7 +165,9 @@ class MonitorRunner:
         self._fitted[row.id] = found = _Fitted(key, reference[columns], fitted, after)
         return found
 
-    def _next_window(self, row: MonitorRow, config: MonitorConfig, state: dict[str, Any], horizon: float, after: tuple[float, str, int] | None) -> tuple[pd.DataFrame, float, float, dict[str, Any]] | None:
+    def _next_window(
+        self, row: MonitorRow, config: MonitorConfig, state: dict[str, Any], horizon: float, after: tuple[float, str, int] | None
+    ) -> tuple[pd.DataFrame, float, float, dict[str, Any]] | None:
         cursor = tuple(state["cursor"]) if "cursor" in state else after
         if config.window.kind == "count":
             size = config.window.size or 0
@@ -207,7 +209,9 @@ class MonitorRunner:
             results.append(self._evaluate(row, config, fitted, frame, start, end, state))
         return results
 
-    def _evaluate(self, row: MonitorRow, config: MonitorConfig, fitted: _Fitted, frame: pd.DataFrame, start: float, end: float, state: dict[str, Any]) -> WindowResult:
+    def _evaluate(
+        self, row: MonitorRow, config: MonitorConfig, fitted: _Fitted, frame: pd.DataFrame, start: float, end: float, state: dict[str, Any]
+    ) -> WindowResult:
         report = fitted.detector.score(frame)
         drift = report.drift or bool(report.prediction and report.prediction.drift)
         history = self.store.monitors.windows(row.id, last=max(config.persistence.n - 1, 1))
@@ -298,7 +302,10 @@ class MonitorRunner:
             "window": {"start": result.start, "end": result.end, "rows": result.rows},
             "drifted": result.drifted, "report": result.report, "details": details,
         }
-        what = f"{len(result.drifted)} feature(s) drifted: {', '.join(result.drifted) or 'predictions'}" if kind == "data_drift" else f"{config.concept.detector if config.concept else 'detector'} saw the loss rise"
+        if kind == "data_drift":
+            what = f"{len(result.drifted)} feature(s) drifted: {', '.join(result.drifted) or 'predictions'}"
+        else:
+            what = f"{config.concept.detector if config.concept else 'detector'} saw the loss rise"
         with self.store.transaction() as conn:
             AlertLog.record(conn, row.deployment, kind, f"Monitor {row.name}: {what}.", details=payload)
             self.bus.publish(conn, DRIFT_DETECTED, payload)

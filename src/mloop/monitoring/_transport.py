@@ -11,17 +11,18 @@ a crash between the two rewrites the same segment (at-least-once delivery, exact
 from __future__ import annotations
 
 import asyncio
-from abc import ABC, abstractmethod
 import logging
 import os
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from mloop.errors import InvalidInput
+from mloop.files import replacing
 from mloop.names import check_name
 from mloop.store import redact_url
 
@@ -76,13 +77,9 @@ class LocalSegments:
         folder = self.root / deployment / kind
         folder.mkdir(parents=True, exist_ok=True)
         name = name or f"seg-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp = folder / f".{name}.parquet.tmp"
-        with tmp.open("wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
         final = folder / f"{name}.parquet"
-        os.replace(tmp, final)
+        with replacing(final) as tmp:
+            pq.write_table(table, tmp)
         return final
 
     def close(self) -> None:

@@ -43,7 +43,9 @@ def check_webhook(url: str, allow: Collection[str] = (), *, resolve: Resolver = 
         mapped = getattr(address, "ipv4_mapped", None)
         address = mapped or address
         if address.is_link_local or address.is_unspecified or address.is_multicast:
-            raise InvalidInput(f"Webhook {host!r} resolves to {address}, a link-local/unspecified address (cloud metadata lives there); refused.", field="webhooks")
+            raise InvalidInput(
+                f"Webhook {host!r} resolves to {address}, a link-local/unspecified address (cloud metadata lives there); refused.", field="webhooks"
+            )
         if address.is_loopback or allowed:
             continue
         raise InvalidInput(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from mloop.optimize._hgb_onnx import NotConvertible, convert_hgb
 from mloop.optimize._parity import Parity, compare
-from mloop.optimize._twin import TOLERANCE, TWIN_FILE, build_twin, check, is_matrix, load_sample, onnx_feed, session
+from mloop.optimize._twin import TOLERANCE, build_twin, check, is_matrix, onnx_feed, session, verify_twin
 
 __all__ = [
     "TOLERANCE",
-    "TWIN_FILE",
     "NotConvertible",
     "Parity",
     "build_twin",
@@ -16,7 +15,7 @@ __all__ = [
     "compare",
     "convert_hgb",
     "is_matrix",
-    "load_sample",
     "onnx_feed",
     "session",
+    "verify_twin",
 ]

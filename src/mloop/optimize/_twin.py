@@ -3,19 +3,17 @@ the twin only when the two agree within tolerance."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mloop.errors import Conflict
 from mloop.optimize._hgb_onnx import NotConvertible, convert_hgb
 from mloop.optimize._parity import Parity, compare
+from mloop.registry import EXTRAS_DIR, PARITY_FILE, TWIN_FILE, LoadedModel
 
-TWIN_DIR = "mloop"
-TWIN_FILE = f"{TWIN_DIR}/model.onnx"
-SAMPLE_FILE = f"{TWIN_DIR}/parity_sample.json"
 TOLERANCE = 1e-6
 MISSING_TOKEN = "\x00mloop-missing"  # a string no category equals: the twin maps it to "missing"
 
@@ -93,12 +91,18 @@ def build_twin(model: Any, inputs: list[Any], example: pd.DataFrame, folder: Pat
     result = check(model, twin, sample, inputs)
     if not result.ok:
         return {"onnx": False, "reason": f"parity failed: {result.describe()}"}
-    (folder / TWIN_DIR).mkdir(exist_ok=True)
+    (folder / EXTRAS_DIR).mkdir(exist_ok=True)
     (folder / TWIN_FILE).write_bytes(twin)
-    (folder / SAMPLE_FILE).write_text(sample.to_json(orient="split", index=False))
+    (folder / PARITY_FILE).write_text(sample.to_json(orient="split", index=False))
     return {"onnx": True, "parity": result.describe(), "max_abs_diff": result.max_abs_diff}
 
 
-def load_sample(folder: Path) -> pd.DataFrame:
-    data = json.loads((folder / SAMPLE_FILE).read_text())
-    return pd.DataFrame(data["data"], columns=data["columns"])
+def verify_twin(model: LoadedModel) -> str | None:
+    """Score a loaded version's stored parity sample natively and through its twin: ``Conflict`` naming the
+    largest difference if they disagree, else the parity description (``None`` when it has no twin)."""
+    if model.twin is None or model.parity_sample is None:
+        return None
+    parity = check(model.model, model.twin, model.parity_sample, model.inputs)
+    if not parity.ok:
+        raise Conflict(f"Refusing {model.name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
+    return parity.describe()

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from mloop.registry._card import render_card
-from mloop.registry._loaded import ColumnSpec, LoadedModel, load_from_dir
+from mloop.registry._loaded import EXTRAS_DIR, PARITY_FILE, TWIN_FILE, ColumnSpec, LoadedModel, load_from_dir, read_parity_sample
 from mloop.registry._registry import ModelVersionInfo, Registry
 
-__all__ = ["ColumnSpec", "LoadedModel", "ModelVersionInfo", "Registry", "load_from_dir", "render_card"]
+__all__ = [
+    "EXTRAS_DIR",
+    "PARITY_FILE",
+    "TWIN_FILE",
+    "ColumnSpec",
+    "LoadedModel",
+    "ModelVersionInfo",
+    "Registry",
+    "load_from_dir",
+    "read_parity_sample",
+    "render_card",
+]

@@ -13,6 +13,10 @@ import yaml
 from mloop.errors import InvalidInput
 from mloop.tracking import SKOPS_TRUSTED_TYPES
 
+EXTRAS_DIR = "mloop"  # what mloop adds to a model folder at registration: rebuilt by an importing workspace
+TWIN_FILE = f"{EXTRAS_DIR}/model.onnx"  # the ONNX twin
+PARITY_FILE = f"{EXTRAS_DIR}/parity_sample.json"  # rows the twin and the native model must agree on
+
 
 @dataclass(frozen=True)
 class ColumnSpec:
@@ -62,6 +66,14 @@ class LoadedModel:
         return self.scores(self.predict(frame))
 
 
+def read_parity_sample(folder: Path) -> pd.DataFrame:
+    """The parity sample stored in a model folder (``pandas`` split orientation)."""
+    import json
+
+    data = json.loads((folder / PARITY_FILE).read_text())
+    return pd.DataFrame(data["data"], columns=data["columns"])
+
+
 def signature_inputs(path: Path) -> list[ColumnSpec]:
     """The named input columns of the MLmodel signature in folder ``path``."""
     return _signature_inputs(yaml.safe_load((path / "MLmodel").read_text()))
@@ -93,15 +105,9 @@ def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
 
             with file.open("rb") as fh:
                 model = cloudpickle.load(fh)
-        twin_file = path / "mloop" / "model.onnx"
-        sample_file = path / "mloop" / "parity_sample.json"
+        twin_file = path / TWIN_FILE
         twin = twin_file.read_bytes() if twin_file.exists() else None
-        sample = None
-        if twin is not None and sample_file.exists():
-            import json
-
-            data = json.loads(sample_file.read_text())
-            sample = pd.DataFrame(data["data"], columns=data["columns"])
+        sample = read_parity_sample(path) if twin is not None and (path / PARITY_FILE).exists() else None
         return LoadedModel(name=name, version=version, flavour="sklearn", model=model, inputs=inputs, twin=twin, parity_sample=sample)
     lgb_conf = flavors.get("lightgbm")
     if lgb_conf is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -14,9 +13,10 @@ import yaml
 
 from mloop.errors import InvalidInput, MloopError, NotFound
 from mloop.events import MODEL_ALIAS_CHANGED
+from mloop.files import replacing, write_atomic
 from mloop.names import check_name
 from mloop.registry._card import render_card
-from mloop.registry._loaded import LoadedModel, load_from_dir, signature_inputs
+from mloop.registry._loaded import EXTRAS_DIR, LoadedModel, load_from_dir, signature_inputs
 from mloop.security import Keyring, build_manifest, sign_manifest, verified_copy, verify_manifest
 
 if TYPE_CHECKING:
@@ -48,16 +48,6 @@ def _local_path(location: str) -> Path:
         f"Artifact location {location!r} uses scheme {parsed.scheme!r}; this workspace supports local artifacts (file) only.",
         field="artifact_location",
     )
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class Registry:
@@ -180,7 +170,11 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # an existing name simply gains a version
                 raise
-        mv = client.create_model_version(name, source=model_uri, run_id=logged.source_run_id, model_id=model_id)
+        # The logged model's own location as the source (not models:/<id>, which MLflow's store resolves through
+        # its process-wide tracking URI): the registry stays bound to this workspace's store.
+        mv = client.create_model_version(
+            name, source=logged.artifact_location, run_id=logged.source_run_id, tags={"mloop.logged_model": model_id}
+        )
         version = int(mv.version)
         key_id, key = self._keyring.signing_key()
         signature = sign_manifest(key, name, version, manifest)
@@ -204,7 +198,7 @@ class Registry:
             created=time.time(),
             twin=twin,
         )
-        _atomic_write(self._cards_dir / name / f"v{version}.md", card)
+        write_atomic(self._cards_dir / name / f"v{version}.md", card)
         client.update_model_version(name, str(version), description=card)
         if alias is not None:
             self.set_alias(name, alias, version)
@@ -235,13 +229,11 @@ class Registry:
         with tempfile.TemporaryDirectory(prefix="mloop-export-") as tmp:
             model = Path(tmp) / "model"
             verified_copy(self.artifact_dir(name, info.version), manifest, model)
-            (Path(tmp) / "bundle.json").write_text(json.dumps({"format": BUNDLE_FORMAT, "name": name, "version": info.version, "manifest": manifest}, sort_keys=True))
-            fd, partial = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-            os.close(fd)
-            with tarfile.open(partial, "w:gz") as tar:
+            meta = {"format": BUNDLE_FORMAT, "name": name, "version": info.version, "manifest": manifest}
+            (Path(tmp) / "bundle.json").write_text(json.dumps(meta, sort_keys=True))
+            with replacing(dest) as partial, tarfile.open(partial, "w:gz") as tar:
                 tar.add(Path(tmp) / "bundle.json", arcname="bundle.json")
                 tar.add(model, arcname="model")
-            os.replace(partial, dest)
         return dest
 
     def import_bundle(self, archive: Path, *, name: str | None = None, alias: str | None = None) -> ModelVersionInfo:
@@ -260,8 +252,7 @@ class Registry:
             verified_copy(root / "bundle" / "model", meta["manifest"], checked)
             import shutil
 
-            shutil.rmtree(checked / TWIN_FOLDER, ignore_errors=True)
-            self._tracker.activate()  # MLflow resolves models:/ sources through its global tracking URI
+            shutil.rmtree(checked / EXTRAS_DIR, ignore_errors=True)
             client = self._client
             logged = client.create_logged_model(
                 self._tracker.experiment_id("imports"), name=target,
@@ -274,16 +265,25 @@ class Registry:
     def check_twin(self, name: str, ref: str | int) -> str | None:
         """Score the stored parity sample with the version and its ONNX twin; ``Conflict`` naming the largest
         difference if they disagree, else the parity description (``None`` when the version has no twin)."""
-        from mloop.errors import Conflict
-        from mloop.optimize import check
+        from mloop.optimize import verify_twin
 
-        model = self.load(name, ref)
-        if model.twin is None or model.parity_sample is None:
-            return None
-        parity = check(model.model, model.twin, model.parity_sample, model.inputs)
-        if not parity.ok:
-            raise Conflict(f"Refusing {name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
-        return parity.describe()
+        return verify_twin(self.load(name, ref))
+
+    def adopt_unsigned(self) -> list[str]:
+        """Sign manifests that have no signature (registered before signing existed) after checking that the
+        artifact files still match their digests: trust on first use, by an explicit command."""
+        kid, key = self._keyring.signing_key()
+        adopted = []
+        for m in self._store.manifests.all():
+            if m.signature:
+                continue
+            with tempfile.TemporaryDirectory(prefix="mloop-adopt-") as tmp:
+                verified_copy(self.artifact_dir(m.model_name, m.version), m.manifest, Path(tmp))
+            with self._store.transaction() as conn:
+                self._store.manifests.sign(conn, m.model_name, m.version, sign_manifest(key, m.model_name, m.version, m.manifest), kid)
+                self._store.audit.record(conn, "keys.adopted", f"{m.model_name}/{m.version}", {"key_id": kid})
+            adopted.append(f"{m.model_name}/{m.version}")
+        return adopted
 
     def verified_manifest(self, name: str, version: int) -> dict[str, str]:
         """The stored manifest of a version, after its HMAC signature verified under the workspace key."""
@@ -309,7 +309,6 @@ class Registry:
 
 
 BUNDLE_FORMAT = 1
-TWIN_FOLDER = "mloop"  # the ONNX twin and parity sample: rebuilt by the importing workspace, never taken from a bundle
 
 
 def _bundle_meta(folder: Path) -> dict[str, Any]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from mloop.errors import InvalidInput
 from mloop.rollout._routing import Arm, route
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     WAIT = "wait"  # not enough labelled outcomes yet
     ADVANCE = "advance"  # this step passed: move to the next share
     PROMOTE = "promote"  # the last step passed: the candidate becomes the baseline
@@ -67,7 +67,8 @@ class Canary:
         steps = [float(s) for s in steps]
         bad = [s for s in steps if not 0.0 < s <= 100.0]
         if not steps or bad:
-            raise InvalidInput(f"Canary step {bad[0] if bad else 'list'} must be within (0, 100], got steps={shown}.".replace(".0 must", " must"), field="steps")
+            message = f"Canary step {bad[0] if bad else 'list'} must be within (0, 100], got steps={shown}."
+            raise InvalidInput(message.replace(".0 must", " must"), field="steps")
         if steps != sorted(steps) or steps[-1] != 100.0:
             raise InvalidInput(f"Canary steps must increase and end at 100, got steps={shown}.", field="steps")
         if min_samples < 2:

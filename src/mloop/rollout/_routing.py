@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from enum import Enum
+from enum import StrEnum
 
 from mloop.errors import InvalidInput
 
 
-class Arm(str, Enum):
+class Arm(StrEnum):
     BASELINE = "baseline"
     CANDIDATE = "candidate"
 

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from mloop.roles import ROLES, Role, role_allows
 from mloop.security._archive import safe_extract
-from mloop.security._auth import Authenticator, Principal, role_allows
+from mloop.security._auth import Authenticator, Principal
 from mloop.security._keyring import Keyring
 from mloop.security._manifest import build_manifest, verified_copy
+from mloop.security._rotation import ensure_credential, rotate_signing_key
 from mloop.security._signing import sign_manifest, verify_manifest
 
-__all__ = ["Authenticator", "Keyring", "Principal", "role_allows", "build_manifest", "sign_manifest", "verified_copy", "safe_extract", "verify_manifest"]
+__all__ = [
+    "ROLES",
+    "Authenticator",
+    "Keyring",
+    "Principal",
+    "Role",
+    "build_manifest",
+    "ensure_credential",
+    "role_allows",
+    "rotate_signing_key",
+    "safe_extract",
+    "sign_manifest",
+    "verified_copy",
+    "verify_manifest",
+]

@@ -8,21 +8,18 @@ import hmac
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from mloop.errors import InvalidInput, Unauthorized
-from mloop.store import ROLES, ApiKeyRepository, secret_digest, split_key
+from mloop.roles import ROLES
+from mloop.store import ApiKeyRepository, secret_digest, split_key
+
+if TYPE_CHECKING:
+    from mloop.security._keyring import Keyring
+    from mloop.settings import Settings
 
 MAX_LEEWAY = 60.0
-
-
-def role_allows(role: str, required: str) -> bool:
-    """Roles are ordered: viewer < predictor < operator < admin; each includes the ones below it.
-
-    >>> role_allows("operator", "predictor"), role_allows("predictor", "operator")
-    (True, False)
-    """
-    return role in ROLES and ROLES.index(role) >= ROLES.index(required)
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,18 @@ class Authenticator:
         self._last_lookup = 0.0
         self._lock = threading.Lock()
         self._lookup_lock = threading.Lock()
+
+    @classmethod
+    def configured(cls, settings: Settings, keyring: Keyring, keys: ApiKeyRepository) -> Authenticator:
+        """What a server checks bearer credentials with: API keys from the store, JWTs under the workspace
+        secret (HS256) or under ``MLOOP_JWT_PUBLIC_KEY`` (RS256)."""
+        common: dict[str, Any] = {"issuer": settings.jwt_issuer, "audience": settings.jwt_audience, "leeway": settings.jwt_leeway}
+        if settings.jwt_public_key is not None:
+            path = Path(settings.jwt_public_key)
+            if not path.is_file():
+                raise InvalidInput(f"MLOOP_JWT_PUBLIC_KEY: no PEM file at {path}.", field="MLOOP_JWT_PUBLIC_KEY")
+            return cls(keys, jwt_key=path.read_text(), algorithm="RS256", **common)
+        return cls(keys, jwt_key=keyring.jwt_secret(), **common)
 
     # -- the key snapshot ----------------------------------------------------------------------
 

@@ -12,22 +12,11 @@ import time
 from pathlib import Path
 
 from mloop.errors import IntegrityError, NotFound
+from mloop.files import create_exclusive, write_atomic
 
 SIGNING = "signing.json"
 JWT = "jwt.secret"
 CREDENTIAL = "admin.key"
-
-
-def _write_private(path: Path, data: bytes, *, replace: bool = False) -> None:
-    """Write ``data`` to a 0600 file: a new file (refusing to overwrite) or, with ``replace``, atomically."""
-    target = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") if replace else path
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if replace:
-        os.replace(target, path)
 
 
 def _new_key() -> dict[str, object]:
@@ -51,7 +40,7 @@ class Keyring:
                 continue
             data = json.dumps(make()).encode() if make else base64.urlsafe_b64encode(secrets.token_bytes(32))
             with contextlib.suppress(FileExistsError):  # another process made it first: keep theirs
-                _write_private(path, data)
+                create_exclusive(path, data)
         return cls(folder)
 
     def _signing(self) -> dict[str, object]:
@@ -87,7 +76,7 @@ class Keyring:
         kid = f"k{max(int(k[1:]) for k in keys) + 1}"
         keys[kid] = _new_key()
         data["active"] = kid
-        _write_private(self.folder / SIGNING, json.dumps(data).encode(), replace=True)
+        write_atomic(self.folder / SIGNING, json.dumps(data).encode(), mode=0o600)
         return kid
 
     def drop(self, kid: str) -> None:
@@ -97,7 +86,7 @@ class Keyring:
         if kid == data["active"]:
             raise IntegrityError(f"Key {kid!r} is the active signing key; rotate first.")
         keys.pop(kid, None)
-        _write_private(self.folder / SIGNING, json.dumps(data).encode(), replace=True)
+        write_atomic(self.folder / SIGNING, json.dumps(data).encode(), mode=0o600)
 
     def jwt_secret(self) -> bytes:
         path = self.folder / JWT
@@ -118,7 +107,7 @@ class Keyring:
     def store_credential(self, key: str) -> bool:
         """Keep ``key`` as the workspace credential unless one exists already (then False: the caller drops its key)."""
         try:
-            _write_private(self.folder / CREDENTIAL, key.encode())
+            create_exclusive(self.folder / CREDENTIAL, key.encode())
         except FileExistsError:
             return False
         return True

@@ -1,9 +1,30 @@
-"""Serving: the HTTP app (MLflow scoring, Open Inference Protocol v2), the model hub and the server runner."""
+"""Serving: the HTTP app (MLflow scoring, Open Inference Protocol v2) over one route table, the model hub, the
+server runner, and deploying (``Deployments``). Names load lazily: ``Deployments`` does not import the web stack."""
 
 from __future__ import annotations
 
-from mloop.serving._app import create_app
-from mloop.serving._hub import ModelHub, Served
-from mloop.serving._server import serve
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ModelHub", "Served", "create_app", "serve"]
+if TYPE_CHECKING:
+    from mloop.serving._app import create_app
+    from mloop.serving._deployments import Deployments
+    from mloop.serving._hub import ModelHub, Served
+    from mloop.serving._server import serve
+
+__all__ = ["Deployments", "ModelHub", "Served", "create_app", "serve"]
+
+_WHERE = {
+    "create_app": "mloop.serving._app",
+    "Deployments": "mloop.serving._deployments",
+    "ModelHub": "mloop.serving._hub",
+    "Served": "mloop.serving._hub",
+    "serve": "mloop.serving._server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'mloop.serving' has no attribute {name!r}")

@@ -16,24 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mloop.errors import MloopError
+from mloop.errors import DeadlineExceeded, QueueFull
 from mloop.store import ServingConfig
-
-
-class QueueFull(MloopError):
-    """The deployment's queue is full: retry after ``retry_after`` seconds."""
-
-    status_code = 429
-
-    def __init__(self, message: str, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class DeadlineExceeded(MloopError):
-    """The request's deadline passed before its turn came; it was never computed."""
-
-    status_code = 504
 
 
 @dataclass

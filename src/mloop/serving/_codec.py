@@ -241,7 +241,9 @@ def v2_binary_body(body: bytes, header_length: str) -> dict[str, Any]:
     import orjson
 
     if not header_length.isdigit() or int(header_length) > len(body):
-        raise InvalidInput(f"Inference-Header-Content-Length must be a byte count within the body, got {header_length[:20]!r}.", field="Inference-Header-Content-Length")
+        raise InvalidInput(
+            f"Inference-Header-Content-Length must be a byte count within the body, got {header_length[:20]!r}.", field="Inference-Header-Content-Length"
+        )
     split = int(header_length)
     try:
         head = orjson.loads(body[:split])

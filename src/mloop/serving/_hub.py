@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from mloop.errors import NotFound, Unavailable
-from mloop.registry import LoadedModel
+from mloop.events import EventBus
+from mloop.registry import LoadedModel, Registry
 from mloop.rollout import Arm, route
 from mloop.serving._batcher import Batcher
 from mloop.serving._runtime import Runtime, runtime_for
 from mloop.serving._stats import StatsBook, VersionStats
-from mloop.store import ServingConfig
-from mloop.workspace import Workspace
+from mloop.store import DeploymentRepository, ServingConfig
 
 log = logging.getLogger("mloop.serving")
 
@@ -61,10 +61,15 @@ class Served:
 
 
 class ModelHub:
-    """Loads every deployment of a workspace; ``refresh`` rebuilds the table off the hot path and swaps it whole."""
+    """Loads every deployment; ``refresh`` rebuilds the table off the hot path and swaps it whole when the bus
+    says something changed. It reads deployments and resolves versions, nothing else of the workspace."""
 
-    def __init__(self, workspace: Workspace, *, poll_interval: float = 0.5, stats: StatsBook | None = None) -> None:
-        self.workspace = workspace
+    def __init__(
+        self, registry: Registry, deployments: DeploymentRepository, bus: EventBus, *, poll_interval: float = 0.5, stats: StatsBook | None = None
+    ) -> None:
+        self.registry = registry
+        self.deployments = deployments
+        self.bus = bus
         self.poll_interval = poll_interval
         self.stats = stats or StatsBook()
         self._served: dict[str, Served] = {}
@@ -92,13 +97,13 @@ class ModelHub:
         return served
 
     def _version(self, deployment: str, model_name: str, ref: str, config: ServingConfig) -> ServedVersion:
-        info = self.workspace.registry.resolve(model_name, ref)
+        info = self.registry.resolve(model_name, ref)
         key = (deployment, model_name, info.version, config)
         if key not in self._versions:
             model_key = (model_name, info.version)
             if model_key not in self._models:
                 log.info("loading %s version %s", model_name, info.version)
-                self._models[model_key] = self.workspace.registry.load(model_name, info.version)
+                self._models[model_key] = self.registry.load(model_name, info.version)
             stats = self.stats.get(deployment, info.version)
             runtime = runtime_for(
                 self._models[model_key], allow_missing=config.allow_missing, on_fallback=stats.fallback,
@@ -116,9 +121,9 @@ class ModelHub:
         already picked them still complete.
         """
         with self._refresh_lock:
-            last = self.workspace.bus.last_id()
+            last = self.bus.last_id()
             table: dict[str, Served] = {}
-            for dep in self.workspace.deployments():
+            for dep in self.deployments.list():
                 try:
                     baseline = self._version(dep.name, dep.model_name, dep.alias, dep.serving)
                     candidate, percent = None, 0.0
@@ -145,7 +150,7 @@ class ModelHub:
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_interval):
             try:
-                if self.workspace.bus.last_id() != self._seen_event:
+                if self.bus.last_id() != self._seen_event:
                     self.refresh()
             except Exception as exc:  # a database hiccup must not kill the watcher
                 log.error("event poll failed: %s", exc)

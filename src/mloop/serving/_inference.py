@@ -1,7 +1,6 @@
-"""The inference endpoints' logic, independent of the web framework: bytes and headers in, a ``Reply`` out.
-
-Both the FastAPI routes (which also document the API) and the ASGI fast path call these, so there is
-one implementation of each endpoint.
+"""The inference routes — MLflow scoring, Open Inference Protocol v2 ``infer``, feedback — independent of the
+web framework: a ``Call`` in, a ``Reply`` out. They are on the fast path; the FastAPI routes derived from the
+same table call the same handlers (and document them in the OpenAPI document).
 """
 
 from __future__ import annotations
@@ -9,55 +8,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import orjson
 
-from mloop.errors import InvalidInput, MloopError, PayloadTooLarge
+from mloop.errors import InvalidInput, MloopError
 from mloop.monitoring import PredictionLog
-from mloop.serving._batcher import QueueFull
 from mloop.serving._codec import mlflow_columns, v2_binary_body, v2_columns, v2_datatype
 from mloop.serving._hub import ModelHub, Served, ServedVersion
 from mloop.serving._metrics import ServingMetrics
+from mloop.serving._openapi import FEEDBACK_BODY, MLFLOW_BODY, V2_BODY
+from mloop.serving._replies import Reply, failure, json_reply
+from mloop.serving._routes import Call, Route
 
 log = logging.getLogger("mloop.serving")
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
-JSON_HEADERS = {"content-type": "application/json"}
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def json_reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), {**JSON_HEADERS, **(headers or {})})
-
-
-def error_reply(status: int, message: str, field_name: str | None = None, headers: dict[str, str] | None = None) -> Reply:
-    body: dict[str, Any] = {"error": message}
-    if field_name is not None:
-        body["field"] = field_name
-    return json_reply(body, status, headers)
-
-
-async def read_body(chunks: AsyncIterator[bytes], content_length: str | None) -> bytes:
-    """The request body, refused with 413 before more than ``MAX_BODY_BYTES`` are buffered."""
-    if content_length is not None and content_length.isdigit() and int(content_length) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"Body of {content_length} bytes exceeds the limit of {MAX_BODY_BYTES} bytes.")
-    parts, size = [], 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"Body exceeds the limit of {MAX_BODY_BYTES} bytes.")
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def parse_json(body: bytes) -> Any:
@@ -75,15 +42,35 @@ class Inference:
         self.predictions = predictions
         self.metrics = metrics
 
+    def routes(self) -> list[Route]:
+        """The inference routes, all on the fast path."""
+        return [
+            Route("POST", "/invocations", "predictor", self._invocations, fast=True, body=MLFLOW_BODY,
+                  summary="MLflow scoring for the only deployment: dataframe_split, dataframe_records, instances or inputs."),
+            Route("POST", "/models/{name}/invocations", "predictor", self._model_invocations, fast=True, body=MLFLOW_BODY,
+                  summary="MLflow scoring for deployment name."),
+            Route("POST", "/v2/models/{name}/infer", "predictor", self._infer, fast=True, body=V2_BODY, binary=True,
+                  summary="Open Inference Protocol v2: one named tensor per input column; outputs, model_version and id."),
+            Route("POST", "/v2/models/{name}/feedback", "predictor", self._feedback, fast=True, body=FEEDBACK_BODY,
+                  summary='Labels for an answered request: {"request_id": ..., "labels": [one per row]}.'),
+        ]
+
+    async def _invocations(self, call: Call) -> Reply:
+        return await self.mlflow(None, call.body, call.headers)
+
+    async def _model_invocations(self, call: Call) -> Reply:
+        return await self.mlflow(call.params["name"], call.body, call.headers)
+
+    async def _infer(self, call: Call) -> Reply:
+        return await self.v2(call.params["name"], call.body, call.headers)
+
+    async def _feedback(self, call: Call) -> Reply:
+        return await self.feedback(call.params["name"], call.body, call.headers)
+
     def failure(self, exc: Exception, deployment: str = "") -> Reply:
-        """The reply for an error: an ``MloopError`` becomes its status with a message naming the field."""
-        if isinstance(exc, MloopError):
-            self.metrics.errors.labels(deployment, str(exc.status_code)).inc()
-            headers = {"retry-after": str(exc.retry_after)} if isinstance(exc, QueueFull) else None
-            return error_reply(exc.status_code, exc.message, exc.field, headers)
-        log.exception("unexpected error", exc_info=exc)
-        self.metrics.errors.labels(deployment, "500").inc()
-        return error_reply(500, f"Internal error ({type(exc).__name__}); see the server log.")
+        """The reply for an error, counted per deployment and status."""
+        self.metrics.errors.labels(deployment, str(exc.status_code if isinstance(exc, MloopError) else 500)).inc()
+        return failure(exc)
 
     @staticmethod
     def _timeout_ms(headers: Mapping[str, str]) -> float | None:
@@ -107,7 +94,9 @@ class Inference:
             raise InvalidInput("The request id must be at most 128 characters.", field="id")
         return rid
 
-    async def _score(self, served: Served, columns: dict[str, list[Any]], request_id: str, protocol: str, headers: Mapping[str, str]) -> tuple[ServedVersion, np.ndarray]:
+    async def _score(
+        self, served: Served, columns: dict[str, list[Any]], request_id: str, protocol: str, headers: Mapping[str, str]
+    ) -> tuple[ServedVersion, np.ndarray]:
         start = time.perf_counter()
         sv, _arm = served.pick(request_id)
         block = sv.runtime.prepare(columns)

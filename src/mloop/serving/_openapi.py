@@ -1,5 +1,5 @@
-"""What the OpenAPI document says about bodies and errors, for endpoints that read raw bytes (the hot paths
-parse JSON themselves) and for the error shape every route shares."""
+"""What the OpenAPI document says about request bodies (the handlers read raw bytes and parse them
+themselves) and about the error shape every route shares."""
 
 from __future__ import annotations
 
@@ -30,14 +30,6 @@ _ERRORS = {
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()}
 
 
-def json_body(schema: dict[str, Any], *, binary: bool = False) -> dict[str, Any]:
-    """``openapi_extra`` documenting a required JSON request body (and, for v2, the binary tensor extension)."""
-    content: dict[str, Any] = {"application/json": {"schema": schema}}
-    if binary:
-        content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
-    return {"requestBody": {"required": True, "content": content}}
-
-
 _CELL: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
 MLFLOW_BODY: dict[str, Any] = {
     "type": "object",
@@ -48,7 +40,10 @@ MLFLOW_BODY: dict[str, Any] = {
         "dataframe_split": {
             "type": "object",
             "required": ["columns", "data"],
-            "properties": {"columns": {"type": "array", "items": {"type": "string"}, "minItems": 1}, "data": {"type": "array", "items": {"type": "array", "items": _CELL}, "minItems": 1}},
+            "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "data": {"type": "array", "items": {"type": "array", "items": _CELL}, "minItems": 1},
+            },
         },
         "dataframe_records": {"type": "array", "items": {"type": "object", "additionalProperties": _CELL}, "minItems": 1},
         "instances": {"type": "array", "minItems": 1},
@@ -71,7 +66,10 @@ V2_BODY: dict[str, Any] = {
                 "properties": {
                     "name": {"type": "string"},
                     "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                    "datatype": {"type": "string", "enum": ["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64", "BYTES"]},
+                    "datatype": {
+                        "type": "string",
+                        "enum": ["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64", "BYTES"],
+                    },
                     "data": {"type": "array"},
                     "parameters": {"type": "object"},
                 },

@@ -242,17 +242,6 @@ class PyfuncRuntime:
 RUNTIMES = ("onnx", "sklearn", "lightgbm", "xgboost", "pyfunc")
 
 
-def verify_twin(model: LoadedModel) -> None:
-    """Score the stored parity sample natively and through the twin; refuse the version if they disagree."""
-    from mloop.optimize import check
-
-    if model.twin is None or model.parity_sample is None:
-        return
-    parity = check(model.model, model.twin, model.parity_sample, model.inputs)
-    if not parity.ok:
-        raise Conflict(f"Refusing {model.name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
-
-
 def runtime_for(
     model: LoadedModel,
     *,
@@ -265,6 +254,8 @@ def runtime_for(
     if model.flavour == "sklearn":
         use_twin = prefer_onnx and model.twin is not None
         if use_twin:
+            from mloop.optimize import verify_twin
+
             verify_twin(model)  # before the native runtime adapts the estimator for bare arrays
         native = SklearnRuntime(model, allow_missing=allow_missing)
         return OnnxRuntime(model, native, on_fallback=on_fallback, timeout_ms=runtime_timeout_ms) if use_twin else native

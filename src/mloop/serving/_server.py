@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mloop.errors import InvalidInput
+from mloop.settings import Settings
 from mloop.workspace import Workspace
 
 
 def app_from_env() -> Any:
-    """Factory for uvicorn workers: the workspace comes from ``MLOOP_HOME``."""
+    """Factory for uvicorn's worker processes: everything comes from ``Settings`` (``MLOOP_*``)."""
     from mloop.serving._app import create_app
 
-    flush = float(os.environ.get("MLOOP_LOG_FLUSH_INTERVAL", "1.0"))
-    return create_app(Workspace.open(os.environ.get("MLOOP_HOME")), log_flush_interval=flush)
+    return create_app(Workspace.open(settings=Settings()))
+
+
+def check_bind(host: str, auth: bool, *, source: str) -> None:
+    """Refuse to serve without authentication on anything but a loopback address; ``source`` names the knob
+    that turned authentication off (``--no-auth``, ``MLOOP_AUTH``, ``auth``)."""
+    from mloop.serving._gateway import is_loopback
+
+    if not auth and not is_loopback(host):
+        raise InvalidInput(
+            f"{source}: serving without authentication is only allowed on a loopback address (127.0.0.1, ::1, localhost), "
+            f"not {host!r}. Keep authentication on, or bind 127.0.0.1.",
+            field=source,
+        )
 
 
 def _draining_server(config: Any, drain_seconds: float) -> Any:
@@ -24,7 +39,7 @@ def _draining_server(config: Any, drain_seconds: float) -> Any:
 
     import uvicorn
 
-    from mloop.serving._app import DRAINING
+    from mloop.serving._status import DRAINING
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
@@ -62,27 +77,55 @@ def tls_options(cert: Path | None, key: Path | None) -> dict[str, Any]:
 
 
 def serve(
-    workspace: Workspace, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 1, log_flush_interval: float = 1.0, drain_seconds: float = 0.0,
-    tls_cert: Path | None = None, tls_key: Path | None = None,
+    workspace: Workspace,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_flush_interval: float | None = None,
+    drain_seconds: float = 0.0,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    auth: bool | None = None,
+    auth_source: str = "auth",
+    announce: Callable[[str], None] | None = None,
 ) -> None:
     """Serve every deployment of ``workspace`` until SIGTERM/SIGINT: readiness turns 503 (for ``drain_seconds``),
     in-flight requests finish, the prediction log is flushed, and the process exits 0. With ``tls_cert`` and
-    ``tls_key`` it serves HTTPS, TLS 1.3 or newer only."""
+    ``tls_key`` it serves HTTPS, TLS 1.3 or newer only.
+
+    ``auth`` (default ``MLOOP_AUTH``) off is refused unless ``host`` is a loopback address, whichever way it was
+    turned off; ``announce`` receives one line saying what is served where, and whether authentication is on."""
     import signal
 
     import uvicorn
 
+    auth_on = workspace.settings.auth if auth is None else auth
+    check_bind(host, auth_on, source="MLOOP_AUTH" if auth is None else auth_source)
+    tls = tls_options(tls_cert, tls_key)
+    flush = workspace.settings.log_flush_interval if log_flush_interval is None else log_flush_interval
+    if announce is not None:
+        names = [d.name for d in workspace.store.deployments.list()]
+        scheme = "https" if tls else "http"
+        state = "on" if auth_on else "OFF (loopback only)"
+        announce(f"serving {names or 'no deployments yet'} on {scheme}://{host}:{port} (workers={workers}, authentication {state})")
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal under the handler it found; a no-op
-    # handler here makes that re-raise harmless, so a graceful stop exits 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    os.environ["MLOOP_HOME"] = str(workspace.root)
-    os.environ["MLOOP_LOG_FLUSH_INTERVAL"] = str(log_flush_interval)
-    options: dict[str, Any] = dict(
-        factory=True, host=host, port=port, workers=workers, log_level="warning", timeout_graceful_shutdown=30,
-        **tls_options(tls_cert, tls_key),
-    )
-    if workers == 1:
-        _draining_server(uvicorn.Config("mloop.serving._server:app_from_env", **options), drain_seconds).run()
-    else:  # uvicorn's supervisor forwards the signal; each worker drains and flushes in its lifespan
-        uvicorn.run("mloop.serving._server:app_from_env", **options)
+    # handler here makes that re-raise harmless, so a graceful stop exits 0. The old handlers come back after.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    options: dict[str, Any] = dict(host=host, port=port, log_level="warning", timeout_graceful_shutdown=30, **tls)
+    try:
+        if workers == 1:
+            from mloop.serving._app import create_app
+
+            app = create_app(workspace, log_flush_interval=flush, auth=auth_on)
+            _draining_server(uvicorn.Config(app, **options), drain_seconds).run()
+            return
+        # Worker processes build their own app from Settings: these settings are handed down as MLOOP_*
+        # variables (Settings.environment), the one way settings cross a process boundary. uvicorn's supervisor
+        # forwards the signal; each worker drains and flushes in its lifespan.
+        settings = workspace.settings.model_copy(update={"home": workspace.root, "auth": auth_on, "log_flush_interval": flush})
+        os.environ.update(settings.environment())
+        uvicorn.run("mloop.serving._server:app_from_env", factory=True, workers=workers, **options)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

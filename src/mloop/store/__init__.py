@@ -7,16 +7,16 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, Engine
 
+from mloop.names import check_name
 from mloop.store._deployments import Deployment, DeploymentRepository, ServingConfig
 from mloop.store._engine import create_engine, normalize_url, redact_url
-from mloop.store._keys import ROLES, ApiKey, ApiKeyRepository, secret_digest, split_key
-from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
+from mloop.store._keys import ApiKey, ApiKeyRepository, secret_digest, split_key
 from mloop.store._migrate import current_revision, head_revision, upgrade
-from mloop.names import check_name
+from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
 from mloop.store._records import AlertLog, AuditEntry, AuditLog, ManifestRepository, manifest_digest
+from mloop.store._schema import events as events_table
 
 __all__ = [
-    "ROLES",
     "ApiKey",
     "ApiKeyRepository",
     "secret_digest",
@@ -34,6 +34,7 @@ __all__ = [
     "ServingConfig",
     "check_name",
     "create_engine",
+    "events_table",
     "current_revision",
     "head_revision",
     "manifest_digest",

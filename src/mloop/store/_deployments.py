@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from mloop.store._engine import read_connection
 from mloop.errors import Conflict, InvalidInput, NotFound
-from mloop.store._schema import deployments
 from mloop.names import check_name
+from mloop.store._engine import read_connection
+from mloop.store._schema import deployments
 
 
 @dataclass(frozen=True)

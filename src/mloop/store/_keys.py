@@ -13,11 +13,11 @@ from sqlalchemy.engine import Engine
 
 from mloop.errors import InvalidInput, NotFound
 from mloop.names import check_name
+from mloop.roles import ROLES
 from mloop.store._engine import read_connection
 from mloop.store._records import AuditLog
 from mloop.store._schema import api_keys
 
-ROLES = ("viewer", "predictor", "operator", "admin")
 PREFIX = "mlk"
 
 

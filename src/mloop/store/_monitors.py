@@ -79,7 +79,7 @@ class MonitorRepository:
             raise NotFound(f"No monitor {name!r} on deployment {deployment!r}; `mloop monitors list` shows them.")
         return MonitorRow(r.id, r.deployment, r.name, json.loads(r.config), r.created_at)
 
-    def list(self, deployment: str | None = None) -> "builtins.list[MonitorRow]":
+    def list(self, deployment: str | None = None) -> builtins.list[MonitorRow]:
         query = sa.select(monitors).order_by(monitors.c.deployment, monitors.c.name)
         if deployment is not None:
             query = query.where(monitors.c.deployment == deployment)
@@ -137,7 +137,7 @@ class MonitorRepository:
         with read_connection(self._engine) as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(monitor_windows).where(monitor_windows.c.monitor_id == monitor_id)).scalar() or 0)
 
-    def windows(self, monitor_id: int, *, last: int = 100) -> "builtins.list[WindowRow]":
+    def windows(self, monitor_id: int, *, last: int = 100) -> builtins.list[WindowRow]:
         """The monitor's latest ``last`` windows, oldest first."""
         query = sa.select(monitor_windows).where(monitor_windows.c.monitor_id == monitor_id).order_by(monitor_windows.c.id.desc()).limit(last)
         with read_connection(self._engine) as conn:

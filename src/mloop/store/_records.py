@@ -11,8 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from mloop.store._engine import read_connection
 from mloop.errors import Conflict, NotFound
+from mloop.store._engine import read_connection
 from mloop.store._schema import alerts, audit_log, model_manifests
 
 

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from mloop.tracking._lineage import CodeVersion, code_version, environment
-from mloop.tracking._tracker import SKOPS_TRUSTED_TYPES, TrackedRun, Tracker
+from mloop.tracking._tracker import SKOPS_TRUSTED_TYPES, RunSummary, TrackedRun, Tracker
 
-__all__ = ["SKOPS_TRUSTED_TYPES", "CodeVersion", "TrackedRun", "Tracker", "code_version", "environment"]
+__all__ = ["SKOPS_TRUSTED_TYPES", "CodeVersion", "RunSummary", "TrackedRun", "Tracker", "code_version", "environment"]

@@ -1,14 +1,21 @@
 """Runs on MLflow with lineage: every run records its data fingerprints, code version, environment and seeds.
 
-Everything lands in the MLflow store, so stock MLflow (``mlflow.search_runs``, ``mlflow ui``) sees it.
+Everything lands in the MLflow store, so stock MLflow (``mlflow.search_runs``, ``mlflow ui``) sees it. Every
+call goes through an ``MlflowClient`` bound to this workspace's store: nothing here reads or sets MLflow's
+process-wide state (the fluent API's tracking URI and active run), so two workspaces open in one process log
+to their own stores.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,34 +35,67 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.utils.validation.check_array",
 )
 
+# What a scikit-learn model logged by mloop needs to load. Declared, so that MLflow does not infer it by
+# importing the model in a subprocess (several seconds per model).
+_SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+
+
+def _pinned(packages: tuple[str, ...]) -> list[str]:
+    out = []
+    for name in packages:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.append(name)
+    return out
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as ``mloop runs list`` shows it."""
+
+    run_id: str
+    name: str
+    experiment: str
+    status: str
+    start_time: float
+    metrics: dict[str, float]
+
 
 class TrackedRun:
-    """An active MLflow run; what it logs is visible to stock MLflow."""
+    """An active MLflow run of one workspace; what it logs is visible to stock MLflow."""
 
-    def __init__(self, run_id: str, experiment_id: str, seed: int | None) -> None:
+    def __init__(self, client: MlflowClient, run_id: str, experiment_id: str, seed: int | None) -> None:
+        self.client = client
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.seed = seed
         self.datasets: dict[str, Fingerprint] = {}
 
     def log_params(self, params: dict[str, Any]) -> None:
-        import mlflow
+        from mlflow.entities import Param
 
-        mlflow.log_params({k: v for k, v in params.items()})
+        self.client.log_batch(self.run_id, params=[Param(str(k), str(v)) for k, v in params.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        import mlflow
+        from mlflow.entities import Metric
 
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in metrics.items()])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        import mlflow
+        from mlflow.entities import RunTag
 
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
 
     def log_dataset(self, frame: pd.DataFrame, *, context: str, name: str, targets: str | None = None) -> Fingerprint:
         """Record ``frame`` as an input of this run: MLflow's dataset entry plus mloop's fingerprint."""
-        import mlflow
+        import mlflow.data
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         check_name(context, "dataset context")
         fp = fingerprint(frame)
@@ -64,8 +104,9 @@ class TrackedRun:
             warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
             from_pandas = mlflow.data.from_pandas  # type: ignore[attr-defined]
             dataset = from_pandas(frame, name=name, targets=targets, digest=fp.sha256[:32])
-            mlflow.log_input(dataset, context=context)
-        mlflow.set_tags(
+            entity = dataset._to_mlflow_entity()
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+        self.set_tags(
             {
                 f"mloop.dataset.{context}.name": name,
                 f"mloop.dataset.{context}.sha256": fp.sha256,
@@ -73,26 +114,53 @@ class TrackedRun:
             }
         )
         self.datasets[context] = fp
-        mlflow.log_dict({"name": name, "targets": targets, **fp.to_dict()}, f"lineage/datasets/{context}.json")
+        self.log_dict({"name": name, "targets": targets, **fp.to_dict()}, f"lineage/datasets/{context}.json")
         return fp
 
     def log_sklearn_model(self, model: Any, input_example: pd.DataFrame) -> str:
-        """Log a fitted scikit-learn estimator with its signature and input example (skops format); returns its URI."""
-        import mlflow
+        """Log a fitted scikit-learn estimator with its signature and input example (skops format, the types skops
+        may rebuild fixed by mloop); returns its URI (``models:/<model id>``)."""
+        import mlflow.sklearn
         from mlflow.models import infer_signature
 
         example = input_example.head(5)
-        output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, output),
-            input_example=example,
-            serialization_format="skops",
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-            pyfunc_predict_fn="predict_proba" if hasattr(model, "predict_proba") else "predict",
+        proba = hasattr(model, "predict_proba")
+        output = model.predict_proba(example) if proba else model.predict(example)
+        return self.log_model(
+            mlflow.sklearn, model, input_example=example, signature=infer_signature(example, output),
+            pip_requirements=_pinned(_SKLEARN_REQUIREMENTS), serialization_format="skops",
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES), pyfunc_predict_fn="predict_proba" if proba else "predict",
         )
-        return str(info.model_uri)
+
+    def log_model(
+        self, flavor: Any, model: Any, *, input_example: Any = None, signature: Any = None, pip_requirements: list[str] | None = None,
+        **options: Any,
+    ) -> str:
+        """Log ``model`` with any MLflow flavour module (``mlflow.lightgbm``, ``mlflow.xgboost``, …) as a logged
+        model of this run and return its URI (``models:/<model id>``). ``options`` go to the flavour's
+        ``save_model``. Requirements default to the flavour's own pinned list, so MLflow does not infer them by
+        importing the model in a subprocess."""
+        from mlflow.entities import LoggedModelOutput
+        from mlflow.models import Model
+
+        requirements = pip_requirements if pip_requirements is not None else list(flavor.get_default_pip_requirements())
+        logged = self.client.create_logged_model(self.experiment_id, name="model", source_run_id=self.run_id)
+        try:
+            self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+            with tempfile.TemporaryDirectory(prefix="mloop-model-") as tmp, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+                local = Path(tmp) / "model"
+                flavor.save_model(
+                    model, str(local),
+                    mlflow_model=Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=self.run_id, model_id=logged.model_id),
+                    input_example=input_example, signature=signature, pip_requirements=requirements, **options,
+                )
+                self.client.log_model_artifacts(logged.model_id, str(local))
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, "FAILED")
+            raise
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        return f"models:/{logged.model_id}"
 
 
 class Tracker:
@@ -101,19 +169,16 @@ class Tracker:
     def __init__(self, tracking_uri: str, artifact_root: Path) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        self._client: MlflowClient | None = None
 
     @property
     def client(self) -> MlflowClient:
-        from mlflow import MlflowClient
+        """A client bound to this workspace's tracking store and registry (never MLflow's global URI)."""
+        if self._client is None:
+            from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
-    def activate(self) -> None:
-        """Point MLflow's fluent API at this workspace (used by ``log_model`` and friends)."""
-        import mlflow
-
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        return self._client
 
     def experiment_id(self, name: str, *, create: bool = True) -> str:
         check_name(name, "experiment name")
@@ -142,12 +207,12 @@ class Tracker:
         seed: int | None = None,
         tags: dict[str, str] | None = None,
         code_dir: Path | None = None,
-        nested: bool = False,
+        parent: TrackedRun | None = None,
     ) -> Iterator[TrackedRun]:
-        """Start a run that records code version, environment and seed before the caller's code runs."""
-        import mlflow
+        """Start a run that records code version, environment and seed before the caller's code runs; it ends
+        FINISHED, or FAILED if the block raises. ``parent`` makes it a nested run (MLflow's parent tag)."""
+        from mlflow.tracking.context.registry import resolve_tags
 
-        self.activate()
         experiment_id = self.experiment_id(experiment)
         code = code_version(code_dir)
         env = environment()
@@ -161,33 +226,46 @@ class Tracker:
             lineage_tags["mlflow.source.git.commit"] = code.commit
         if seed is not None:
             lineage_tags["mloop.seed"] = str(seed)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={**lineage_tags, **(tags or {})}, nested=nested) as run:
-            tracked = TrackedRun(run.info.run_id, experiment_id, seed)
-            mlflow.log_dict({"code": code.to_dict(), "environment": env, "seed": seed}, "lineage/lineage.json")
+        if parent is not None:
+            lineage_tags["mlflow.parentRunId"] = parent.run_id
+        client = self.client
+        run = client.create_run(experiment_id, tags=resolve_tags({**lineage_tags, **(tags or {})}), run_name=run_name)
+        tracked = TrackedRun(client, run.info.run_id, experiment_id, seed)
+        try:
+            tracked.log_dict({"code": code.to_dict(), "environment": env, "seed": seed}, "lineage/lineage.json")
             if seed is not None:
-                mlflow.log_param("seed", seed)
+                tracked.log_params({"seed": seed})
             yield tracked
+        except BaseException:
+            client.set_terminated(tracked.run_id, "FAILED")
+            raise
+        client.set_terminated(tracked.run_id, "FINISHED")
 
-    def list_runs(self, experiment: str | None = None, max_results: int = 100) -> pd.DataFrame:
-        """Runs, newest first, as ``mlflow.search_runs`` returns them."""
-        import mlflow
-
-        self.activate()
-        if experiment is None:
-            ids = [e.experiment_id for e in self.client.search_experiments()]
-        else:
-            ids = [self.experiment_id(experiment, create=False)]
-        return mlflow.search_runs(experiment_ids=ids, max_results=max_results, order_by=["attributes.start_time DESC"])
+    def list_runs(self, experiment: str | None = None, max_results: int = 100) -> list[RunSummary]:
+        """Runs, newest first, with their experiment's name."""
+        client = self.client
+        experiments = {e.experiment_id: e.name for e in client.search_experiments()}
+        ids = list(experiments) if experiment is None else [self.experiment_id(experiment, create=False)]
+        if not ids:
+            return []
+        runs = client.search_runs(ids, max_results=max_results, order_by=["attributes.start_time DESC"])
+        return [
+            RunSummary(
+                run_id=r.info.run_id,
+                name=r.info.run_name or "",
+                experiment=experiments.get(r.info.experiment_id, r.info.experiment_id),
+                status=r.info.status,
+                start_time=(r.info.start_time or 0) / 1000,
+                metrics=dict(r.data.metrics),
+            )
+            for r in runs
+        ]
 
     def lineage(self, run_id: str) -> dict[str, Any]:
         """The lineage recorded for ``run_id``: code, environment, seed and datasets."""
-        from mlflow.artifacts import download_artifacts
-
-        self.activate()
-        local = Path(download_artifacts(run_id=run_id, artifact_path="lineage", tracking_uri=self.tracking_uri))
-        lineage: dict[str, Any] = json.loads((local / "lineage.json").read_text())
-        datasets_dir = local / "datasets"
-        lineage["datasets"] = {
-            p.stem: json.loads(p.read_text()) for p in sorted(datasets_dir.glob("*.json"))
-        } if datasets_dir.exists() else {}
+        with tempfile.TemporaryDirectory(prefix="mloop-lineage-") as tmp:
+            local = Path(self.client.download_artifacts(run_id, "lineage", tmp))
+            lineage: dict[str, Any] = json.loads((local / "lineage.json").read_text())
+            datasets_dir = local / "datasets"
+            lineage["datasets"] = {p.stem: json.loads(p.read_text()) for p in sorted(datasets_dir.glob("*.json"))} if datasets_dir.exists() else {}
         return lineage

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mloop.monitoring.drift._concept import ADWIN, DDM, DETECTORS, EDDM, KSWIN, PageHinkley, detector
 from mloop.monitoring.drift._binned import PSI, ChiSquareTest, JensenShannon
+from mloop.monitoring.drift._concept import ADWIN, DDM, DETECTORS, EDDM, KSWIN, PageHinkley, detector
 from mloop.monitoring.drift._correction import CORRECTIONS, adjust, benjamini_hochberg, bonferroni
 from mloop.monitoring.drift._dataset import DatasetDrift, DriftReport, FeatureDrift
 from mloop.monitoring.drift._mmd import MMDTest

@@ -76,7 +76,8 @@ class _Binned:
         binner = cls(bins=bins)
         binner.numeric_ = True
         binner.bin_edges_ = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
-        binner.reference_counts_ = np.append(np.diff(np.searchsorted(finite, binner.bin_edges_, side="right"), prepend=0, append=len(finite)), missing).astype(float)
+        per_bin = np.diff(np.searchsorted(finite, binner.bin_edges_, side="right"), prepend=0, append=len(finite))
+        binner.reference_counts_ = np.append(per_bin, missing).astype(float)
         return binner
 
     def bin_labels(self) -> list[str]:

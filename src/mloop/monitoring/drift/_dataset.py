@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput, NotFittedError
-from mloop.monitoring.drift._correction import CORRECTIONS, adjust
 from mloop.monitoring.drift._binned import PSI, ChiSquareTest, JensenShannon, _Binned
+from mloop.monitoring.drift._correction import CORRECTIONS, adjust
 from mloop.monitoring.drift._univariate import KSTest, TestResult
 from mloop.monitoring.drift._wasserstein import Wasserstein
 

@@ -1,0 +1,79 @@
+"""Deploying: a deployment is a name that serves a model alias (and, during a rollout, a candidate beside it).
+
+``Deployments`` is the use case over the three stores it touches — the registry (to resolve and check the
+versions), the deployments table and the event bus (every server swaps its models when it hears the event).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mloop.errors import NotFound
+from mloop.events import DEPLOYMENT_CHANGED, EventBus
+from mloop.registry import Registry
+from mloop.store import Deployment, MetadataStore, ServingConfig
+
+
+class Deployments:
+    """Create, change and list deployments. Safe to use from several processes: each write is one transaction
+    that also audits it and publishes the change."""
+
+    def __init__(self, registry: Registry, store: MetadataStore, bus: EventBus) -> None:
+        self.registry = registry
+        self.store = store
+        self.bus = bus
+
+    def list(self) -> list[Deployment]:
+        return self.store.deployments.list()
+
+    def get(self, name: str) -> Deployment:
+        return self.store.deployments.get(name)
+
+    def _served_versions(self, name: str) -> set[tuple[str, int]]:
+        """(model, version) pairs the deployment serves now, as its aliases resolve today."""
+        try:
+            current = self.store.deployments.get(name)
+        except NotFound:  # a new deployment serves nothing yet
+            return set()
+        refs = [current.alias] + ([str(current.rollout["candidate_alias"])] if current.rollout and current.rollout.get("candidate_alias") else [])
+        out = set()
+        for ref in refs:
+            try:
+                out.add((current.model_name, self.registry.resolve(current.model_name, ref).version))
+            except NotFound:  # an alias that no longer resolves is not served
+                continue
+        return out
+
+    def deploy(
+        self,
+        name: str,
+        model_name: str,
+        alias: str = "champion",
+        *,
+        rollout: dict[str, Any] | None = None,
+        serving: ServingConfig | None = None,
+        actor: str = "local",
+    ) -> Deployment:
+        """Serve ``models:/<model_name>@<alias>`` as deployment ``name`` (created or replaced).
+
+        ``serving`` sets batching, queue, deadline and missing-value rules; ``None`` keeps the current ones.
+        Every version the deployment will newly serve must exist and, if it has an ONNX twin, agree with it on
+        its parity sample (else ``Conflict`` naming the largest difference); versions it already serves were
+        checked when they arrived, so a rollout step re-checks nothing.
+        """
+        from mloop.optimize import verify_twin
+
+        refs = [alias] + ([str(rollout["candidate_alias"])] if rollout and rollout.get("candidate_alias") else [])
+        already = self._served_versions(name)
+        for ref in refs:
+            info = self.registry.resolve(model_name, ref)
+            if (model_name, info.version) not in already:
+                verify_twin(self.registry.load(model_name, info.version))
+        with self.store.transaction() as conn:
+            dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout, serving=serving)
+            self.store.audit.record(
+                conn, "deployment.updated", name,
+                {"model": model_name, "alias": alias, "rollout": rollout, "serving": dep.serving.to_dict()}, actor=actor,
+            )
+            self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": name, "revision": dep.revision})
+        return dep

@@ -133,3 +133,90 @@ def test_serving_settings_are_validated(setting: str, value: float, match: str) 
         ServingConfig(**{setting: value})
     with pytest.raises(InvalidInput, match="Unknown serving setting 'batch'. Valid:"):
         ServingConfig.from_dict({"batch": 3})
+
+
+def _thread_of_each_call(batcher: Batcher, model: _Model) -> list[str]:
+    seen: list[str] = []
+    real = batcher._predict
+
+    def spy(blocks):  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return real(blocks)
+
+    batcher._predict = spy
+    return seen
+
+
+def test_an_idle_fast_version_scores_on_the_event_loop() -> None:
+    """After a first call shows the model is fast, an idle version scores requests inline (no thread handoff);
+    the queue time is then zero."""
+    model = _Model()
+    batcher = Batcher(model, ServingConfig(), name="t")
+    seen = _thread_of_each_call(batcher, model)
+
+    async def main() -> list[tuple[object, float, float]]:
+        return [await batcher.submit(np.ones((1, 2)), 1) for _ in range(3)]
+
+    results = _run(main())
+    assert seen[0] == "mloop-batcher-t" and seen[1:] == ["MainThread", "MainThread"]
+    assert [r[1] for r in results[1:]] == [0.0, 0.0] and all(float(r[0][0]) == 2.0 for r in results)
+    batcher.retire(0)
+    batcher.join(5)
+
+
+@pytest.mark.parametrize(
+    ("config", "delay"),
+    [(ServingConfig(), 0.005), (ServingConfig(inline_below_ms=0), 0.0), (ServingConfig(max_delay_ms=1), 0.0)],
+    ids=["slow-model", "inline-off", "waits-for-batch-mates"],
+)
+def test_slow_models_and_batching_configs_always_use_the_worker(config: ServingConfig, delay: float) -> None:
+    model = _Model(delay=delay)
+    batcher = Batcher(model, config, name="t")
+    seen = _thread_of_each_call(batcher, model)
+
+    async def main() -> None:
+        for _ in range(4):
+            await batcher.submit(np.ones((1, 2)), 1)
+
+    _run(main())
+    assert seen == ["mloop-batcher-t"] * 4
+    batcher.retire(0)
+    batcher.join(5)
+
+
+def test_requests_queue_behind_a_batch_in_flight() -> None:
+    model = _Model()
+    model.gate.clear()
+    batcher = Batcher(model, ServingConfig(), name="t")
+    seen = _thread_of_each_call(batcher, model)
+
+    async def main() -> None:
+        first = asyncio.create_task(batcher.submit(np.ones((1, 2)), 1))  # the worker takes it and waits at the gate
+        await asyncio.sleep(0.05)
+        batcher._compute_ms = 0.01  # as if the model had been fast so far: only the batch in flight keeps others off the loop
+        others = [asyncio.create_task(batcher.submit(np.ones((1, 2)), 1)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        assert batcher.pending == 3
+        model.gate.set()
+        await asyncio.gather(first, *others)
+
+    _run(main())
+    assert set(seen) == {"mloop-batcher-t"} and sum(model.calls) == 4
+    batcher.retire(0)
+    batcher.join(5)
+
+
+def test_an_inline_request_past_its_deadline_is_not_computed() -> None:
+    model = _Model()
+    batcher = Batcher(model, ServingConfig(), name="t")
+
+    async def main() -> None:
+        await batcher.submit(np.ones((1, 2)), 1)
+        assert batcher.inline
+        with pytest.raises(DeadlineExceeded):
+            await batcher.submit(np.ones((1, 2)), 1, timeout_ms=1e-9)
+
+    _run(main())
+    assert model.calls == [1]
+    batcher.retire(0)
+    batcher.join(5)

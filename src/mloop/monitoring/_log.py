@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,93 +18,29 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
+from mloop.monitoring._buffer import INPUT_PREFIX, FeedbackBuffer, PredictionBuffer
 from mloop.monitoring._transport import LocalSegments, SegmentSink
 from mloop.names import check_name
 
 log = logging.getLogger("mloop.monitoring")
 
-INPUT_PREFIX = "in__"
-
-
-def _kind(inputs: Any) -> int:
-    return 0 if isinstance(inputs, np.ndarray) else 1 if isinstance(inputs, pd.DataFrame) else 2
-
-
-def _same_shape(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    kind = _kind(a[4])
-    if kind != _kind(b[4]):
-        return False
-    if kind == 0:  # matrices: the runtime passes the same column tuple object every time
-        return a[6] is b[6] or a[6] == b[6]
-    if kind == 2:
-        return a[4].keys() == b[4].keys()
-    return True
-
-
-def _runs(items: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """Consecutive requests of one shape, grouped: each group becomes one set of column arrays."""
-    runs: list[list[tuple[Any, ...]]] = []
-    for item in items:
-        if runs and _same_shape(runs[-1][0], item):
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return runs
-
-
-def _column_arrays(group: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """The inputs of consecutive same-shaped requests as one array per column."""
-    first, columns = group[0][4], group[0][6]
-    if isinstance(first, np.ndarray):
-        matrix = np.vstack([item[4] for item in group])
-        return {name: matrix[:, j] for j, name in enumerate(columns or [f"x{j}" for j in range(matrix.shape[1])])}
-    if isinstance(first, pd.DataFrame):
-        frame = pd.concat([item[4] for item in group], ignore_index=True)
-        return {str(c): frame[c].to_numpy() for c in frame.columns}
-    return {k: np.concatenate([item[4][k] for item in group]) for k in first}
-
-
-def _prediction_table(items: list[tuple[Any, ...]]) -> Any:
-    """One Arrow table for many buffered requests, built column-wise with numpy: the flush holds the GIL
-    for as little time as possible, because it shares the process with the serving event loop."""
-    import pyarrow as pa
-
-    sizes = np.fromiter((len(item[4]) for item in items), dtype=np.int64, count=len(items))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    total = int(sizes.sum())
-    columns: dict[str, Any] = {
-        "request_id": np.repeat(np.array([item[0] for item in items], dtype=object), sizes),
-        "row": (np.arange(total) - np.repeat(starts, sizes)).astype(np.int32),
-        "ts": np.repeat(np.fromiter((item[1] for item in items), dtype=float, count=len(items)), sizes),
-        "version": np.repeat(np.fromiter((item[2] for item in items), dtype=np.int32, count=len(items)), sizes),
-        "latency_ms": np.repeat(np.fromiter((item[3] for item in items), dtype=float, count=len(items)), sizes),
-        "score": np.concatenate([np.asarray(item[5], dtype=float).reshape(len(item[4]), -1)[:, -1] for item in items]),
-    }
-    inputs: dict[str, list[Any]] = {}
-    for group in _runs(items):
-        n = sum(len(item[4]) for item in group)
-        arrays = _column_arrays(group)
-        for name in inputs.keys() | arrays.keys():  # a column absent from a run is null there
-            inputs.setdefault(name, [])
-            inputs[name].append(arrays[name] if name in arrays else np.full(n, None, dtype=object))
-    for name, parts in inputs.items():
-        values = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        columns[INPUT_PREFIX + name] = pa.array(values, from_pandas=True)
-    return pa.table(columns)
-
 
 class PredictionLog:
     """Buffered writer of prediction and feedback batches: segments under ``root/<deployment>/`` by default,
-    or any :class:`SegmentSink` (a Redis Stream, JetStream). Thread-safe. A batch the sink refuses (say
-    Redis is down) goes back to the front of the buffer and is tried again at the next flush."""
+    or any :class:`SegmentSink` (a Redis Stream, JetStream). Thread-safe.
+
+    Requests are buffered column by column (:class:`PredictionBuffer`), so appending costs a few list operations
+    and a flush holds the interpreter only to hand each column to Arrow (the Parquet write and the fsync release
+    it). A batch the sink refuses (say Redis is down) is kept, already built, and written first at the next flush."""
 
     def __init__(self, root: Path, *, flush_interval: float = 1.0, sink: SegmentSink | None = None) -> None:
         self.root = root
         self.flush_interval = flush_interval
         self.sink: SegmentSink = sink or LocalSegments(root)
         self._lock = threading.Lock()
-        self._predictions: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        self._feedback: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self._predictions: dict[str, PredictionBuffer] = {}
+        self._feedback: dict[str, FeedbackBuffer] = {}
+        self._unwritten: list[tuple[str, str, Any]] = []  # (kind, deployment, table) the sink refused
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
@@ -123,50 +58,43 @@ class PredictionLog:
         latency_ms: float,
         columns: Sequence[str] | None = None,
     ) -> None:
-        """Buffer one answered request. ``inputs`` is a frame, a mapping of column arrays (with ``len``), or a
-        matrix with its ``columns``; frames are built at flush time, off the serving path."""
+        """Buffer one answered request. ``inputs`` is a frame, a mapping of column arrays, or a matrix with its
+        ``columns``; ``scores`` holds one number per row."""
         with self._lock:
-            self._predictions[deployment].append((request_id, ts, version, latency_ms, inputs, scores, columns))
+            buffer = self._predictions.get(deployment)
+            if buffer is None:
+                buffer = self._predictions[deployment] = PredictionBuffer()
+            buffer.add(request_id, ts, version, latency_ms, inputs, scores, columns)
 
     def log_feedback(self, deployment: str, request_id: str, labels: list[float], ts: float) -> None:
         with self._lock:
-            self._feedback[deployment].append((request_id, ts, labels))
+            buffer = self._feedback.get(deployment)
+            if buffer is None:
+                buffer = self._feedback[deployment] = FeedbackBuffer()
+            buffer.add(request_id, labels, ts)
 
     # -- flushing (background) ------------------------------------------------------------
 
-    def _requeue(self, kind: str, deployment: str, items: list[tuple[Any, ...]]) -> None:
-        with self._lock:
-            buffer = self._predictions if kind == "predictions" else self._feedback
-            buffer[deployment][:0] = items
-
     def flush(self) -> int:
-        """Write everything buffered so far; returns the number of rows written. Batches that fail to
-        write are kept for the next flush, and the first failure is raised after the rest were tried."""
-        import pyarrow as pa
-
+        """Write everything buffered so far; returns the number of rows written. Batches that fail to write are
+        kept for the next flush, and the first failure is raised after the rest were tried."""
         with self._flush_lock:
             with self._lock:
-                predictions, self._predictions = self._predictions, defaultdict(list)
-                feedback, self._feedback = self._feedback, defaultdict(list)
+                predictions, self._predictions = self._predictions, {}
+                feedback, self._feedback = self._feedback, {}
+            batches: list[tuple[str, str, Any]] = [
+                *self._unwritten,
+                *(("predictions", d, b.table()) for d, b in predictions.items() if len(b)),
+                *(("feedback", d, b.table()) for d, b in feedback.items() if len(b)),
+            ]
+            self._unwritten = []
             written = 0
             failure: Exception | None = None
-            batches: list[tuple[str, str, list[tuple[Any, ...]]]] = [
-                *(("predictions", d, items) for d, items in predictions.items()),
-                *(("feedback", d, items) for d, items in feedback.items()),
-            ]
-            for kind, deployment, items in batches:
-                if kind == "predictions":
-                    table = _prediction_table(items)
-                else:
-                    frame = pd.DataFrame(
-                        [(rid, i, ts, float(label)) for rid, ts, labels in items for i, label in enumerate(labels)],
-                        columns=["request_id", "row", "ts", "label"],
-                    ).astype({"row": np.int32})
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
+            for kind, deployment, table in batches:
                 try:
                     self.sink.write(deployment, kind, table)
                 except Exception as exc:  # keep the rows: nothing acknowledged is dropped because a sink hiccuped
-                    self._requeue(kind, deployment, items)
+                    self._unwritten.append((kind, deployment, table))
                     failure = failure or exc
                     continue
                 written += table.num_rows

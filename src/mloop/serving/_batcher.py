@@ -2,8 +2,12 @@
 
 The worker takes the oldest request, adds whatever else is queued (up to ``max_batch_size`` rows), waits up to
 ``max_delay_ms`` for more when the batch is not full, drops requests whose deadline passed, and predicts the rest
-in one call. Results travel back to the event loop with ``call_soon_threadsafe``. Inference never runs on
-the event loop.
+in one call. Results travel back to the event loop with ``call_soon_threadsafe``.
+
+One exception, for fast models: when nothing is queued or being computed and this version's calls have been
+taking less than ``inline_below_ms`` (a moving average), a request is scored on the event loop itself. Handing a
+40 µs ONNX call to a thread and back costs more than the call, in the median and in the tail; a slow model, a
+batch in flight or a wait for batch-mates (``max_delay_ms`` > 0) always goes through the worker.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class Batcher:
         self._items: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._retire_at: float | None = None
+        self._busy = False  # the worker holds a batch (set and cleared under the condition's lock)
+        self._compute_ms: float | None = None  # moving average of one call's compute time
         self._thread = threading.Thread(target=self._run, name=f"mloop-batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -60,13 +66,39 @@ class Batcher:
     def pending(self) -> int:
         return len(self._items)
 
+    @property
+    def inline(self) -> bool:
+        """Whether the next request would be scored on the event loop (idle, and recent calls were fast)."""
+        cfg = self.config
+        return (
+            not self._items and not self._busy and cfg.max_delay_ms == 0 and self._compute_ms is not None
+            and self._compute_ms < cfg.inline_below_ms
+        )
+
+    def _observe(self, seconds: float) -> None:
+        ms = seconds * 1000.0
+        self._compute_ms = ms if self._compute_ms is None else 0.9 * self._compute_ms + 0.1 * ms
+
     async def submit(self, block: Any, rows: int, *, timeout_ms: float | None = None) -> tuple[Any, float, float]:
-        """Queue one request; returns (output, queue seconds, compute seconds)."""
+        """Queue one request (or score it at once, see ``inline``); returns (output, queue seconds, compute seconds)."""
         if len(self._items) >= self.config.queue_size:
             raise QueueFull(f"The queue of this deployment is full ({self.config.queue_size} requests); retry shortly.")
-        loop = asyncio.get_running_loop()
         budget = (timeout_ms if timeout_ms is not None else self.config.timeout_ms) / 1000.0
-        item = _Item(block, rows, time.perf_counter() + budget, loop.create_future(), loop)
+        enqueued = time.perf_counter()
+        if self.inline:
+            started = time.perf_counter()
+            if started > enqueued + budget:
+                raise DeadlineExceeded("The request's deadline passed before it was computed.")
+            output = self._predict([block])[0]
+            compute = time.perf_counter() - started
+            self._observe(compute)
+            if self._on_batch is not None:
+                self._on_batch(rows)
+            if isinstance(output, BaseException):
+                raise output
+            return output, 0.0, compute
+        loop = asyncio.get_running_loop()
+        item = _Item(block, rows, enqueued + budget, loop.create_future(), loop)
         with self._cond:
             self._items.append(item)
             self._cond.notify()
@@ -89,6 +121,7 @@ class Batcher:
                 if self._retire_at is not None and time.monotonic() >= self._retire_at:
                     return None
                 self._cond.wait(timeout=0.5 if self._retire_at is not None else None)
+            self._busy = True
             batch = [self._items.popleft()]
             rows = batch[0].rows
             give_up = batch[0].enqueued + cfg.max_delay_ms / 1000.0
@@ -108,6 +141,8 @@ class Batcher:
 
     def _run(self) -> None:
         while True:
+            with self._cond:
+                self._busy = False
             batch = self._take()
             if batch is None:
                 return
@@ -128,6 +163,7 @@ class Batcher:
             except BaseException as exc:  # the predict function already isolates per-block failures
                 outputs = [exc] * len(live)
             done = time.perf_counter()
+            self._observe(done - started)
             if self._on_batch is not None:
                 self._on_batch(sum(i.rows for i in live))
             for item, out in zip(live, outputs, strict=True):

@@ -22,7 +22,9 @@ class ServingConfig:
     """How a deployment is served: ``max_batch_size`` rows per model call; ``max_delay_ms`` the longest a
     request waits for batch-mates (0: batch only what is already queued); ``queue_size`` requests waiting at
     most before 429; ``timeout_ms`` the default deadline; ``allow_missing`` whether ``null`` inputs are accepted;
-    ``runtime_timeout_ms`` how long the fast (ONNX) runtime may take on a batch before the native model answers it."""
+    ``runtime_timeout_ms`` how long the fast (ONNX) runtime may take on a batch before the native model answers it;
+    ``inline_below_ms``: an idle version whose calls take less than this (a moving average) scores a request on the
+    event loop instead of handing it to its worker thread (0 turns that off)."""
 
     max_batch_size: int = 64
     max_delay_ms: float = 0.0
@@ -30,6 +32,7 @@ class ServingConfig:
     timeout_ms: float = 30_000.0
     allow_missing: bool = True
     runtime_timeout_ms: float = 1_000.0
+    inline_below_ms: float = 1.0
 
     def __post_init__(self) -> None:
         checks = (
@@ -38,6 +41,7 @@ class ServingConfig:
             ("queue_size", 1 <= self.queue_size <= 1_000_000, "[1, 1000000]"),
             ("timeout_ms", 0 < self.timeout_ms <= 3_600_000, "(0, 3600000]"),
             ("runtime_timeout_ms", 0 < self.runtime_timeout_ms <= 3_600_000, "(0, 3600000]"),
+            ("inline_below_ms", 0 <= self.inline_below_ms <= 100, "[0, 100]"),
         )
         for name, ok, bounds in checks:
             if not ok:

@@ -5,9 +5,10 @@ The worker takes the oldest request, adds whatever else is queued (up to ``max_b
 in one call. Results travel back to the event loop with ``call_soon_threadsafe``.
 
 One exception, for fast models: when nothing is queued or being computed and this version's calls have been
-taking less than ``inline_below_ms`` (a moving average), a request is scored on the event loop itself. Handing a
-40 µs ONNX call to a thread and back costs more than the call, in the median and in the tail; a slow model, a
-batch in flight or a wait for batch-mates (``max_delay_ms`` > 0) always goes through the worker.
+taking less than ``inline_below_ms`` (a moving average), a lone request is scored on the event loop itself.
+Handing a 40 µs ONNX call to a thread and back costs more than the call, in the median and in the tail. "Lone"
+is checked by yielding to the loop once: if another request queues meanwhile, both go to the worker and batch.
+A slow model, a batch in flight or a wait for batch-mates (``max_delay_ms`` > 0) always uses the worker.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._retire_at: float | None = None
         self._busy = False  # the worker holds a batch (set and cleared under the condition's lock)
+        self._claimed = False  # a request is about to be scored inline (set on the event loop only)
         self._compute_ms: float | None = None  # moving average of one call's compute time
         self._thread = threading.Thread(target=self._run, name=f"mloop-batcher-{name}", daemon=True)
         self._thread.start()
@@ -85,7 +87,15 @@ class Batcher:
             raise QueueFull(f"The queue of this deployment is full ({self.config.queue_size} requests); retry shortly.")
         budget = (timeout_ms if timeout_ms is not None else self.config.timeout_ms) / 1000.0
         enqueued = time.perf_counter()
-        if self.inline:
+        if self.inline and not self._claimed:
+            # Let the other requests this loop iteration brought run up to here first: if any of them queues, this one
+            # joins the batch instead (under load the worker batches; only a lone request is scored inline).
+            self._claimed = True
+            try:
+                await asyncio.sleep(0)
+            finally:
+                self._claimed = False
+        if self.inline and not self._claimed:
             started = time.perf_counter()
             if started > enqueued + budget:
                 raise DeadlineExceeded("The request's deadline passed before it was computed.")

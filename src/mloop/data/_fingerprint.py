@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Fingerprint:
 def fingerprint(frame: pd.DataFrame) -> Fingerprint:
     """Fingerprint ``frame``; equal content gives an equal hash, any changed cell, column or row order does not.
 
+    >>> import pandas as pd
     >>> a = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
     >>> fingerprint(a) == fingerprint(a.copy())
     True
@@ -36,6 +38,8 @@ def fingerprint(frame: pd.DataFrame) -> Fingerprint:
     schema = {str(col): str(dtype) for col, dtype in frame.dtypes.items()}
     for name, dtype in schema.items():
         digest.update(f"{name}\x1f{dtype}\x1e".encode())
+    import pandas as pd
+
     row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     digest.update(row_hashes.tobytes())
     return Fingerprint(sha256=digest.hexdigest(), schema=schema, rows=len(frame))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from mloop.errors import InvalidInput, NotFound
 
@@ -22,6 +24,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"Cannot read {str(path)!r}: unknown extension {path.suffix!r}. Valid: {', '.join(sorted(_READERS))}.",
             field="path",
         )
+    import pandas as pd
+
     try:
         if kind == "parquet":
             return pd.read_parquet(path)

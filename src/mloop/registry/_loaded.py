@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from mloop.errors import InvalidInput
 from mloop.tracking import SKOPS_TRUSTED_TYPES
+
+if TYPE_CHECKING:  # pandas and NumPy load with the model, not with the registry (listing commands never need them)
+    import numpy as np
+    import pandas as pd
 
 EXTRAS_DIR = "mloop"  # what mloop adds to a model folder at registration: rebuilt by an importing workspace
 TWIN_FILE = f"{EXTRAS_DIR}/model.onnx"  # the ONNX twin
@@ -51,12 +53,18 @@ class LoadedModel:
                 raise InvalidInput(f"Input is missing required field(s) {missing} of model {self.name!r}.", field=missing[0])
             frame = frame[self.feature_names]
         if self.flavour == "sklearn" and hasattr(self.model, "predict_proba"):
+            import numpy as np
+
             return np.asarray(self.model.predict_proba(frame))
+        import numpy as np
+
         return np.asarray(self.model.predict(frame))
 
     @staticmethod
     def scores(output: np.ndarray) -> np.ndarray:
         """One number per row: the positive-class probability of a binary classifier, else the output itself."""
+        import numpy as np
+
         out = np.asarray(output)
         if out.ndim == 2 and out.shape[1] == 2:
             return out[:, 1]
@@ -71,6 +79,8 @@ def read_parity_sample(folder: Path) -> pd.DataFrame:
     import json
 
     data = json.loads((folder / PARITY_FILE).read_text())
+    import pandas as pd
+
     return pd.DataFrame(data["data"], columns=data["columns"])
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from mloop.events import EventBus
     from mloop.store import MetadataStore
-    from mloop.tracking import Tracker
+    from mloop.tracking import MlflowCatalog, Tracker, VersionRecord
 
 
 @dataclass(frozen=True)
@@ -77,27 +77,55 @@ class Registry:
             manifest_sha256=(mv.tags or {}).get("mloop.manifest_sha256"),
         )
 
+    @staticmethod
+    def _record(r: VersionRecord) -> ModelVersionInfo:
+        return ModelVersionInfo(r.name, r.version, r.run_id, r.source, r.aliases, r.created_at, r.tags.get("mloop.manifest_sha256"))
+
     def resolve(self, name: str, ref: str | int) -> ModelVersionInfo:
         """The version that ``ref`` names: a version number, an alias, or ``latest``."""
+        check_name(name, "model name")
+        numeric = isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit())
+        if not numeric and ref != "latest":
+            check_name(ref, "alias")
+
+        def direct(catalog: MlflowCatalog) -> ModelVersionInfo:
+            if numeric:
+                found = catalog.versions(name, int(ref))
+            elif ref == "latest":
+                found = catalog.versions(name)[-1:]
+                if not found:
+                    raise NotFound(f"Model {name!r} has no versions yet.")
+            else:
+                version = catalog.aliases(name).get(name, {}).get(str(ref))
+                found = catalog.versions(name, version) if version is not None else []
+            if not found:
+                raise NotFound(f"Model {name!r} has no version {ref!r}. See `mloop models show {name}`.")
+            return self._record(found[-1])
+
+        return self._tracker.read(direct, lambda: self._resolve_through_client(name, ref, numeric))
+
+    def _resolve_through_client(self, name: str, ref: str | int, numeric: bool) -> ModelVersionInfo:
         from mlflow.exceptions import MlflowException
 
-        check_name(name, "model name")
         client = self._client
         try:
-            if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            if numeric:
                 return self._info(client.get_model_version(name, str(ref)))
             if ref == "latest":
                 versions = self.versions(name)
                 if not versions:
                     raise NotFound(f"Model {name!r} has no versions yet.")
                 return versions[-1]
-            check_name(ref, "alias")
-            return self._info(client.get_model_version_by_alias(name, ref))
+            return self._info(client.get_model_version_by_alias(name, str(ref)))
         except MlflowException as exc:
             raise NotFound(f"Model {name!r} has no version {ref!r}. See `mloop models show {name}`.") from exc
 
     def versions(self, name: str) -> list[ModelVersionInfo]:
+        """Every version of ``name``, oldest first, with its aliases."""
         check_name(name, "model name")
+        return self._tracker.read(lambda c: [self._record(r) for r in c.versions(name)], lambda: self._versions_through_client(name))
+
+    def _versions_through_client(self, name: str) -> list[ModelVersionInfo]:
         from mlflow.exceptions import MlflowException
 
         client = self._client
@@ -116,9 +144,24 @@ class Registry:
 
     def list_models(self) -> list[dict[str, Any]]:
         """Every registered model with its newest version and aliases."""
+
+        def direct(catalog: MlflowCatalog) -> list[dict[str, Any]]:
+            names, aliases = catalog.model_names(), catalog.aliases()
+            versions: dict[str, list[int]] = {}
+            for r in catalog.versions():
+                versions.setdefault(r.name, []).append(r.version)
+            return [
+                {"name": n, "latest_version": max(versions[n]) if versions.get(n) else None, "versions": len(versions.get(n, [])),
+                 "aliases": aliases.get(n, {})}
+                for n in names
+            ]
+
+        return self._tracker.read(direct, self._list_models_through_client)
+
+    def _list_models_through_client(self) -> list[dict[str, Any]]:
         out = []
         for rm in self._client.search_registered_models():
-            versions = self.versions(rm.name)
+            versions = self._versions_through_client(rm.name)
             out.append(
                 {
                     "name": rm.name,

@@ -11,7 +11,6 @@ from mloop.names import check_name
 from mloop.store._deployments import Deployment, DeploymentRepository, ServingConfig
 from mloop.store._engine import create_engine, normalize_url, redact_url
 from mloop.store._keys import ApiKey, ApiKeyRepository, secret_digest, split_key
-from mloop.store._migrate import current_revision, head_revision, upgrade
 from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
 from mloop.store._records import AlertLog, AuditEntry, AuditLog, ManifestRepository, manifest_digest
 from mloop.store._schema import events as events_table
@@ -34,13 +33,13 @@ __all__ = [
     "ServingConfig",
     "check_name",
     "create_engine",
-    "events_table",
     "current_revision",
     "head_revision",
+    "upgrade",
+    "events_table",
     "manifest_digest",
     "normalize_url",
     "redact_url",
-    "upgrade",
 ]
 
 
@@ -58,6 +57,8 @@ class MetadataStore:
         self.api_keys = ApiKeyRepository(self.engine)
 
     def migrate(self) -> None:
+        from mloop.store._migrate import upgrade
+
         upgrade(self.engine)
 
     @contextmanager
@@ -71,3 +72,12 @@ class MetadataStore:
 
     def __repr__(self) -> str:
         return f"MetadataStore({redact_url(self.url)!r})"
+
+
+def __getattr__(name: str) -> object:
+    """Migrations load Alembic (~0.1 s): only the commands that migrate import them."""
+    if name in ("upgrade", "current_revision", "head_revision"):
+        from mloop.store import _migrate
+
+        return getattr(_migrate, name)
+    raise AttributeError(f"module 'mloop.store' has no attribute {name!r}")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+from mloop.tracking._catalog import CatalogUnavailable, MlflowCatalog, RunSummary, VersionRecord
 from mloop.tracking._lineage import CodeVersion, code_version, environment
-from mloop.tracking._tracker import SKOPS_TRUSTED_TYPES, RunSummary, TrackedRun, Tracker
+from mloop.tracking._tracker import SKOPS_TRUSTED_TYPES, TrackedRun, Tracker
 
-__all__ = ["SKOPS_TRUSTED_TYPES", "CodeVersion", "RunSummary", "TrackedRun", "Tracker", "code_version", "environment"]
+__all__ = [
+    "SKOPS_TRUSTED_TYPES",
+    "CatalogUnavailable",
+    "CodeVersion",
+    "MlflowCatalog",
+    "RunSummary",
+    "TrackedRun",
+    "Tracker",
+    "VersionRecord",
+    "code_version",
+    "environment",
+]

@@ -12,21 +12,23 @@ import json
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mloop.data import Fingerprint, fingerprint
 from mloop.errors import NotFound
 from mloop.names import check_name
+from mloop.tracking._catalog import CatalogUnavailable, MlflowCatalog, RunSummary
 from mloop.tracking._lineage import code_version, environment
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
+
+T = TypeVar("T")
 
 # The scikit-learn types that mloop itself allows skops to rebuild; decided here, never read from a model file.
 SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
@@ -48,18 +50,6 @@ def _pinned(packages: tuple[str, ...]) -> list[str]:
         except metadata.PackageNotFoundError:
             out.append(name)
     return out
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One run as ``mloop runs list`` shows it."""
-
-    run_id: str
-    name: str
-    experiment: str
-    status: str
-    start_time: float
-    metrics: dict[str, float]
 
 
 class TrackedRun:
@@ -170,6 +160,28 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         self._client: MlflowClient | None = None
+        self._catalog: MlflowCatalog | None | bool = False  # False: not tried yet; None: unavailable
+
+    @property
+    def catalog(self) -> MlflowCatalog | None:
+        """Direct reads of MLflow's SQL store (see :class:`MlflowCatalog`), or None when only the client can read it."""
+        if self._catalog is False:
+            try:
+                self._catalog = MlflowCatalog(self.tracking_uri)
+            except CatalogUnavailable:
+                self._catalog = None
+        return self._catalog  # type: ignore[return-value]
+
+    def read(self, direct: Callable[[MlflowCatalog], T], through_client: Callable[[], T]) -> T:
+        """``direct(catalog)`` when the store can be read directly, else (or if its schema is not the expected one)
+        ``through_client()``: the same answer either way, the first much sooner."""
+        catalog = self.catalog
+        if catalog is not None:
+            try:
+                return direct(catalog)
+            except CatalogUnavailable:
+                self._catalog = None
+        return through_client()
 
     @property
     def client(self) -> MlflowClient:
@@ -243,6 +255,18 @@ class Tracker:
 
     def list_runs(self, experiment: str | None = None, max_results: int = 100) -> list[RunSummary]:
         """Runs, newest first, with their experiment's name."""
+        check = check_name(experiment, "experiment name") if experiment is not None else None
+
+        def direct(catalog: MlflowCatalog) -> list[RunSummary]:
+            names = catalog.experiments()
+            ids = [i for i, n in names.items() if check is None or n == check]
+            if check is not None and not ids:
+                raise NotFound(f"Experiment {check!r} does not exist. List them with `mloop runs list`.")
+            return catalog.runs(ids, max_results)
+
+        return self.read(direct, lambda: self._list_runs(experiment, max_results))
+
+    def _list_runs(self, experiment: str | None, max_results: int) -> list[RunSummary]:
         client = self.client
         experiments = {e.experiment_id: e.name for e in client.search_experiments()}
         ids = list(experiments) if experiment is None else [self.experiment_id(experiment, create=False)]

@@ -1,0 +1,61 @@
+"""Imports are a budget: each command loads only what it uses. Checked in a fresh interpreter per command (the
+modules a whole `mloop ...` process loaded), not by timing, so the test holds on any machine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mloop.workspace import Workspace
+from tests.conftest import deploy, train_and_register
+
+_PROBE = """
+import json, sys
+from mloop.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+HEAVY = {"mlflow", "scipy", "sklearn", "fastapi", "uvicorn", "onnxruntime", "alembic", "duckdb", "optuna", "river", "lightgbm", "jinja2"}
+
+
+def _loaded(args: list[str]) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    ws = Workspace.init(tmp_path_factory.mktemp("imports") / "ws")
+    train_and_register(ws)
+    deploy(ws, "toy", "toy", "champion")
+    return ws
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["models", "list"], ["runs", "list"], ["models", "show", "toy"], ["deployments", "list"], ["auth", "list-keys"], ["monitors", "list"]],
+    ids=lambda c: " ".join(c),
+)
+def test_listing_commands_load_neither_mlflow_nor_the_numeric_stack(ws: Workspace, command: list[str]) -> None:
+    loaded = _loaded(["-w", str(ws.root), *command])
+    assert loaded & (HEAVY | {"pandas"}) == set(), sorted(loaded & (HEAVY | {"pandas"}))
+
+
+def test_the_drift_report_loads_no_workspace_server_or_mlflow(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    for name in ("ref", "cur"):
+        pd.DataFrame({"x": rng.normal(size=200), "c": rng.choice(["a", "b"], 200)}).to_parquet(tmp_path / f"{name}.parquet")
+    loaded = _loaded(["drift", "report", "-r", str(tmp_path / "ref.parquet"), "-c", str(tmp_path / "cur.parquet"), "--json"])
+    assert loaded & {"mlflow", "sqlalchemy", "fastapi", "uvicorn", "alembic", "duckdb", "sklearn", "jinja2"} == set()

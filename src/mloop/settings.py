@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     ``MLOOP_JWT_ISSUER`` / ``MLOOP_JWT_AUDIENCE`` (default ``mloop``), ``MLOOP_JWT_LEEWAY`` (seconds, at most 60).
     ``MLOOP_WEBHOOK_ALLOW`` — hosts that alarm webhooks may call besides loopback (comma-separated).
     ``MLOOP_MONITOR_INTERVAL`` — seconds between monitor ticks in a server (0 turns the scheduler off).
+    ``MLOOP_EVENT_POLL_INTERVAL`` — seconds between a server's looks at the event bus: how soon it serves a new
+    deployment or alias (default 0.5; each look is one indexed read).
 
     >>> Settings(home=Path("/tmp/ws")).log_flush_interval
     1.0
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     jwt_leeway: float = Field(default=30.0, ge=0, le=60)
     webhook_allow: str = ""
     monitor_interval: float = Field(default=10.0, ge=0)
+    event_poll_interval: float = Field(default=0.5, gt=0, le=60)
 
     def __init__(self, **values: Any) -> None:
         check_environment(os.environ)

@@ -29,6 +29,10 @@ def test_runs_record_lineage_visible_to_stock_mlflow(workspace: Workspace) -> No
     assert lineage["environment"]["packages"]["mlflow"] == mlflow.__version__
     inputs = mlflow.get_run(run.run_id).inputs.dataset_inputs
     assert [i.dataset.name for i in inputs] == ["toy"]
+    import json
+
+    assert json.loads(inputs[0].dataset.profile) == {"num_rows": 100, "num_elements": 500}  # the whole frame
+    assert [c["name"] for c in json.loads(inputs[0].dataset.schema)["mlflow_colspec"]] == ["x1", "x2", "x3", "color", "y"]
 
 
 def test_code_version_has_commit_and_dirty_hash(tmp_path: Path, workspace: Workspace) -> None:

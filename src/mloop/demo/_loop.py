@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,6 +29,7 @@ from mloop.demo._server_process import ServerProcess
 from mloop.errors import InvalidInput, Unavailable
 from mloop.monitoring import LogReader
 from mloop.monitoring.drift import ADWIN, DatasetDrift
+from mloop.registry import LoadedModel
 from mloop.rollout import Arm, Canary, Decision
 from mloop.serving import Deployments
 from mloop.training import auc, fit, tune
@@ -37,6 +39,7 @@ MODEL = "flights"
 DEPLOYMENT = "flights"
 EXPERIMENT = "flights"
 MAX_TRAIN_ROWS = 120_000
+_JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -166,6 +169,7 @@ class _Controller:
         self.challenger_reference: pd.DataFrame | None = None
         self.actions: list[DemoAction] = []
         self.clock = clock
+        self._champion_model: LoadedModel | None = None
 
     def note(self, message: str) -> None:
         self.events.append((time.time(), message))
@@ -177,6 +181,12 @@ class _Controller:
         self.actions.append(DemoAction(month, kind, version, text, {k: float(v) for k, v in evidence.items()}))
         if log:
             self.note(text)
+
+    def champion_model(self) -> LoadedModel:
+        """The champion, loaded (and verified) once per version."""
+        if self._champion_model is None or self._champion_model.version != self.champion:
+            self._champion_model = self.ws.registry.load(MODEL, self.champion)
+        return self._champion_model
 
     def phase(self, name: str) -> Any:
         return self.clock.phase(name)
@@ -231,20 +241,20 @@ class _Controller:
 
     def _retrain(self, result: WindowResult, since: float, why: str) -> None:
         month = result.month
-        recent = self.reader.labelled(DEPLOYMENT, since=since)
-        recent = recent[recent["label"].notna()]
+        logged = self.reader.labelled(DEPLOYMENT, since=0.0)  # one read; the recent window is a slice of it
+        logged = logged[logged["label"].notna()]
+        recent = logged[logged["ts"] >= since]
         if len(recent) < 200:
             self.act(result.actions, month, "skip", f"{why}: too few labelled rows to retrain", labelled=len(recent))
             return
         # Training data: the initial set plus every labelled row logged since, capped to the newest
         # MAX_TRAIN_ROWS; the holdout is the newest quarter of the recent window, never trained on.
-        logged = self.reader.labelled(DEPLOYMENT, since=0.0)
-        logged = logged[logged["label"].notna()].assign(late=lambda f: f["label"].astype(int))
+        logged = logged.assign(late=lambda f: f["label"].astype(int))
         cumulative = pd.concat([self.initial[[*SPEC.features, SPEC.target]], logged[[*SPEC.features, SPEC.target]]], ignore_index=True)
         n_holdout = max(100, len(recent) // 4)
         train = cumulative.iloc[:-n_holdout].tail(MAX_TRAIN_ROWS)
         holdout = cumulative.iloc[-n_holdout:]
-        champion = self.ws.registry.load(MODEL, "champion")
+        champion = self.champion_model()
         with self.ws.tracker.start_run(EXPERIMENT, run_name=f"retrain-month-{result.month}", seed=self.cfg.seed, tags={"mloop.trigger": why}) as run:
             run.log_dataset(train[[*SPEC.features, SPEC.target]], context="training", name=f"prediction-log-recent-m{result.month}", targets=SPEC.target)
             run.log_dataset(holdout[[*SPEC.features, SPEC.target]], context="holdout", name=f"prediction-log-holdout-m{result.month}", targets=SPEC.target)
@@ -394,7 +404,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
     windows: list[WindowResult] = []
     server_log = ws.root / "server.log"
     request_month: dict[str, int] = {}
-    server = ServerProcess(ws.root, log_file=server_log)
+    server = ServerProcess(ws.root, log_file=server_log, event_poll_interval=0.05)  # each rollout change waits for the server
     with clock.phase("server start"):
         server.start()
     with server, server.client(timeout=30.0) as client:
@@ -419,7 +429,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
                 for b, start in enumerate(range(0, len(rows), batch_size)):
                     rid = f"m{month:02d}-{b:05d}"
                     body = {"dataframe_split": {"columns": SPEC.features, "data": payload[start : start + batch_size]}}
-                    resp = client.post(f"/models/{DEPLOYMENT}/invocations", json=body, headers={"X-Request-Id": rid})
+                    resp = client.post(f"/models/{DEPLOYMENT}/invocations", content=orjson.dumps(body), headers={"X-Request-Id": rid, **_JSON})
                     if resp.status_code != 200:
                         raise Unavailable(f"The server answered {resp.status_code}: {resp.text[:200]}")
                     request_month[rid] = month
@@ -478,7 +488,7 @@ class _Labels:
             self._send(*self.pending.popleft())
 
     def _send(self, request_id: str, labels: list[int]) -> None:
-        resp = self.client.post(f"/v2/models/{DEPLOYMENT}/feedback", json={"request_id": request_id, "labels": labels})
+        resp = self.client.post(f"/v2/models/{DEPLOYMENT}/feedback", content=orjson.dumps({"request_id": request_id, "labels": labels}), headers=_JSON)
         if resp.status_code != 200:
             raise Unavailable(f"Feedback was refused ({resp.status_code}): {resp.text[:200]}")
         self.sent += len(labels)

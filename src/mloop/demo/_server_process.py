@@ -25,8 +25,10 @@ class ServerProcess:
     """``mloop serve`` for ``workspace`` in a child process; a context manager that waits until ready."""
 
     def __init__(
-        self, workspace: Path, *, port: int | None = None, log_flush_interval: float = 0.2, log_file: Path | None = None, drain_seconds: float = 0.0
+        self, workspace: Path, *, port: int | None = None, log_flush_interval: float = 0.2, log_file: Path | None = None, drain_seconds: float = 0.0,
+        event_poll_interval: float | None = None,
     ) -> None:
+        self.event_poll_interval = event_poll_interval
         self.drain_seconds = drain_seconds
         self.workspace = workspace
         self.port = port or free_port()
@@ -57,6 +59,8 @@ class ServerProcess:
         ]
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        if self.event_poll_interval is not None:  # handed down as the setting it is
+            env["MLOOP_EVENT_POLL_INTERVAL"] = str(self.event_poll_interval)
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

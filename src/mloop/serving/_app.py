@@ -83,7 +83,7 @@ def create_app(
     workspace: Workspace,
     *,
     log_flush_interval: float | None = None,
-    poll_interval: float = 0.5,
+    poll_interval: float | None = None,
     fast_path: bool = True,
     monitor_interval: float | None = None,
     auth: bool | None = None,
@@ -94,7 +94,8 @@ def create_app(
     health probes are public. With authentication off the app answers only connections that arrived on a
     loopback address, however it is run. With ``fast_path`` (the default) the hot routes are answered by the
     outermost layer without the framework's middleware and routing; ``fast_path=False`` sends them through
-    FastAPI (same handlers). The workspace's monitors run on a scheduler thread every ``monitor_interval``
+    FastAPI (same handlers). The hub looks at the event bus every ``poll_interval`` seconds (default
+    ``MLOOP_EVENT_POLL_INTERVAL``). The workspace's monitors run on a scheduler thread every ``monitor_interval``
     seconds (default ``MLOOP_MONITOR_INTERVAL``; 0 turns it off); of several processes one holds the lease."""
     settings = workspace.settings
     metrics = ServingMetrics()
@@ -102,7 +103,8 @@ def create_app(
         on_batch=lambda dep, version, rows: metrics.batch_size.labels(dep, str(version)).observe(rows),
         on_fallback=lambda dep, version: metrics.fallbacks.labels(dep, str(version)).inc(),
     )
-    hub = ModelHub(workspace.registry, workspace.store.deployments, workspace.bus, poll_interval=poll_interval, stats=stats)
+    poll = settings.event_poll_interval if poll_interval is None else poll_interval
+    hub = ModelHub(workspace.registry, workspace.store.deployments, workspace.bus, poll_interval=poll, stats=stats)
     sink = sink_for(settings.log_transport, workspace.logs_dir)
     flush = settings.log_flush_interval if log_flush_interval is None else log_flush_interval
     predictions = PredictionLog(workspace.logs_dir, flush_interval=flush, sink=sink)

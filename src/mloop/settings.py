@@ -96,6 +96,6 @@ def check_environment(environ: Mapping[str, str]) -> None:
     for key in sorted(environ):
         upper = key.upper()
         if upper.startswith(PREFIX) and upper not in VARIABLES:
-            near = difflib.get_close_matches(upper, VARIABLES, n=1, cutoff=0.6)
-            hint = f"did you mean {near[0]}?" if near else "no setting has a similar name."
+            near = difflib.get_close_matches(upper.removeprefix(PREFIX), [v.removeprefix(PREFIX) for v in VARIABLES], n=1, cutoff=0.6)
+            hint = f"did you mean {PREFIX}{near[0]}?" if near else "no setting has a similar name."
             raise InvalidInput(f"Unknown setting {key}: {hint} Valid: {', '.join(VARIABLES)}.", field=key)

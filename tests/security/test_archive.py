@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -101,6 +102,17 @@ def test_a_model_travels_between_workspaces_as_a_bundle(deployed: Workspace, tmp
             dst.addfile(member, io.BytesIO(data) if data is not None else None)
     code, _, err = run_cli(["--workspace", str(other.root), "models", "import", str(tampered)], capsys)
     assert code == 2 and "does not match its registered SHA-256" in err
+    # a bundle.json with a key mloop does not know is refused, naming it
+    extra = tmp_path / "extra.tar.gz"
+    with tarfile.open(bundle) as src, tarfile.open(extra, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            if member.name == "bundle.json" and data is not None:
+                data = json.dumps({**json.loads(data), "signature": "trust me"}).encode()
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    code, _, err = run_cli(["--workspace", str(other.root), "models", "import", str(extra)], capsys)
+    assert code == 2 and "bundle.json: unknown key 'signature'" in err
     escaping = _tar(tmp_path / "escape.tar.gz", lambda t: (_file(t, "bundle.json", b"{}"), _file(t, "../../x", b"x")))
     code, _, err = run_cli(["--workspace", str(other.root), "models", "import", str(escaping)], capsys)
     assert code == 2 and "refused" in err

@@ -273,19 +273,41 @@ def test_overload_answers_429_with_retry_after_and_no_5xx(own_client: TestClient
 
 
 def test_framework_routes_answer_like_the_fast_path(shared: Workspace) -> None:
+    """The same table drives both: through FastAPI or the fast path, the same statuses, bodies and headers; and the
+    fast path really skips the framework (no hot request reaches FastAPI)."""
     from mloop.serving import create_app
 
-    with TestClient(create_app(shared, fast_path=False), headers=auth_headers(shared)) as slow, _client(shared) as fast:
-        for path, body in (("/invocations", _split()), ("/invocations", {"dataframe_records": [{"x1": 1.0}]}), ("/v2/models/toy/feedback", {"labels": [1]})):
-            a, b = slow.post(path, json=body), fast.post(path, json=body)
-            assert a.status_code == b.status_code
-            if a.status_code == 200 and "predictions" in a.json():
-                assert a.json() == b.json()
-            else:
-                assert a.json() == b.json()
+    def counting(gateway):  # type: ignore[no-untyped-def]
+        inner, seen = gateway.app, []
+
+        async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+            if scope["type"] == "http":
+                seen.append(scope["path"])
+            await inner(scope, receive, send)
+
+        app.state = inner.state  # type: ignore[attr-defined]
+        gateway.app = app
+        return seen
+
+    cases = [
+        ("/invocations", _split(), 200, None),
+        ("/invocations", {"dataframe_records": [{"x1": 1.0}]}, 422, "x2"),
+        ("/v2/models/toy/feedback", {"labels": [1]}, 422, "request_id"),
+        ("/v2/models/nope/infer", {"inputs": []}, 404, None),
+    ]
+    slow_app, fast_app = create_app(shared, fast_path=False), create_app(shared, log_flush_interval=0.05, poll_interval=0.05)
+    through_slow, through_fast = counting(slow_app), counting(fast_app)
+    with TestClient(slow_app, headers=auth_headers(shared)) as slow, TestClient(fast_app, headers=auth_headers(shared)) as fast:
+        for path, body, status, field in cases:
+            a, b = slow.post(path, json=body, headers={"X-Request-Id": "same"}), fast.post(path, json=body, headers={"X-Request-Id": "same"})
+            assert (a.status_code, b.status_code) == (status, status), (path, a.text, b.text)
+            assert a.json() == b.json()
+            assert a.json().get("field") == field
+            assert a.headers.get("x-model-version") == b.headers.get("x-model-version")
         oversized = {"content-type": "application/json", "content-length": str(1 << 30)}
         assert slow.post("/invocations", content=b"x", headers=oversized).status_code == 413
         assert fast.post("/invocations", content=b"x", headers=oversized).status_code == 413
+    assert through_fast == [] and len(through_slow) == len(cases) + 1
 
 
 @pytest.mark.parametrize(

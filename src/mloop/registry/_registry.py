@@ -362,6 +362,9 @@ def _bundle_meta(folder: Path) -> dict[str, Any]:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"The bundle has no readable bundle.json ({exc}); export bundles with `mloop models export`.", field="archive") from None
+    unknown = sorted(set(meta) - {"format", "name", "version", "manifest"}) if isinstance(meta, dict) else []
+    if unknown:
+        raise InvalidInput(f"bundle.json: unknown key {unknown[0]!r}; a bundle holds format, name, version and manifest.", field="archive")
     manifest = meta.get("manifest") if isinstance(meta, dict) else None
     if meta.get("format") != BUNDLE_FORMAT or not isinstance(manifest, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
         raise InvalidInput("bundle.json is not an mloop bundle manifest (format 1 with a manifest of SHA-256 digests).", field="archive")

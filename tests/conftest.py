@@ -89,12 +89,26 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
     ws.close()
 
 
+def make_deployed(root: Path) -> Workspace:
+    """A workspace at ``root`` with ``toy`` v1 as champion, deployed as ``toy``."""
+    ws = Workspace.init(root)
+    train_and_register(ws)
+    deploy(ws, "toy", "toy", "champion")
+    return ws
+
+
 @pytest.fixture
 def deployed(tmp_path: Path) -> Iterator[Workspace]:
     """A workspace with ``toy`` v1 as champion, deployed as ``toy``."""
-    ws = Workspace.init(tmp_path / "ws")
-    train_and_register(ws)
-    deploy(ws, "toy", "toy", "champion")
+    ws = make_deployed(tmp_path / "ws")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="module")
+def shared_deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """One deployed workspace per test module, for tests that do not change its deployments (building one costs seconds)."""
+    ws = make_deployed(tmp_path_factory.mktemp("deployed") / "ws")
     yield ws
     ws.close()
 

@@ -23,6 +23,17 @@ def test_an_unknown_variable_is_refused_with_the_nearest_setting(monkeypatch: py
     assert info.value.field == variable
 
 
+def test_what_kubernetes_injects_for_a_service_named_mloop_is_not_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("MLOOP_SERVICE_HOST", "10.0.0.1"), ("MLOOP_SERVICE_PORT", "8080"), ("MLOOP_SERVICE_PORT_HTTP", "8080"),
+                        ("MLOOP_PORT", "tcp://10.0.0.1:8080"), ("MLOOP_PORT_8080_TCP", "tcp://10.0.0.1:8080"),
+                        ("MLOOP_PORT_8080_TCP_ADDR", "10.0.0.1"), ("MLOOP_PORT_8080_TCP_PROTO", "tcp"), ("MLOOP_PORT_8080_TCP_PORT", "8080")):
+        monkeypatch.setenv(name, value)
+    assert Settings().auth is True
+    monkeypatch.setenv("MLOOP_PORTS", "8080")  # close, but not what Kubernetes writes
+    with pytest.raises(InvalidInput, match="Unknown setting MLOOP_PORTS"):
+        Settings()
+
+
 def test_a_name_like_no_setting_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOOP_ZZZ", "1")
     with pytest.raises(InvalidInput, match="no setting has a similar name") as info:
@@ -33,7 +44,8 @@ def test_a_name_like_no_setting_says_so(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize(
     ("variable", "value", "rule"),
     [("MLOOP_MONITOR_INTERVAL", "-1", "greater than or equal to 0"), ("MLOOP_LOG_FLUSH_INTERVAL", "soon", "valid number"),
-     ("MLOOP_AUTH", "maybe", "valid boolean"), ("MLOOP_JWT_LEEWAY", "61", "less than or equal to 60")],
+     ("MLOOP_AUTH", "maybe", "valid boolean"), ("MLOOP_JWT_LEEWAY", "61", "less than or equal to 60"),
+     ("MLOOP_MONITOR_INTERVAL", "inf", "finite number"), ("MLOOP_EVENT_POLL_INTERVAL", "nan", "finite number")],
 )
 def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, rule: str) -> None:
     monkeypatch.setenv(variable, value)

@@ -66,7 +66,16 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.link(tmp, path)  # fails with FileExistsError instead of replacing
+        try:
+            os.link(tmp, path)  # fails with FileExistsError instead of replacing
+        except FileExistsError:
+            raise
+        except OSError:  # a filesystem without hard links: create it exclusively and write it in place
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_folder(path.parent)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mloop.errors import InvalidInput
 
 PREFIX = "MLOOP_"
+# What Kubernetes injects into every pod for a Service named "mloop" (service links): not settings, never refused.
+_SERVICE_LINK = re.compile(r"^MLOOP_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$")
 
 
 class Settings(BaseSettings):
@@ -40,7 +43,7 @@ class Settings(BaseSettings):
     1.0
     """
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", validate_default=True, allow_inf_nan=False)
 
     home: Path = Path(".mloop")
     database_url: str | None = None
@@ -53,7 +56,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "mloop"
     jwt_leeway: float = Field(default=30.0, ge=0, le=60)
     webhook_allow: str = ""
-    monitor_interval: float = Field(default=10.0, ge=0)
+    monitor_interval: float = Field(default=10.0, ge=0, le=86_400)
     event_poll_interval: float = Field(default=0.5, gt=0, le=60)
 
     def __init__(self, **values: Any) -> None:
@@ -86,7 +89,9 @@ VARIABLES: tuple[str, ...] = tuple(f"{PREFIX}{name.upper()}" for name in Setting
 
 
 def check_environment(environ: Mapping[str, str]) -> None:
-    """Refuse any ``MLOOP_*`` variable that is not a setting, naming the nearest valid one.
+    """Refuse any ``MLOOP_*`` variable that is not a setting, naming the nearest valid one. The variables Kubernetes
+    injects for a Service named ``mloop`` (``MLOOP_SERVICE_HOST``, ``MLOOP_PORT_8080_TCP``, …) are not settings and
+    pass.
 
     >>> check_environment({"MLOOP_LOG_TRANSPRT": "redis://x"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -95,7 +100,7 @@ def check_environment(environ: Mapping[str, str]) -> None:
     """
     for key in sorted(environ):
         upper = key.upper()
-        if upper.startswith(PREFIX) and upper not in VARIABLES:
+        if upper.startswith(PREFIX) and upper not in VARIABLES and not _SERVICE_LINK.match(upper):
             near = difflib.get_close_matches(upper.removeprefix(PREFIX), [v.removeprefix(PREFIX) for v in VARIABLES], n=1, cutoff=0.6)
             hint = f"did you mean {PREFIX}{near[0]}?" if near else "no setting has a similar name."
             raise InvalidInput(f"Unknown setting {key}: {hint} Valid: {', '.join(VARIABLES)}.", field=key)

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from mloop.workspace import Workspace
-from tests.conftest import deploy, train_and_register
 
 _PROBE = """
 import json, sys
@@ -33,11 +32,8 @@ def _loaded(args: list[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    ws = Workspace.init(tmp_path_factory.mktemp("imports") / "ws")
-    train_and_register(ws)
-    deploy(ws, "toy", "toy", "champion")
-    return ws
+def ws(shared_deployed: Workspace) -> Workspace:
+    return shared_deployed
 
 
 @pytest.mark.parametrize(

@@ -99,3 +99,20 @@ def test_a_refused_batch_is_written_first_at_the_next_flush(tmp_path: Path) -> N
     sink.fail = False
     assert log.flush() == 2
     assert LogReader(tmp_path).predictions("dep")["request_id"].tolist() == ["first", "second"]
+
+
+def test_a_column_whose_type_changes_is_kept_as_text_and_loses_no_flush(tmp_path: Path) -> None:
+    """Version 1 sends a number where version 2 sends text (say a canary changed a column's type): Arrow has no
+    one type for both, so the column is written as text, and the other deployments' rows in the same flush too."""
+    from mloop.serving._codec import ColumnBlock
+
+    log = PredictionLog(tmp_path)
+    names = ("x",)
+    log.log_predictions("mixed", 1, "a", 1.0, ColumnBlock({"x": np.array([1.5])}, 1), np.array([0.1]), 1.0, columns=names)
+    log.log_predictions("mixed", 2, "b", 2.0, ColumnBlock({"x": np.array(["high"], dtype=object)}, 1), np.array([0.2]), 1.0, columns=names)
+    log.log_predictions("good", 1, "c", 3.0, pd.DataFrame({"x": [2.0]}), np.array([0.3]), 1.0)
+    log.log_feedback("good", "c", [1.0], 4.0)
+    assert log.flush() == 4
+    reader = LogReader(tmp_path)
+    assert reader.predictions("mixed")["x"].tolist() == ["1.5", "high"]
+    assert reader.labelled("good")["label"].tolist() == [1.0]

@@ -22,13 +22,9 @@ def _client(ws: Workspace) -> TestClient:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    """One deployed workspace for the tests that only read (building one costs seconds)."""
-    ws = Workspace.init(tmp_path_factory.mktemp("serving") / "ws")
-    train_and_register(ws)
-    deploy(ws, "toy", "toy", "champion")
-    yield ws
-    ws.close()
+def shared(shared_deployed: Workspace) -> Workspace:
+    """One deployed workspace for the tests that only read."""
+    return shared_deployed
 
 
 @pytest.fixture(scope="module")

@@ -193,7 +193,7 @@ def test_requests_queue_behind_a_batch_in_flight() -> None:
     async def main() -> None:
         first = asyncio.create_task(batcher.submit(np.ones((1, 2)), 1))  # the worker takes it and waits at the gate
         await asyncio.sleep(0.05)
-        batcher._compute_ms = 0.01  # as if the model had been fast so far: only the batch in flight keeps others off the loop
+        batcher._ms_per_row = 0.001  # as if the model had been fast so far: only the batch in flight keeps others off the loop
         others = [asyncio.create_task(batcher.submit(np.ones((1, 2)), 1)) for _ in range(3)]
         await asyncio.sleep(0.05)
         assert batcher.pending == 3
@@ -212,11 +212,32 @@ def test_an_inline_request_past_its_deadline_is_not_computed() -> None:
 
     async def main() -> None:
         await batcher.submit(np.ones((1, 2)), 1)
-        assert batcher.inline
+        assert batcher.inline_for(1)
         with pytest.raises(DeadlineExceeded):
             await batcher.submit(np.ones((1, 2)), 1, timeout_ms=1e-9)
 
     _run(main())
     assert model.calls == [1]
+    batcher.retire(0)
+    batcher.join(5)
+
+
+def test_a_large_request_never_runs_on_the_event_loop() -> None:
+    """The inline rule estimates the call from the cost per row: a request big enough to block the loop for
+    longer than ``inline_below_ms`` goes to the worker even when the version is idle and fast."""
+    model = _Model()
+    batcher = Batcher(model, ServingConfig(max_batch_size=100_000), name="t")
+    seen = _thread_of_each_call(batcher, model)
+
+    async def main() -> None:
+        await batcher.submit(np.ones((1, 2)), 1)
+        batcher._ms_per_row = 0.01  # 10 µs a row: 50 rows take 0.5 ms, 500 rows 5 ms
+        assert batcher.inline_for(50) and not batcher.inline_for(500)
+        await batcher.submit(np.ones((50, 2)), 50)
+        batcher._ms_per_row = 0.01
+        await batcher.submit(np.ones((500, 2)), 500)
+
+    _run(main())
+    assert seen == ["mloop-batcher-t", "MainThread", "mloop-batcher-t"]
     batcher.retire(0)
     batcher.join(5)

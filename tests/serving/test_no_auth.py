@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,18 +19,13 @@ from mloop.demo._server_process import free_port
 from mloop.errors import InvalidInput
 from mloop.serving import create_app, serve
 from mloop.workspace import Workspace
-from tests.conftest import deploy, train_and_register
 
 ROWS = {"dataframe_records": [{"x1": 0.1, "x2": 0.2, "x3": 0.3, "color": "red"}]}
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    workspace = Workspace.init(tmp_path_factory.mktemp("noauth") / "ws")
-    train_and_register(workspace)
-    deploy(workspace, "toy", "toy", "champion")
-    yield workspace
-    workspace.close()
+def ws(shared_deployed: Workspace) -> Workspace:
+    return shared_deployed
 
 
 def _concrete(path: str) -> str:
@@ -153,3 +147,24 @@ def test_the_banner_says_auth_is_on_by_default(ws: Workspace, monkeypatch: pytes
     monkeypatch.setattr("uvicorn.Server.run", lambda self, *a, **k: None)
     serve(ws, host="0.0.0.0", port=free_port(), announce=lines.append)
     assert lines and "authentication on" in lines[0] and "http://0.0.0.0" in lines[0] and "['toy']" in lines[0]
+
+
+def test_websockets_and_mounted_paths_go_through_the_same_checks(ws: Workspace) -> None:
+    """No route is a websocket: one is refused before the app sees it, even without authentication on loopback.
+    Behind a proxy that mounts the server under a prefix (``root_path``), routes match without the prefix."""
+    import asyncio
+
+    app = create_app(ws, auth=False, monitor_interval=0)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "websocket", "path": "/api/keys", "server": ("127.0.0.1", 8080), "headers": []}, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    with TestClient(app, base_url="http://127.0.0.1", root_path="/mloop") as client:
+        assert client.get("/mloop/api/whoami").json()["via"] == "no-auth"
+        assert client.get("/mloop/v2/health/ready").status_code == 200

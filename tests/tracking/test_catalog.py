@@ -63,12 +63,26 @@ def test_run_reads_match_the_client(ws: Workspace) -> None:
 def test_a_store_it_cannot_read_falls_back_to_the_client(tmp_path: Path, ws: Workspace) -> None:
     with pytest.raises(CatalogUnavailable):
         MlflowCatalog("file:///tmp/mlruns")
+    import sqlite3
+
+    missing = MlflowCatalog(f"sqlite:///{tmp_path / 'not-yet.db'}")  # read-only: it does not create the file
+    with pytest.raises(CatalogUnavailable) as info:
+        missing.model_names()
+    assert not info.value.lasting and not (tmp_path / "not-yet.db").exists()
+    sqlite3.connect(tmp_path / "not-mlflow.db").execute("CREATE TABLE other (x INTEGER)").connection.commit()
     empty = MlflowCatalog(f"sqlite:///{tmp_path / 'not-mlflow.db'}")  # no MLflow tables: another schema
-    with pytest.raises(CatalogUnavailable):
+    with pytest.raises(CatalogUnavailable) as info:
         empty.model_names()
+    assert info.value.lasting
     ws.tracker._catalog = empty
     try:
         assert [m["name"] for m in ws.registry.list_models()] == ["alpha", "beta"]  # answered by the client
         assert ws.tracker._catalog is None  # and the view is not tried again
     finally:
         ws.tracker._catalog = False
+
+
+def test_mlflow_workspaces_are_left_to_the_client(monkeypatch: pytest.MonkeyPatch, ws: Workspace) -> None:
+    monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
+    with pytest.raises(CatalogUnavailable, match="workspaces"):
+        MlflowCatalog(ws.tracking_uri)

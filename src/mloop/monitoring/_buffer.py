@@ -29,6 +29,17 @@ def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
     return grown
 
 
+def _arrow(values: np.ndarray) -> Any:
+    """``values`` as one Arrow array; a column whose values share no Arrow type (numbers from one model version,
+    text from the next) is kept as text rather than failing the flush it is in."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None or (isinstance(v, float) and v != v) else str(v) for v in values], pa.string())
+
+
 def _input_columns(inputs: Any, columns: Sequence[str] | None) -> list[tuple[str, np.ndarray]]:
     """(name, 1-d array) for each input column of one request."""
     if isinstance(inputs, np.ndarray):
@@ -131,9 +142,12 @@ class PredictionBuffer:
                 self._matrix[start:end] = inputs
                 return
         if n == 1 and columns is not None and columns is self._aligned_for and isinstance(inputs, Mapping):
-            for name, column in self._aligned:
-                column[start] = inputs[name][0]
-            return
+            try:
+                for name, column in self._aligned:
+                    column[start] = inputs[name][0]
+                return
+            except (ValueError, TypeError):  # a value this column's type cannot hold: the general path widens it
+                pass
         self._settle_matrix()
         for name, values in _input_columns(inputs, columns):
             self._put(name, start, values)
@@ -158,7 +172,7 @@ class PredictionBuffer:
             for j, name in enumerate(self._matrix_columns):
                 arrays[INPUT_PREFIX + name] = pa.array(self._matrix[:n, j], from_pandas=True)
         for name, column in self.inputs.items():
-            arrays[INPUT_PREFIX + name] = pa.array(column[:n], from_pandas=True)
+            arrays[INPUT_PREFIX + name] = _arrow(column[:n])
         return pa.table(arrays)
 
 

@@ -40,7 +40,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._predictions: dict[str, PredictionBuffer] = {}
         self._feedback: dict[str, FeedbackBuffer] = {}
-        self._unwritten: list[tuple[str, str, Any]] = []  # (kind, deployment, table) the sink refused
+        self._unwritten: list[tuple[str, str, Any]] = []  # (kind, deployment, table or buffer) not written yet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._flush_lock = threading.Lock()
@@ -84,17 +84,18 @@ class PredictionLog:
                 feedback, self._feedback = self._feedback, {}
             batches: list[tuple[str, str, Any]] = [
                 *self._unwritten,
-                *(("predictions", d, b.table()) for d, b in predictions.items() if len(b)),
-                *(("feedback", d, b.table()) for d, b in feedback.items() if len(b)),
+                *(("predictions", d, b) for d, b in predictions.items() if len(b)),
+                *(("feedback", d, b) for d, b in feedback.items() if len(b)),
             ]
             self._unwritten = []
             written = 0
             failure: Exception | None = None
-            for kind, deployment, table in batches:
+            for kind, deployment, batch in batches:
                 try:
+                    table = batch.table() if isinstance(batch, PredictionBuffer | FeedbackBuffer) else batch
                     self.sink.write(deployment, kind, table)
                 except Exception as exc:  # keep the rows: nothing acknowledged is dropped because a sink hiccuped
-                    self._unwritten.append((kind, deployment, table))
+                    self._unwritten.append((kind, deployment, batch))
                     failure = failure or exc
                     continue
                 written += table.num_rows

@@ -214,7 +214,7 @@ def load_monitors(path: Path) -> list[MonitorConfig]:
     return configs
 
 
-def register_monitor(store: MetadataStore, config: MonitorConfig | dict[str, Any]) -> MonitorRow:
+def register_monitor(store: MetadataStore, config: MonitorConfig | dict[str, Any], *, actor: str = "local") -> MonitorRow:
     """Create or replace a monitor of an existing deployment; a reference file is resolved to an absolute
     path now, so that a server started elsewhere finds it. A changed config restarts its windows."""
     parsed = parse_monitor(config) if isinstance(config, dict) else config
@@ -225,4 +225,4 @@ def register_monitor(store: MetadataStore, config: MonitorConfig | dict[str, Any
         if not path.is_file():
             raise InvalidInput(f"reference.path: no file at {path}.", field="reference.path")
         data["reference"]["path"] = str(path)
-    return store.monitors.put(parsed.deployment, parsed.name, data)
+    return store.monitors.put(parsed.deployment, parsed.name, data, actor=actor)

@@ -6,7 +6,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
 import yaml
@@ -160,7 +160,14 @@ class Registry:
 
     def _list_models_through_client(self) -> list[dict[str, Any]]:
         out = []
-        for rm in self._client.search_registered_models():
+        client, token, models = self._client, None, cast(list[Any], [])
+        while True:  # MLflow pages registered models (100 at a time by default)
+            page = client.search_registered_models(max_results=1000, page_token=token)
+            models.extend(page)
+            token = page.token
+            if not token:
+                break
+        for rm in models:
             versions = self._versions_through_client(rm.name)
             out.append(
                 {

@@ -60,7 +60,7 @@ class Batcher:
         self._retire_at: float | None = None
         self._busy = False  # the worker holds a batch (set and cleared under the condition's lock)
         self._claimed = False  # a request is about to be scored inline (set on the event loop only)
-        self._compute_ms: float | None = None  # moving average of one call's compute time
+        self._ms_per_row: float | None = None  # moving average of compute time per row
         self._thread = threading.Thread(target=self._run, name=f"mloop-batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -68,26 +68,26 @@ class Batcher:
     def pending(self) -> int:
         return len(self._items)
 
-    @property
-    def inline(self) -> bool:
-        """Whether the next request would be scored on the event loop (idle, and recent calls were fast)."""
+    def inline_for(self, rows: int) -> bool:
+        """Whether a request of ``rows`` rows would be scored on the event loop now: the version is idle and, at the
+        recent cost per row, the call would take less than ``inline_below_ms`` (so a large request never is)."""
         cfg = self.config
         return (
-            not self._items and not self._busy and cfg.max_delay_ms == 0 and self._compute_ms is not None
-            and self._compute_ms < cfg.inline_below_ms
+            not self._items and not self._busy and cfg.max_delay_ms == 0 and self._ms_per_row is not None
+            and self._ms_per_row * rows < cfg.inline_below_ms
         )
 
-    def _observe(self, seconds: float) -> None:
-        ms = seconds * 1000.0
-        self._compute_ms = ms if self._compute_ms is None else 0.9 * self._compute_ms + 0.1 * ms
+    def _observe(self, seconds: float, rows: int) -> None:
+        per_row = seconds * 1000.0 / max(rows, 1)
+        self._ms_per_row = per_row if self._ms_per_row is None else 0.9 * self._ms_per_row + 0.1 * per_row
 
     async def submit(self, block: Any, rows: int, *, timeout_ms: float | None = None) -> tuple[Any, float, float]:
-        """Queue one request (or score it at once, see ``inline``); returns (output, queue seconds, compute seconds)."""
+        """Queue one request (or score it at once, see ``inline_for``); returns (output, queue seconds, compute seconds)."""
         if len(self._items) >= self.config.queue_size:
             raise QueueFull(f"The queue of this deployment is full ({self.config.queue_size} requests); retry shortly.")
         budget = (timeout_ms if timeout_ms is not None else self.config.timeout_ms) / 1000.0
         enqueued = time.perf_counter()
-        if self.inline and not self._claimed:
+        if self.inline_for(rows) and not self._claimed:
             # Let the other requests this loop iteration brought run up to here first: if any of them queues, this one
             # joins the batch instead (under load the worker batches; only a lone request is scored inline).
             self._claimed = True
@@ -95,13 +95,13 @@ class Batcher:
                 await asyncio.sleep(0)
             finally:
                 self._claimed = False
-        if self.inline and not self._claimed:
+        if self.inline_for(rows) and not self._claimed:
             started = time.perf_counter()
             if started > enqueued + budget:
                 raise DeadlineExceeded("The request's deadline passed before it was computed.")
             output = self._predict([block])[0]
             compute = time.perf_counter() - started
-            self._observe(compute)
+            self._observe(compute, rows)
             if self._on_batch is not None:
                 self._on_batch(rows)
             if isinstance(output, BaseException):
@@ -173,7 +173,7 @@ class Batcher:
             except BaseException as exc:  # the predict function already isolates per-block failures
                 outputs = [exc] * len(live)
             done = time.perf_counter()
-            self._observe(done - started)
+            self._observe(done - started, sum(i.rows for i in live))
             if self._on_batch is not None:
                 self._on_batch(sum(i.rows for i in live))
             for item, out in zip(live, outputs, strict=True):

@@ -43,6 +43,13 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the routes see: without the ``root_path`` a proxy mounts the server under (as Starlette routes)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    return path[len(root):] or "/" if root and path.startswith(root) else path
+
+
 async def send_reply(send: Send, reply: Reply) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()]
     headers.append((b"content-length", str(len(reply.body)).encode()))
@@ -93,10 +100,13 @@ class Gateway:
     # -- dispatch ---------------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
+        if scope["type"] != "http":  # no route is a websocket: refuse before anything else sees it
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        method, path = scope["method"], _route_path(scope)
         found = self.table.match(method, path)
         route = found[0] if found is not None else None
         try:

@@ -96,10 +96,10 @@ class Management:
 
     async def put_monitor(self, call: Call) -> Reply:
         data = _json_object(call.body, "a monitor's fields")
-        row = await asyncio.to_thread(register_monitor, self.store, data)
+        row = await asyncio.to_thread(lambda: register_monitor(self.store, data, actor=call.actor))
         return json_reply({"deployment": row.deployment, "name": row.name, "config": row.config})
 
     async def delete_monitor(self, call: Call) -> Reply:
         deployment, name = call.params["deployment"], call.params["name"]
-        await asyncio.to_thread(self.store.monitors.remove, deployment, name)
+        await asyncio.to_thread(lambda: self.store.monitors.remove(deployment, name, actor=call.actor))
         return json_reply({"removed": f"{deployment}/{name}"})

@@ -124,8 +124,13 @@ def serve(
         # variables (Settings.environment), the one way settings cross a process boundary. uvicorn's supervisor
         # forwards the signal; each worker drains and flushes in its lifespan.
         settings = workspace.settings.model_copy(update={"home": workspace.root, "auth": auth_on, "log_flush_interval": flush})
+        saved = dict(os.environ)
         os.environ.update(settings.environment())
-        uvicorn.run("mloop.serving._server:app_from_env", factory=True, workers=workers, **options)
+        try:
+            uvicorn.run("mloop.serving._server:app_from_env", factory=True, workers=workers, **options)
+        finally:  # the variables were for the workers; this process reads its settings as they were
+            os.environ.clear()
+            os.environ.update(saved)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -98,7 +98,7 @@ class DeploymentRepository:
         with read_connection(self._engine) as conn:
             row = conn.execute(sa.select(deployments).where(deployments.c.name == name)).first()
         if row is None:
-            raise NotFound(f"Deployment {name!r} does not exist. Create it with Workspace.deploy(...).")
+            raise NotFound(f"Deployment {name!r} does not exist. Create it with mloop.serving.Deployments(...).deploy(...).")
         return _to_deployment(row._mapping)
 
     def list(self) -> list[Deployment]:

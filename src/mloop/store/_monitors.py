@@ -53,8 +53,8 @@ class MonitorRepository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def put(self, deployment: str, name: str, config: dict[str, Any]) -> MonitorRow:
-        """Create or replace the monitor ``(deployment, name)``; audited."""
+    def put(self, deployment: str, name: str, config: dict[str, Any], *, actor: str = "local") -> MonitorRow:
+        """Create or replace the monitor ``(deployment, name)``; audited under ``actor``."""
         check_name(deployment, "deployment name")
         check_name(name, "monitor name")
         text = json.dumps(config, sort_keys=True)
@@ -63,13 +63,13 @@ class MonitorRepository:
             found = conn.execute(sa.select(monitors.c.id, monitors.c.config).where(monitors.c.deployment == deployment, monitors.c.name == name)).first()
             if found is None:
                 monitor_id = conn.execute(sa.insert(monitors).values(deployment=deployment, name=name, config=text, created_at=now)).inserted_primary_key[0]  # type: ignore[index]
-                AuditLog.record(conn, "monitor.created", f"{deployment}/{name}", config)
+                AuditLog.record(conn, "monitor.created", f"{deployment}/{name}", config, actor=actor)
             else:
                 monitor_id = found.id
                 if found.config != text:
                     conn.execute(sa.update(monitors).where(monitors.c.id == monitor_id).values(config=text))
                     conn.execute(sa.delete(monitor_state).where(monitor_state.c.monitor_id == monitor_id))
-                    AuditLog.record(conn, "monitor.updated", f"{deployment}/{name}", config)
+                    AuditLog.record(conn, "monitor.updated", f"{deployment}/{name}", config, actor=actor)
         return self.get(deployment, name)
 
     def get(self, deployment: str, name: str) -> MonitorRow:
@@ -87,13 +87,13 @@ class MonitorRepository:
             rows = conn.execute(query).all()
         return [MonitorRow(r.id, r.deployment, r.name, json.loads(r.config), r.created_at) for r in rows]
 
-    def remove(self, deployment: str, name: str) -> None:
+    def remove(self, deployment: str, name: str, *, actor: str = "local") -> None:
         row = self.get(deployment, name)
         with self._engine.begin() as conn:
             conn.execute(sa.delete(monitor_windows).where(monitor_windows.c.monitor_id == row.id))
             conn.execute(sa.delete(monitor_state).where(monitor_state.c.monitor_id == row.id))
             conn.execute(sa.delete(monitors).where(monitors.c.id == row.id))
-            AuditLog.record(conn, "monitor.removed", f"{deployment}/{name}")
+            AuditLog.record(conn, "monitor.removed", f"{deployment}/{name}", actor=actor)
 
     # -- state and windows ---------------------------------------------------------------------
 

@@ -49,7 +49,12 @@ _DELETED = "Deleted_Internal"  # the stage MLflow gives a version it is deleting
 
 
 class CatalogUnavailable(Exception):
-    """The store cannot be read directly (not SQL, or another schema): use MLflow's client."""
+    """The store cannot be read directly: use MLflow's client. ``lasting`` when it never will be (not SQL, MLflow
+    workspaces on, another schema); else a passing trouble (a lock, a restarting database) worth retrying later."""
+
+    def __init__(self, message: str, *, lasting: bool = True) -> None:
+        super().__init__(message)
+        self.lasting = lasting
 
 
 @dataclass(frozen=True)
@@ -79,20 +84,32 @@ class MlflowCatalog:
     """Reads of one MLflow tracking/registry database. Safe to share between threads (SQLAlchemy's pool)."""
 
     def __init__(self, tracking_uri: str) -> None:
+        import os
+
         from mloop.store import normalize_url
 
         scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0]
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise CatalogUnavailable(f"{scheme!r} stores are read through MLflow's client")
-        options: dict[str, Any] = {"poolclass": sa.pool.NullPool} if scheme == "sqlite" else {"pool_pre_ping": True}
-        self._engine = sa.create_engine(normalize_url(tracking_uri), **options)
+        if os.environ.get("MLFLOW_ENABLE_WORKSPACES", "").strip().lower() in ("1", "true", "yes"):
+            raise CatalogUnavailable("MLflow workspaces are on: the client knows which one is active")
+        url = normalize_url(tracking_uri)
+        if scheme == "sqlite":  # read-only: never creates a database file, never takes a write lock
+            from urllib.parse import quote
+
+            path = quote(url.removeprefix("sqlite:///"))
+            self._engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", poolclass=sa.pool.NullPool)
+        else:
+            self._engine = sa.create_engine(url, pool_pre_ping=True)
 
     def _rows(self, query: Any) -> list[Any]:
         try:
             with self._engine.connect() as conn:
                 return list(conn.execute(query).all())
-        except sa.exc.SQLAlchemyError as exc:  # no such table/column: a store this view does not describe
-            raise CatalogUnavailable(str(exc).splitlines()[0]) from None
+        except sa.exc.SQLAlchemyError as exc:
+            text = str(exc).lower()
+            schema = any(s in text for s in ("no such table", "no such column", "undefinedtable", "undefinedcolumn", "does not exist"))
+            raise CatalogUnavailable(str(exc).splitlines()[0], lasting=schema) from None
 
     def close(self) -> None:
         self._engine.dispose()

@@ -185,8 +185,9 @@ class Tracker:
         if catalog is not None:
             try:
                 return direct(catalog)
-            except CatalogUnavailable:
-                self._catalog = None
+            except CatalogUnavailable as exc:
+                if exc.lasting:  # another schema: stop trying; a lock or a restart: try again next time
+                    self._catalog = None
         return through_client()
 
     @property

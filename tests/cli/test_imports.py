@@ -19,16 +19,22 @@ try:
     main(sys.argv[1:])
 except SystemExit as exc:
     assert not exc.code, exc.code
-print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 HEAVY = {"mlflow", "scipy", "sklearn", "fastapi", "uvicorn", "onnxruntime", "alembic", "duckdb", "optuna", "river", "lightgbm", "jinja2"}
 
 
-def _loaded(args: list[str]) -> set[str]:
+def _modules(args: list[str]) -> set[str]:
+    """Every module a whole ``mloop ARGS`` process loaded."""
     done = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def _loaded(args: list[str]) -> set[str]:
+    """The top-level packages a whole ``mloop ARGS`` process loaded."""
+    return {m.split(".")[0] for m in _modules(args)}
 
 
 @pytest.fixture(scope="module")
@@ -53,5 +59,16 @@ def test_the_drift_report_loads_no_workspace_server_or_mlflow(tmp_path: Path) ->
     rng = np.random.default_rng(0)
     for name in ("ref", "cur"):
         pd.DataFrame({"x": rng.normal(size=200), "c": rng.choice(["a", "b"], 200)}).to_parquet(tmp_path / f"{name}.parquet")
-    loaded = _loaded(["drift", "report", "-r", str(tmp_path / "ref.parquet"), "-c", str(tmp_path / "cur.parquet"), "--json"])
-    assert loaded & {"mlflow", "sqlalchemy", "fastapi", "uvicorn", "alembic", "duckdb", "sklearn", "jinja2"} == set()
+    modules = _modules(["drift", "report", "-r", str(tmp_path / "ref.parquet"), "-c", str(tmp_path / "cur.parquet"), "--json"])
+    loaded = {m.split(".")[0] for m in modules}
+    assert loaded & {"mlflow", "sqlalchemy", "fastapi", "uvicorn", "alembic", "duckdb", "sklearn", "jinja2", "river"} == set()
+    assert {m for m in modules if m.startswith(("scipy.stats", "scipy.spatial", "scipy.optimize"))} == set()  # scipy.special is enough
+
+
+def test_help_and_the_package_load_next_to_nothing() -> None:
+    loaded = _loaded(["--help"])
+    assert loaded & (HEAVY | {"pandas", "numpy", "sqlalchemy", "pydantic", "pyarrow"}) == set(), sorted(loaded)
+    done = subprocess.run([sys.executable, "-c", "import json, sys, mloop; print(json.dumps(sorted(sys.modules)))"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    packages = {m.split(".")[0] for m in json.loads(done.stdout)}
+    assert packages & (HEAVY | {"pandas", "numpy", "sqlalchemy", "pydantic", "typer", "rich"}) == set(), sorted(packages)

@@ -10,17 +10,21 @@ from mloop.monitoring.drift import ADWIN, ChiSquareTest, DatasetDrift, KSTest, b
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_ks_matches_scipy(seed: int) -> None:
+def test_ks_matches_scipys_exact_test(seed: int) -> None:
+    """D is SciPy's to the bit; the p-value (Kolmogorov with Stephens' correction) is within 0.01 of SciPy's exact
+    one, and within a factor 1.3 in the tail."""
     rng = np.random.default_rng(seed)
     ref, cur = rng.normal(size=700), rng.normal(0.1 * seed, size=400)
     expected = stats.ks_2samp(ref, cur)
     got = KSTest().fit(ref).score(cur)
     assert got.statistic == pytest.approx(expected.statistic, abs=1e-12)
-    assert got.p_value == pytest.approx(expected.pvalue, abs=1e-9)
+    assert got.p_value == pytest.approx(expected.pvalue, abs=0.01)
+    if expected.pvalue < 0.01:
+        assert 1 / 1.3 < got.p_value / expected.pvalue < 1.3
 
 
 @pytest.mark.parametrize(("n_ref", "n_cur", "shift", "ties"), [(30_000, 12_000, 0.0, False), (20_000, 50_000, 0.03, False), (15_000, 11_000, 0.0, True)])
-def test_ks_on_large_samples_matches_scipys_asymptotic_test(n_ref: int, n_cur: int, shift: float, ties: bool) -> None:
+def test_ks_on_large_samples_matches_scipys_test(n_ref: int, n_cur: int, shift: float, ties: bool) -> None:
     rng = np.random.default_rng(n_ref)
     ref, cur = rng.normal(size=n_ref), rng.normal(shift, size=n_cur)
     if ties:  # rounded values: many equal points on both sides
@@ -28,7 +32,7 @@ def test_ks_on_large_samples_matches_scipys_asymptotic_test(n_ref: int, n_cur: i
     expected = stats.ks_2samp(ref, cur)
     got = KSTest().fit(ref).score(cur)
     assert got.statistic == expected.statistic
-    assert got.p_value == pytest.approx(expected.pvalue, abs=1e-9)
+    assert got.p_value == pytest.approx(expected.pvalue, abs=2e-3)
 
 
 def test_chi_square_matches_scipy_contingency() -> None:

@@ -24,10 +24,10 @@ DISCRETE_MAX = 10  # numbers with at most this many distinct values are compared
 
 
 def auto_test(reference: pd.Series) -> str:
-    """The test for one feature, by dtype and size: KS for continuous numbers (exact p-value up to 10,000
-    values a side, asymptotic above); chi-square for strings, categories, booleans and numbers with at most
-    ten distinct values (KS is conservative on heavy ties). Chi-square keeps at most ``min(50, n / 5)``
-    levels of the reference (the rarest are pooled), so that expected counts stay near five or more."""
+    """The test for one feature, by dtype and size: KS for continuous numbers; chi-square for strings, categories,
+    booleans and numbers with at most ten distinct values (KS is conservative on heavy ties). Chi-square keeps at
+    most ``min(50, n / 5)`` levels of the reference (the rarest are pooled), so that expected counts stay near
+    five or more."""
     if pd.api.types.is_bool_dtype(reference) or not pd.api.types.is_numeric_dtype(reference):
         return "chi_square"
     sample = reference.to_numpy()[: 10 * DISCRETE_MAX * DISCRETE_MAX]  # a look at the head decides most columns at once

@@ -8,13 +8,9 @@ holdout → canary → promote → HTML report.
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,94 +20,17 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mloop.demo._controller import DEPLOYMENT, EXPERIMENT, MODEL, Controller
 from mloop.demo._flights import SPEC, load_flights
+from mloop.demo._records import Clock, DemoConfig, DemoResult, WindowResult
 from mloop.demo._server_process import ServerProcess
-from mloop.errors import InvalidInput, Unavailable
+from mloop.errors import Unavailable
 from mloop.monitoring import LogReader
-from mloop.monitoring.drift import ADWIN, DatasetDrift
-from mloop.registry import LoadedModel
-from mloop.rollout import Arm, Canary, Decision
 from mloop.serving import Deployments
 from mloop.training import auc, fit, tune
 from mloop.workspace import Workspace
 
-MODEL = "flights"
-DEPLOYMENT = "flights"
-EXPERIMENT = "flights"
-MAX_TRAIN_ROWS = 120_000
 _JSON = {"content-type": "application/json"}
-
-
-@dataclass
-class DemoConfig:
-    """Knobs of the demo; the defaults are the full run (about two minutes on two cores)."""
-
-    sample: float = 1.0
-    trials: int = 8
-    seed: int = 0
-    batch_size: int = 0  # rows per request; 0 picks 250 × sample, so a month is ~110 requests at any sample
-    label_delay: int = 6  # labels of a request arrive this many requests later
-    first_month: int = 3
-    last_month: int = 12
-
-    def check(self) -> None:
-        if not 0.0 < self.sample <= 1.0:
-            raise InvalidInput(f"sample must be within (0, 1], got {self.sample}.", field="sample")
-        if self.trials < 1:
-            raise InvalidInput(f"trials must be at least 1, got {self.trials}.", field="trials")
-        if self.batch_size < 0:
-            raise InvalidInput(f"batch_size must be at least 1 (or 0 for automatic), got {self.batch_size}.", field="batch_size")
-        if not 3 <= self.first_month <= self.last_month <= 12:
-            raise InvalidInput(
-                f"months must satisfy 3 <= first_month <= last_month <= 12, got {self.first_month}..{self.last_month}.",
-                field="months",
-            )
-
-
-@dataclass
-class WindowResult:
-    month: int
-    rows: int
-    labelled: int
-    versions: dict[int, int]
-    drift: bool
-    drift_share: float
-    drifted: list[str]
-    effects: dict[str, float]
-    p_values: dict[str, float]
-    concept_drift: bool
-    error_rate: float
-    actions: list[str] = field(default_factory=list)
-    auc_served: float = float("nan")
-    auc_static: float = float("nan")
-
-
-@dataclass(frozen=True)
-class DemoAction:
-    """One thing the demo's controller did, and the evidence it did it on.
-
-    ``kind``: ``retrain`` (a trigger fired), ``skip`` (a trigger fired but a rule held it back), ``reject``
-    (the challenger lost the offline gate), ``register`` (it passed and became the challenger), ``advance``
-    (a canary step passed), ``rollback``, ``promote``."""
-
-    month: int
-    kind: str
-    version: int | None
-    why: str
-    evidence: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class DemoResult:
-    workspace: Path
-    report: Path
-    windows: list[WindowResult]
-    versions: list[dict[str, Any]]
-    events: list[tuple[float, str]]
-    seconds: float
-    config: DemoConfig
-    actions: list[DemoAction] = field(default_factory=list)
-    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _payload(frame: pd.DataFrame) -> list[list[Any]]:
@@ -120,233 +39,6 @@ def _payload(frame: pd.DataFrame) -> list[list[Any]]:
     mask = frame.isna().to_numpy()
     values[mask] = None
     return values.tolist()
-
-
-class Clock:
-    """Wall time per phase of the demo, exclusive: a phase nested in another counts only for itself."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._stack: list[list[Any]] = []  # [name, started, time spent in nested phases]
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        self._stack.append([name, time.perf_counter(), 0.0])
-        try:
-            yield
-        finally:
-            _, started, nested = self._stack.pop()
-            spent = time.perf_counter() - started
-            self.seconds[name] = self.seconds.get(name, 0.0) + spent - nested
-            if self._stack:
-                self._stack[-1][2] += spent
-
-
-class _Controller:
-    """The loop's brain for the demo: watches the log, decides retraining and drives the canary."""
-
-    def __init__(
-        self, ws: Workspace, cfg: DemoConfig, console: Console, reference: pd.DataFrame, params: dict[str, Any], champion: int, clock: Clock
-    ) -> None:
-        self.ws = ws
-        self.deployments = Deployments(ws.registry, ws.store, ws.bus)
-        self.client: httpx.Client | None = None
-        self.cfg = cfg
-        self.console = console
-        self.reader = LogReader(ws.logs_dir)
-        self.params = params
-        self.champion = champion
-        self.initial = reference
-        self.drift = DatasetDrift().fit(reference[SPEC.features])
-        self.adwin = ADWIN(delta=0.002, one_sided=True)
-        self.label_cursor = 0.0
-        self.canary: Canary | None = None
-        self.canary_version: int | None = None
-        self.step_started = 0.0
-        self.last_retrain_month = 0
-        self.events: list[tuple[float, str]] = []
-        self.versions: list[dict[str, Any]] = []
-        self.challenger_reference: pd.DataFrame | None = None
-        self.actions: list[DemoAction] = []
-        self.clock = clock
-        self._champion_model: LoadedModel | None = None
-
-    def note(self, message: str) -> None:
-        self.events.append((time.time(), message))
-        self.console.log(message)
-
-    def act(self, actions: list[str], month: int, kind: str, text: str, version: int | None = None, *, log: bool = True, **evidence: float) -> None:
-        """Record a decision: the sentence for the report, and the structured action with its evidence."""
-        actions.append(text)
-        self.actions.append(DemoAction(month, kind, version, text, {k: float(v) for k, v in evidence.items()}))
-        if log:
-            self.note(text)
-
-    def champion_model(self) -> LoadedModel:
-        """The champion, loaded (and verified) once per version."""
-        if self._champion_model is None or self._champion_model.version != self.champion:
-            self._champion_model = self.ws.registry.load(MODEL, self.champion)
-        return self._champion_model
-
-    def phase(self, name: str) -> Any:
-        return self.clock.phase(name)
-
-    # -- monitoring ---------------------------------------------------------------------------
-
-    def monitor_window(self, month: int, since: float, until: float) -> WindowResult:
-        window = self.reader.labelled(DEPLOYMENT, since=since, until=until)
-        report = self.drift.score(window[SPEC.features])
-        fresh = self.reader.labelled(DEPLOYMENT, labels_after=self.label_cursor)
-        concept = False
-        if len(fresh):
-            self.label_cursor = float(fresh["label_ts"].max())
-            losses = (fresh["score"].to_numpy() - fresh["label"].to_numpy()) ** 2
-            for loss in losses:
-                concept |= self.adwin.update(float(loss))
-        labelled = window[window["label"].notna()]
-        err = float(((labelled["score"] > 0.5).astype(int) != labelled["label"]).mean()) if len(labelled) else float("nan")
-        return WindowResult(
-            month=month,
-            rows=len(window),
-            labelled=len(labelled),
-            versions={int(str(k)): int(v) for k, v in window["version"].value_counts().items()},
-            drift=report.drift,
-            drift_share=report.share_drifted,
-            drifted=report.drifted(),
-            effects={f.name: f.effect_size for f in report.features},
-            p_values={f.name: f.p_value_adjusted for f in report.features},
-            concept_drift=concept,
-            error_rate=err,
-        )
-
-    # -- retraining ---------------------------------------------------------------------------
-
-    def maybe_retrain(self, result: WindowResult, since: float) -> None:
-        if not (result.drift or result.concept_drift):
-            return
-        why = " + ".join(
-            ([f"data drift ({len(result.drifted)} features)"] if result.drift else []) + (["ADWIN alarm"] if result.concept_drift else [])
-        )
-        month = result.month
-        if self.canary is not None:
-            self.act(result.actions, month, "skip", f"{why}: canary already running", log=False)
-            return
-        if month - self.last_retrain_month < 2:
-            self.act(result.actions, month, "skip", f"{why}: cooling down", log=False, months_since_retrain=month - self.last_retrain_month)
-            return
-        self.act(result.actions, month, "retrain", f"month {month}: {why} → retraining on recent labelled data",
-                 drift_share=result.drift_share, concept_drift=float(result.concept_drift))
-        with self.phase("retrain"):
-            self._retrain(result, since, why)
-
-    def _retrain(self, result: WindowResult, since: float, why: str) -> None:
-        month = result.month
-        logged = self.reader.labelled(DEPLOYMENT, since=0.0)  # one read; the recent window is a slice of it
-        logged = logged[logged["label"].notna()]
-        recent = logged[logged["ts"] >= since]
-        if len(recent) < 200:
-            self.act(result.actions, month, "skip", f"{why}: too few labelled rows to retrain", labelled=len(recent))
-            return
-        # Training data: the initial set plus every labelled row logged since, capped to the newest
-        # MAX_TRAIN_ROWS; the holdout is the newest quarter of the recent window, never trained on.
-        logged = logged.assign(late=lambda f: f["label"].astype(int))
-        cumulative = pd.concat([self.initial[[*SPEC.features, SPEC.target]], logged[[*SPEC.features, SPEC.target]]], ignore_index=True)
-        n_holdout = max(100, len(recent) // 4)
-        train = cumulative.iloc[:-n_holdout].tail(MAX_TRAIN_ROWS)
-        holdout = cumulative.iloc[-n_holdout:]
-        champion = self.champion_model()
-        with self.ws.tracker.start_run(EXPERIMENT, run_name=f"retrain-month-{result.month}", seed=self.cfg.seed, tags={"mloop.trigger": why}) as run:
-            run.log_dataset(train[[*SPEC.features, SPEC.target]], context="training", name=f"prediction-log-recent-m{result.month}", targets=SPEC.target)
-            run.log_dataset(holdout[[*SPEC.features, SPEC.target]], context="holdout", name=f"prediction-log-holdout-m{result.month}", targets=SPEC.target)
-            model = fit(train, SPEC, self.params, self.cfg.seed)
-            auc_challenger = auc(holdout[SPEC.target], model.predict_proba(holdout[SPEC.features])[:, 1])
-            auc_champion = auc(holdout[SPEC.target], champion.score(holdout[SPEC.features]))
-            run.log_params(self.params)
-            run.log_metrics({"holdout_auc": auc_challenger, "champion_holdout_auc": auc_champion})
-            uri = run.log_sklearn_model(model, train[SPEC.features])
-        self.last_retrain_month = result.month
-        if not auc_challenger >= auc_champion - 0.002:
-            self.act(result.actions, month, "reject", f"challenger rejected: holdout AUC {auc_challenger:.3f} < champion {auc_champion:.3f}",
-                     challenger_auc=auc_challenger, champion_auc=auc_champion)
-            return
-        info = self.ws.registry.register(uri, MODEL, alias="challenger")
-        self.challenger_reference = train[SPEC.features]
-        self.versions.append(
-            {"version": info.version, "month": month, "rows": len(train), "holdout_auc": auc_challenger, "champion_auc": auc_champion, "trigger": why}
-        )
-        self.act(result.actions, month, "register",
-                 f"v{info.version} registered as challenger (holdout AUC {auc_challenger:.3f} vs champion {auc_champion:.3f})",
-                 info.version, challenger_auc=auc_challenger, champion_auc=auc_champion)
-        min_samples = max(30, int(400 * self.cfg.sample))
-        self.canary = Canary(steps=[10, 50, 100], min_samples=min_samples, tolerance=0.05)
-        self.canary_version = info.version
-        self._set_canary(self.canary.percent)
-
-    # -- canary -------------------------------------------------------------------------------
-
-    def deploy(self, rollout: dict[str, Any] | None = None) -> None:
-        """Change the deployment and wait until the server applies it, so every later request meets the new
-        policy (the replay stays reproducible)."""
-        revision = self.deployments.deploy(DEPLOYMENT, MODEL, "champion", rollout=rollout).revision
-        if self.client is None:
-            return
-        deadline = time.monotonic() + 30
-        while self.client.get(f"/v2/models/{DEPLOYMENT}/stats").json().get("revision", 0) < revision:
-            if time.monotonic() > deadline:
-                raise Unavailable("The server did not apply the new deployment within 30 s; see server.log.")
-            time.sleep(0.02)
-
-    def _set_canary(self, percent: float) -> None:
-        self.deploy({"candidate_alias": "challenger", "percent": percent, "strategy": "canary"})
-        self.step_started = time.time()
-        self.note(f"canary: v{self.canary_version} gets {percent:.0f}% of traffic")
-
-    def check_canary(self, month: int, actions: list[str]) -> None:
-        if self.canary is None:
-            return
-        with self.phase("canary"):
-            self._check_canary(month, actions)
-
-    def _check_canary(self, month: int, actions: list[str]) -> None:
-        assert self.canary is not None
-        rows = self.reader.labelled(DEPLOYMENT, since=self.step_started)
-        rows = rows[rows["label"].notna()]
-        self.canary.clear()
-        losses = (rows["score"].to_numpy() - rows["label"].to_numpy()) ** 2
-        for version, loss in zip(rows["version"].to_numpy(), losses, strict=True):
-            self.canary.observe(Arm.CANDIDATE if int(version) == self.canary_version else Arm.BASELINE, float(loss))
-        decision = self.canary.decision()
-        if decision is Decision.ADVANCE:
-            stats = self.canary.arm_stats()
-            self.act(actions, month, "advance",
-                     f"canary step {self.canary.percent:.0f}% passed (Brier {stats['candidate'][1]:.4f} vs {stats['baseline'][1]:.4f})",
-                     self.canary_version, percent=self.canary.percent, candidate_brier=stats["candidate"][1], baseline_brier=stats["baseline"][1],
-                     candidate_n=stats["candidate"][0], baseline_n=stats["baseline"][0], z=float(self.canary.history[-1]["z"]))
-            percent = self.canary.advance()
-            if self.canary.decision() is Decision.PROMOTE:
-                self._promote(month, actions)
-            else:
-                self._set_canary(percent)
-        elif decision is Decision.PROMOTE:
-            self._promote(month, actions)
-        elif decision is Decision.ROLLBACK:
-            stats = self.canary.arm_stats()
-            self.act(actions, month, "rollback", f"canary rolled back: v{self.canary_version} was worse", self.canary_version,
-                     percent=self.canary.percent, candidate_brier=stats["candidate"][1], baseline_brier=stats["baseline"][1],
-                     candidate_n=stats["candidate"][0], baseline_n=stats["baseline"][0], z=float(self.canary.history[-1]["z"]))
-            self.deploy()
-            self.canary = None
-
-    def _promote(self, month: int, actions: list[str]) -> None:
-        assert self.canary_version is not None
-        self.ws.registry.set_alias(MODEL, "champion", self.canary_version)
-        self.deploy()
-        self.act(actions, month, "promote", f"v{self.canary_version} promoted to champion", self.canary_version)
-        self.champion = self.canary_version
-        if self.challenger_reference is not None:
-            # The new champion was trained on recent data: that is the reference from now on.
-            self.drift = DatasetDrift().fit(self.challenger_reference)
-        self.canary = None
 
 
 def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = None, console: Console | None = None) -> DemoResult:
@@ -399,7 +91,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
         archive.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(log_dir), str(archive))
 
-    controller = _Controller(ws, cfg, console, train, params, v1.version, clock)
+    controller = Controller(ws, cfg, console, train, params, v1.version, clock)
     controller.versions = versions
     windows: list[WindowResult] = []
     server_log = ws.root / "server.log"
@@ -504,39 +196,4 @@ def _wait_for_log(reader: LogReader, since: float, predictions: int, feedback: i
         time.sleep(0.05)
 
 
-_SHORT = (
-    (re.compile(r"^(v\d+) registered as challenger"), r"\1 challenger"),
-    (re.compile(r"^(v\d+) promoted"), r"\1 promoted"),
-    (re.compile(r"^canary rolled back: (v\d+)"), r"\1 rolled back"),
-    (re.compile(r"^challenger rejected"), "challenger rejected"),
-)
-
-
-def short_action(action: str) -> str | None:
-    """A few words for the summary table (the report has the full sentence); None for non-events."""
-    for pattern, replacement in _SHORT:
-        m = pattern.match(action)
-        if m:
-            return m.expand(replacement)
-    return None
-
-
-def summary_rows(result: DemoResult) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for w in result.windows:
-        rows.append(
-            (
-                f"{w.month:02d}",
-                f"{w.rows:,}",
-                ", ".join(f"v{v}" for v in sorted(w.versions)),
-                f"{w.drift_share:.0%}" + (" ⚠" if w.drift else ""),
-                "yes" if w.concept_drift else "",
-                f"{w.auc_static:.3f}",
-                f"{w.auc_served:.3f}",
-                ", ".join(a for a in map(short_action, w.actions) if a),
-            )
-        )
-    return rows
-
-
-__all__ = ["Clock", "DemoAction", "DemoConfig", "DemoResult", "WindowResult", "run_demo", "summary_rows"]
+__all__ = ["run_demo"]

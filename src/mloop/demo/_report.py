@@ -15,7 +15,7 @@ from mloop.files import write_atomic
 from mloop.monitoring._charts import bar_chart, heat_color, line_chart
 
 if TYPE_CHECKING:
-    from mloop.demo._loop import DemoResult
+    from mloop.demo._records import DemoResult
 
 
 def _fmt(value: float, digits: int = 3) -> str:

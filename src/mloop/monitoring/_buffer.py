@@ -63,7 +63,6 @@ class PredictionBuffer:
     """
 
     def __init__(self) -> None:
-        self.rows = 0
         self.capacity = _START
         # The log's own columns: plain lists (an append is the cheapest write there is; Arrow reads them in C).
         self.request_id: list[str] = []
@@ -80,6 +79,11 @@ class PredictionBuffer:
         # Other models: the column arrays in the order of the columns tuple seen last, for plain assignments.
         self._aligned_for: Sequence[str] | None = None
         self._aligned: list[tuple[str, np.ndarray]] = []
+
+    @property
+    def rows(self) -> int:
+        """Rows buffered so far (one entry per row in each of the log's own columns)."""
+        return len(self.request_id)
 
     def __len__(self) -> int:
         return self.rows
@@ -114,6 +118,16 @@ class PredictionBuffer:
             column = self.inputs[name] = converted
         column[start : start + len(values)] = values
 
+    def _put_aligned(self, start: int, inputs: Mapping[str, np.ndarray]) -> bool:
+        """One row into the columns of the last shape with plain assignments; False when a value does not fit its
+        column's type (the general path then widens the column)."""
+        try:
+            for name, column in self._aligned:
+                column[start] = inputs[name][0]
+        except (ValueError, TypeError):
+            return False
+        return True
+
     def add(self, request_id: str, ts: float, version: int, latency_ms: float, inputs: Any, scores: Any, columns: Sequence[str] | None) -> None:
         n = len(inputs)
         start, end = self.rows, self.rows + n
@@ -132,7 +146,6 @@ class PredictionBuffer:
             self.version.extend([version] * n)
             self.latency_ms.extend([latency_ms] * n)
             self.score.extend(np.asarray(scores, dtype=float).reshape(n, -1)[:, -1].tolist())
-        self.rows = end
         if columns is not None and isinstance(inputs, np.ndarray) and inputs.ndim == 2 and inputs.dtype.kind == "f":
             if columns is self._matrix_columns and self._matrix is not None:
                 self._matrix[start:end] = inputs
@@ -141,13 +154,8 @@ class PredictionBuffer:
                 self._matrix, self._matrix_columns = _empty(self.capacity, True, inputs.shape[1]), columns
                 self._matrix[start:end] = inputs
                 return
-        if n == 1 and columns is not None and columns is self._aligned_for and isinstance(inputs, Mapping):
-            try:
-                for name, column in self._aligned:
-                    column[start] = inputs[name][0]
-                return
-            except (ValueError, TypeError):  # a value this column's type cannot hold: the general path widens it
-                pass
+        if n == 1 and columns is not None and columns is self._aligned_for and isinstance(inputs, Mapping) and self._put_aligned(start, inputs):
+            return
         self._settle_matrix()
         for name, values in _input_columns(inputs, columns):
             self._put(name, start, values)

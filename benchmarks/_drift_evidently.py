@@ -1,6 +1,7 @@
 """Evidently's side of benchmarks/drift.py, run by the venv that has Evidently 0.7 (pandas < 3).
 
     python _drift_evidently.py speed REF.parquet CUR.parquet OUT.html   -> {"seconds", "peak_mib"}
+    python _drift_evidently.py whole REF.parquet CUR.parquet OUT.html   (the whole job, as a process to be timed)
     python _drift_evidently.py aa WINDOWS ROWS                           -> {"any_column", "dataset"}
 """
 
@@ -45,6 +46,8 @@ def main() -> None:
             _run(ref, cur).save_html(sys.argv[4])
             seconds = time.perf_counter() - start
         print(json.dumps({"seconds": seconds, "peak_mib": mem.peak_mib}))
+    elif mode == "whole":  # what a user runs: read both tables, build the report, write the HTML
+        _run(pd.read_parquet(sys.argv[2]), pd.read_parquet(sys.argv[3])).save_html(sys.argv[4])
     elif mode == "aa":
         windows, rows = int(sys.argv[2]), int(sys.argv[3])
         reference = table(5 * rows, seed=10_000)

@@ -75,14 +75,14 @@ def test_deploy_refuses_a_twin_that_disagrees(workspace: Workspace) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from mloop.errors import Conflict
-    from mloop.optimize import convert_hgb
+    from mloop.optimize import convert_hgb, verify_twin
     from mloop.registry import TWIN_FILE, ColumnSpec
     from mloop.security import build_manifest
 
     with workspace.tracker.start_run("runtimes") as run:
         uri = run.log_sklearn_model(HistGradientBoostingClassifier(max_iter=20).fit(X, Y), X)
     version = workspace.registry.register(uri, "h", alias="champion").version
-    assert workspace.registry.check_twin("h", version)
+    assert verify_twin(workspace.registry.load("h", version))
     # Someone holding the workspace key swaps in a different twin and re-records and re-signs the manifest:
     # digests and signature now match (without the key the signature check refuses first, see
     # tests/security), but the twin no longer agrees with the model.

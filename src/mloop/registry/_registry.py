@@ -312,13 +312,6 @@ class Registry:
             client.finalize_logged_model(logged.model_id, "READY")
         return self.register(f"models:/{logged.model_id}", target, alias=alias)
 
-    def check_twin(self, name: str, ref: str | int) -> str | None:
-        """Score the stored parity sample with the version and its ONNX twin; ``Conflict`` naming the largest
-        difference if they disagree, else the parity description (``None`` when the version has no twin)."""
-        from mloop.optimize import verify_twin
-
-        return verify_twin(self.load(name, ref))
-
     def adopt_unsigned(self) -> list[str]:
         """Sign manifests that have no signature (registered before signing existed) after checking that the
         artifact files still match their digests: trust on first use, by an explicit command."""

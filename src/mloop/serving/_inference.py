@@ -5,7 +5,6 @@ same table call the same handlers (and document them in the OpenAPI document).
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,9 +21,6 @@ from mloop.serving._metrics import ServingMetrics
 from mloop.serving._openapi import FEEDBACK_BODY, MLFLOW_BODY, V2_BODY
 from mloop.serving._replies import Reply, failure, json_reply
 from mloop.serving._routes import Call, Route
-
-log = logging.getLogger("mloop.serving")
-
 
 
 def parse_json(body: bytes) -> Any:

@@ -70,3 +70,19 @@ def test_estimators_validate_and_require_fit() -> None:
         MMDTest(n_permutations=1)
     with pytest.raises(InvalidInput, match="current has 2 features, the reference 3"):
         MMDTest(n_permutations=10).fit(np.random.default_rng(0).normal(size=(20, 3))).score(np.ones((20, 2)))
+
+
+def test_tail_probabilities_match_scipy_special_across_their_range() -> None:
+    """The Kolmogorov and chi-square tails are ours (importing scipy.special costs more than a report's statistics);
+    both are held to SciPy's to 1e-12, relative in the far tail."""
+    from scipy import special
+
+    from mloop.monitoring.drift._binned import chi2_sf
+    from mloop.monitoring.drift._univariate import kolmogorov_sf
+
+    for x in np.concatenate([np.linspace(0.0, 3.0, 601), np.linspace(3.0, 25.0, 89)]):
+        expected = float(special.kolmogorov(x))
+        assert kolmogorov_sf(float(x)) == pytest.approx(expected, rel=1e-12, abs=1e-14 if expected > 1e-3 else 0)
+    for df in (1, 2, 3, 7, 24, 49):
+        for x in np.logspace(-4, 3.3, 150):
+            assert chi2_sf(float(x), df) == pytest.approx(float(special.chdtrc(df, x)), rel=1e-12, abs=1e-300)

@@ -44,14 +44,40 @@ def test_chi_square_matches_scipy_contingency() -> None:
     got = ChiSquareTest().fit(ref).score(cur)
     assert got.statistic == pytest.approx(chi2, rel=1e-12)
     assert got.p_value == pytest.approx(p, abs=1e-9)
-    assert got.effect_size == pytest.approx(np.sqrt(chi2 / table.sum()), rel=1e-12)
+    shares = table / table.sum(axis=1, keepdims=True)
+    assert got.effect_size == pytest.approx(np.abs(shares[0] - shares[1]).sum() / 2, abs=1e-12)  # total variation
+    assert got.measure == "total_variation"
 
 
 def test_chi_square_pools_unseen_categories_and_missing_values() -> None:
     chi = ChiSquareTest().fit(np.array(["a", "b"] * 100, dtype=object))
     result = chi.score(np.array(["a", "b", "zzz", None] * 50, dtype=object))
-    assert result.p_value < 1e-6 and result.effect_size > 0.3
+    assert result.p_value < 1e-6 and result.effect_size == pytest.approx(0.5)  # half the rows are unseen or missing
 
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_numeric_effect_is_scipys_wasserstein_in_reference_standard_deviations(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref, cur = rng.gamma(2.0, 3.0, size=3000), rng.gamma(2.5, 3.0, size=1700)
+    got = KSTest().fit(ref).score(cur)
+    assert got.measure == "wasserstein_sd"
+    assert got.effect_size == pytest.approx(stats.wasserstein_distance(ref, cur) / np.std(ref), rel=1e-9)
+
+
+def test_the_shifts_that_the_old_floor_missed_are_flagged_and_an_unchanged_feature_is_not() -> None:
+    """The issue's new-user check: on 100k rows, a 0.15 σ mean shift and a 30 % wider spread (both under 0.1 on
+    KS's D) drift; their effect reads in reference standard deviations."""
+    rng = np.random.default_rng(7)
+    n = 100_000
+    ref = {"mean": rng.normal(size=n), "spread": rng.normal(size=n), "same": rng.normal(size=n)}
+    cur = {"mean": rng.normal(0.15, size=n), "spread": rng.normal(scale=1.3, size=n), "same": rng.normal(size=n)}
+    report = DatasetDrift().fit(ref).score(cur)
+    by_name = {f.name: f for f in report.features}
+    assert report.drifted() == ["mean", "spread"]
+    assert by_name["mean"].statistic < 0.1 and by_name["spread"].statistic < 0.1  # KS's D: under the old floor
+    assert by_name["mean"].effect_size == pytest.approx(0.15, abs=0.02)
+    assert by_name["spread"].effect_size == pytest.approx(0.3 * np.sqrt(2 / np.pi), abs=0.02)  # W1 of N(0,1), N(0,1.3²)
+    assert by_name["same"].effect_size < 0.02 and by_name["mean"].floor == 0.1 and by_name["mean"].measure == "wasserstein_sd"
 
 @pytest.mark.parametrize("n", [1, 5, 40])
 def test_corrections_match_scipy(n: int) -> None:
@@ -60,14 +86,18 @@ def test_corrections_match_scipy(n: int) -> None:
     np.testing.assert_allclose(bonferroni(p), np.minimum(p * n, 1.0))
 
 
-def test_dataset_drift_aa_windows_rarely_alarm() -> None:
+def test_aa_windows_alarm_at_the_corrected_rate_and_uncorrected_tests_would_not() -> None:
+    """Ten unchanged features, fresh samples per window: with BH at α = 0.05 any-feature alarms stay near 5 %;
+    the same tests uncorrected alarm in about 1 − 0.95¹⁰ ≈ 40 % of windows."""
     rng = np.random.default_rng(42)
-    ref = pd.DataFrame({f"x{i}": rng.normal(size=2000) for i in range(10)})
-    detector = DatasetDrift(drift_share=0.1).fit(ref)
-    alarms = sum(
-        detector.score(pd.DataFrame({f"x{i}": rng.normal(size=500) for i in range(10)})).drift for _ in range(40)
-    )
-    assert alarms <= 2
+    windows, corrected, uncorrected = 300, 0, 0
+    for _ in range(windows):
+        ref = {f"x{i}": rng.normal(size=2000) for i in range(10)}
+        cur = {f"x{i}": rng.normal(size=500) for i in range(10)}
+        corrected += DatasetDrift(drift_share=0.1, floors={"wasserstein_sd": 0.0}).fit(ref).score(cur).drift
+        uncorrected += DatasetDrift(drift_share=0.1, correction="none", floors={"wasserstein_sd": 0.0}).fit(ref).score(cur).drift
+    assert corrected / windows <= 0.08
+    assert uncorrected / windows >= 0.3
 
 
 def test_effect_floor_ignores_trivial_shift_in_huge_samples() -> None:
@@ -75,7 +105,7 @@ def test_effect_floor_ignores_trivial_shift_in_huge_samples() -> None:
     ref = pd.DataFrame({"x": rng.normal(size=200_000)})
     cur = pd.DataFrame({"x": rng.normal(0.03, size=200_000)})
     with_floor = DatasetDrift().fit(ref).score(cur)
-    without = DatasetDrift(effect_floor=0.0).fit(ref).score(cur)
+    without = DatasetDrift(floors={"wasserstein_sd": 0.0}).fit(ref).score(cur)
     assert with_floor.features[0].p_value_adjusted < 1e-10
     assert not with_floor.drift and without.drift
 
@@ -90,6 +120,34 @@ def test_dataset_drift_validates_and_requires_fit() -> None:
     detector = DatasetDrift().fit(pd.DataFrame({"x": [1.0, 2.0]}))
     with pytest.raises(InvalidInput, match="lacks column"):
         detector.score(pd.DataFrame({"y": [1.0]}))
+    for floors, message, where in [
+        ({"ks_d": 0.1}, "Unknown effect measure 'ks_d'. Valid: wasserstein_sd, total_variation", "floors.ks_d"),
+        ({"wasserstein_sd": -0.1}, "must be a finite number ≥ 0", "floors.wasserstein_sd"),
+        ({"total_variation": float("nan")}, "must be a finite number ≥ 0", "floors.total_variation"),
+    ]:
+        with pytest.raises(InvalidInput, match=message) as info:
+            DatasetDrift(floors=floors)
+        assert info.value.field == where
+
+
+def test_arrays_and_frames_give_the_same_report() -> None:
+    """The CLI hands columns (arrays, codes) read by Arrow; the Python API hands DataFrames: same statistics."""
+    from mloop.monitoring.drift import Coded
+
+    rng = np.random.default_rng(8)
+    frames = [pd.DataFrame({"x": rng.normal(s, size=2000), "c": rng.choice(["a", "b", None], 2000, p=[0.5 - s, 0.4 + s, 0.1]),
+                            "k": rng.poisson(2 + 5 * s, size=2000)}) for s in (0.0, 0.1)]
+    by_frame = DatasetDrift().fit(frames[0]).score(frames[1])
+
+    def columns(frame: pd.DataFrame) -> dict[str, object]:
+        codes, labels = pd.factorize(frame["c"])
+        return {"x": frame["x"].to_numpy(), "c": Coded(codes, [str(v) for v in labels]), "k": frame["k"].to_numpy()}
+
+    by_columns = DatasetDrift().fit(columns(frames[0])).score(columns(frames[1]))
+    assert by_columns == by_frame and by_frame.drifted() == ["x", "c", "k"]
+    with pytest.raises(InvalidInput, match="held numbers in the reference and holds categories now") as info:
+        DatasetDrift().fit(columns(frames[0])).score({**columns(frames[1]), "x": Coded(np.zeros(3, dtype=np.int64), ["a"])})
+    assert info.value.field == "x"
 
 
 def test_adwin_one_sided_ignores_improvement() -> None:

@@ -32,7 +32,18 @@ def test_json_is_one_object_with_every_feature(tables: tuple[Path, Path], capsys
     assert data["drift"] is True
     assert {f["name"]: f["drift"] for f in data["features"]} == {"x": True, "y": False, "c": True}
     for f in data["features"]:
-        assert set(f) == {"name", "test", "statistic", "p_value", "p_value_adjusted", "effect_size", "drift"}
+        assert set(f) == {"name", "test", "statistic", "p_value", "p_value_adjusted", "effect_size", "measure", "floor", "drift"}
+    assert [(f["measure"], f["floor"]) for f in data["features"]] == [("wasserstein_sd", 0.1), ("wasserstein_sd", 0.1), ("total_variation", 0.075)]
+    assert data["floors"]["wasserstein_sd"] == 0.1
+
+
+def test_the_command_reads_with_arrow_what_the_python_api_reads_with_pandas(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The command builds columns from Arrow (no pandas); every statistic equals the DataFrame path's."""
+    from mloop.monitoring import compare_tables, drift_summary
+
+    code, out, _ = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json"], capsys)
+    expected = drift_summary(compare_tables(pd.read_parquet(tables[0]), pd.read_csv(tables[1])))
+    assert code == 0 and json.loads(out) == json.loads(json.dumps(expected))
 
 
 def test_prediction_column_and_test_overrides(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,10 +58,26 @@ def test_prediction_column_and_test_overrides(tables: tuple[Path, Path], capsys:
     assert code == 2 and "needs a numeric feature" in err
 
 
-def test_bonferroni_and_a_high_floor_change_the_verdict(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni", "--effect-floor", "0.5"]
+def test_bonferroni_and_high_floors_change_the_verdict(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--correction", "bonferroni",
+            "--floor", "wasserstein_sd=0.5", "--floor", "total_variation=0.5"]
     code, out, _ = run_cli(args, capsys)
     assert code == 0 and json.loads(out)["drift"] is False and json.loads(out)["correction"] == "bonferroni"
+    assert json.loads(out)["floors"] == {"wasserstein_sd": 0.5, "total_variation": 0.5, "psi": 0.1, "jensen_shannon": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("floor", "message"),
+    [
+        ("ks_d=0.1", "Unknown effect measure 'ks_d'. Valid: wasserstein_sd, total_variation, psi, jensen_shannon"),
+        ("wasserstein_sd=big", "--floor wasserstein_sd= takes a number, got 'big'"),
+        ("wasserstein_sd=-1", "The floor for wasserstein_sd must be a finite number ≥ 0, got -1.0"),
+        ("0.1", "--floor takes MEASURE=VALUE, got '0.1'"),
+    ],
+)
+def test_bad_floors_are_named(tables: tuple[Path, Path], floor: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json", "--floor", floor], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
 
 
 @pytest.mark.browser

@@ -105,6 +105,26 @@ def test_count_windows_persistence_alarm_and_resolution(ws: Workspace, tmp_path:
     assert len(ws.store.monitors.windows(monitor.id)) == 6
 
 
+def test_the_floors_of_a_monitor_decide_with_the_effect_they_record(ws: Workspace, tmp_path: Path) -> None:
+    """A 1 σ shift is significant under both monitors; only the one whose W1/σ floor it reaches alarms, and each
+    window records the effect, its measure and the floor it was held to."""
+    rng = np.random.default_rng(3)
+    reference = str(_reference(tmp_path, rng))
+    for name, floors in (("default", {}), ("strict", {"wasserstein_sd": 2.0})):
+        register_monitor(ws.store, {"name": name, "deployment": "dep", "reference": {"path": reference},
+                                    "window": {"kind": "count", "size": 400}, "predictions": False, "floors": floors})
+    _log(ws, _frame(400, rng, 1.0), T0, 1.0)
+    runner = monitor_runner(ws)
+    runner.clock = Clock(T0 + 400 + 60)
+    results = {r.monitor: r for r in runner.tick() if r.deployment == "dep"}
+    runner.close()
+    assert results["default"].drifted == ["x"] and results["strict"].drifted == []
+    for name, floor in (("default", 0.1), ("strict", 2.0)):
+        window = ws.store.monitors.windows(ws.store.monitors.get("dep", name).id)[-1]
+        x = next(f for f in window.summary["features"] if f["name"] == "x")
+        assert x["measure"] == "wasserstein_sd" and x["floor"] == floor and 0.8 < x["effect_size"] < 1.2
+
+
 def test_rows_younger_than_the_grace_period_wait(ws: Workspace, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     register_monitor(ws.store, {"name": "m", "deployment": "dep", "reference": {"path": str(_reference(tmp_path, rng))},
@@ -292,6 +312,9 @@ def test_webhook_allowed_hosts() -> None:
         ({"webhooks": ["http://user:pw@127.0.0.1/"]}, "webhooks", "must not carry credentials"),
         ({"name": "../etc"}, "name", "Invalid name"),
         ({"alpha": 2}, "alpha", "less than 1"),
+        ({"floors": {"ks_d": 0.1}}, "floors", "Unknown effect measure 'ks_d'"),
+        ({"floors": {"total_variation": -0.2}}, "floors", "The floor for total_variation must be a finite number ≥ 0"),
+        ({"effect_floor": 0.1}, "monitor", "effect_floor was replaced by floors, one per effect measure"),
         ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
         ({"window": {"kind": "streaming"}}, "monitor", "need a concept detector"),
         ({"window": {"kind": "streaming"}, "concept": {"detector": "ddm", "loss": "brier"}}, "concept", "ddm reads 0/1 errors"),

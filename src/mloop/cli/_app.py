@@ -401,6 +401,17 @@ def monitors_run() -> None:
     console.print(f"{len(results)} window(s) evaluated")
 
 
+def _pairs(items: list[str] | None, option: str, form: str) -> list[tuple[str, str]]:
+    """``KEY=VALUE`` options as pairs; anything else is refused naming the option."""
+    pairs = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise InvalidInput(f"{option} takes {form}, got {item!r}.", field=option)
+        pairs.append((key, value))
+    return pairs
+
+
 @drift_app.command("report")
 def drift_report(
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference table (Parquet, CSV or Arrow).")],
@@ -409,7 +420,10 @@ def drift_report(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
     alpha: Annotated[float, typer.Option(help="Significance level after correction.")] = 0.05,
     correction: Annotated[str, typer.Option(help="Multiple-testing correction: bh, bonferroni or none.")] = "bh",
-    effect_floor: Annotated[float, typer.Option(help="Smallest effect size that counts as drift.")] = 0.1,
+    floor: Annotated[
+        list[str] | None,
+        typer.Option("--floor", help="MEASURE=VALUE: the smallest effect that counts as drift (defaults: wasserstein_sd=0.1 σ, total_variation=0.075)."),
+    ] = None,
     drift_share: Annotated[float, typer.Option(help="Share of drifted features that makes the dataset drift.")] = 0.3,
     prediction: Annotated[str | None, typer.Option(help="Column of model outputs, tested on its own (prediction drift).")] = None,
     test: Annotated[
@@ -420,23 +434,34 @@ def drift_report(
     """Compare two tables feature by feature (test chosen by dtype and size, corrected, with an effect-size floor)."""
     import json
 
-    from mloop.data import read_table
+    from mloop._memory import release_freed_memory
+    from mloop.data import read_columns
     from mloop.monitoring import drift_detector, drift_summary, render_drift_report, write_html
+    from mloop.monitoring._drift_report import check_current
 
-    tests: dict[str, str] = {}
-    for item in test or []:
-        feature, sep, name = item.partition("=")
-        if not sep or not feature or not name:
-            raise InvalidInput(f"--test takes FEATURE=TEST, got {item!r}.", field="--test")
-        tests[feature] = name
-    ref, cur = read_table(reference), read_table(current)
-    fitted = drift_detector(ref, cur, alpha=alpha, correction=correction, effect_floor=effect_floor, drift_share=drift_share,
+    tests = dict(_pairs(test, "--test", "FEATURE=TEST"))
+    floors: dict[str, float] = {}
+    for measure, value in _pairs(floor, "--floor", "MEASURE=VALUE"):
+        try:
+            floors[measure] = float(value)
+        except ValueError:
+            raise InvalidInput(f"--floor {measure}= takes a number, got {value!r}.", field="--floor") from None
+    import pyarrow
+
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # a one-shot process: malloc gives freed columns back, mimalloc keeps them
+    ref = read_columns(reference)
+    fitted = drift_detector(ref, alpha=alpha, correction=correction, floors=floors, drift_share=drift_share,
                             prediction=prediction, tests=tests)
+    names = list(ref)
+    del ref  # the fitted tests hold what they need: one table in memory at a time
+    release_freed_memory()
+    cur = read_columns(current)
+    check_current(names, cur)
     report = fitted.score(cur)
     if output is None and not as_json:
         output = Path("drift-report.html")
     if output is not None:
-        write_html(output, render_drift_report(ref, cur, report, fitted=fitted, title=f"Data drift: {current.name} vs {reference.name}"))
+        write_html(output, render_drift_report(None, cur, report, fitted=fitted, title=f"Data drift: {current.name} vs {reference.name}"))
         if not as_json:
             verdict = "drift" if report.drift else "no drift"
             console.print(f"{verdict}: {len(report.drifted())} of {len(report.features)} features drifted; report: [bold]{output}[/bold]")

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mloop.errors import InvalidInput
 from mloop.monitoring.drift import CORRECTIONS, DETECTORS
-from mloop.monitoring.drift._dataset import TESTS
+from mloop.monitoring.drift._dataset import TESTS, check_floors
 from mloop.names import check_name
 from mloop.store import MetadataStore, MonitorRow
 
@@ -120,7 +120,7 @@ class MonitorConfig(_Strict):
     predictions: bool = True
     alpha: float = Field(default=0.05, gt=0, lt=1)
     correction: str = "bh"
-    effect_floor: float = Field(default=0.1, ge=0, lt=1)
+    floors: dict[str, float] = Field(default_factory=dict)
     drift_share: float = Field(default=0.3, gt=0, le=1)
     persistence: Persistence = Field(default_factory=Persistence)
     concept: Concept | None = None
@@ -140,6 +140,25 @@ class MonitorConfig(_Strict):
     @classmethod
     def _correction(cls, value: str) -> str:
         return _one_of(value, CORRECTIONS, "correction")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "effect_floor" in data:
+            raise ValueError(
+                "effect_floor was replaced by floors, one per effect measure, e.g. floors: {wasserstein_sd: 0.1, "
+                "total_variation: 0.075} (W1 in reference standard deviations for numbers, total variation for categories)"
+            )
+        return data
+
+    @field_validator("floors")
+    @classmethod
+    def _floors(cls, value: dict[str, float]) -> dict[str, float]:
+        try:
+            check_floors(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message.removesuffix(".")) from None
+        return value
 
     @field_validator("tests")
     @classmethod

@@ -159,7 +159,7 @@ class MonitorRunner:
         prediction = "score" if config.predictions and "score" in reference.columns else None
         columns = features + ([prediction] if prediction else [])
         fitted = DatasetDrift(
-            alpha=config.alpha, correction=config.correction, effect_floor=config.effect_floor,
+            alpha=config.alpha, correction=config.correction, floors=config.floors,
             drift_share=config.drift_share, tests=config.tests, prediction=prediction,
         ).fit(reference[columns])
         self._fitted[row.id] = found = _Fitted(key, reference[columns], fitted, after)

@@ -83,4 +83,4 @@ class MMDTest:
             exceed += _mmd2(k[np.ix_(perm, perm)], n) >= observed
         p = (1 + exceed) / (1 + self.n_permutations)
         effect = float(np.sqrt(max(observed, 0.0)))
-        return TestResult(self.name, observed, p, effect)
+        return TestResult(self.name, observed, p, effect, "mmd")

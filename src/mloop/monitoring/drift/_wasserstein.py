@@ -1,30 +1,16 @@
-"""Normalised Wasserstein-1 distance: how far the distribution moved, in units of the reference's spread."""
+"""Normalised Wasserstein-1 distance as the test statistic: how far the distribution moved, in units of the
+reference's spread."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mloop.errors import NotFittedError
-from mloop.monitoring.drift._univariate import KSTest, TestResult, _finite
+from mloop.monitoring.drift._univariate import KSTest, TestResult, cdf_gaps, ks_p_value, ks_statistic
 
 
-def wasserstein_1(reference: np.ndarray, current: np.ndarray) -> float:
-    """W1 between two samples, both sorted: the area between their empirical CDFs (what SciPy's
-    ``wasserstein_distance`` computes), without importing ``scipy.stats``.
-
-    >>> wasserstein_1(np.array([0.0, 1.0]), np.array([1.0, 2.0]))
-    1.0
-    """
-    points = np.sort(np.concatenate([reference, current]))
-    widths = np.diff(points)
-    below_ref = np.searchsorted(reference, points[:-1], side="right") / len(reference)
-    below_cur = np.searchsorted(current, points[:-1], side="right") / len(current)
-    return float(np.sum(np.abs(below_ref - below_cur) * widths))
-
-
-class Wasserstein:
-    """``W1(reference, current) / std(reference)``; its p-value is the two-sample KS test's on the same values,
-    since W1 has no closed-form test.
+class Wasserstein(KSTest):
+    """``W1(reference, current) / std(reference)`` as the statistic (Evidently's default for large samples); its
+    p-value is the two-sample KS test's on the same values, since W1 has no closed-form test.
 
     >>> rng = np.random.default_rng(0)
     >>> w = Wasserstein().fit(rng.normal(size=4000))
@@ -34,23 +20,9 @@ class Wasserstein:
 
     name = "wasserstein"
 
-    def fit(self, reference: np.ndarray) -> Wasserstein:
-        self._ks = KSTest().fit(reference)  # the sorted reference and the p-value, computed once for both
-        self.reference_ = self._ks.reference_
-        self.missing_ = self._ks.missing_
-        scale = float(np.std(self.reference_))
-        if scale == 0.0:
-            scale = float(np.subtract(*np.percentile(self.reference_, [75, 25]))) or 1.0
-        self.scale_ = scale
-        return self
-
     def score(self, current: np.ndarray) -> TestResult:
-        if not hasattr(self, "reference_"):
-            raise NotFittedError("Wasserstein.score called before fit(reference).")
-        cur = np.sort(_finite(current, "current"))
-        distance = wasserstein_1(self.reference_, cur) / self.scale_
-        p = self._ks.score(cur).p_value
-        return TestResult(self.name, distance, p, distance)
-
-
-
+        cur = self._sorted(current)
+        gaps, widths = cdf_gaps(self.reference_, cur)
+        distance = float(np.abs(gaps[:-1]) @ widths) / self.scale_
+        p = ks_p_value(ks_statistic(self.reference_, cur, gaps), len(self.reference_), len(cur))
+        return TestResult(self.name, distance, p, distance, self.measure)

@@ -13,6 +13,7 @@ from mloop import __version__
 from mloop.demo._flights import SPEC
 from mloop.files import write_atomic
 from mloop.monitoring._charts import bar_chart, heat_color, line_chart
+from mloop.monitoring.drift import DEFAULT_FLOORS
 
 if TYPE_CHECKING:
     from mloop.demo._records import DemoResult
@@ -36,13 +37,15 @@ def render_report(result: DemoResult) -> str:
         title="AUC by month",
         y_label="ROC AUC",
     )
-    drift_chart = bar_chart(months, [w.drift_share for w in result.windows], title="Share of features drifted (BH-corrected, effect ≥ 0.1)", threshold=0.3)
+    drift_chart = bar_chart(months, [w.drift_share for w in result.windows], title="Share of features drifted (BH-corrected, past the effect floors)",
+                            threshold=0.3)
     served = [w.auc_served for w in result.windows if math.isfinite(w.auc_served)]
     static = [w.auc_static for w in result.windows if math.isfinite(w.auc_static)]
     return env.get_template("report.html.j2").render(
         result=result,
         months=months,
         features=SPEC.features,
+        floors=DEFAULT_FLOORS,
         auc_chart=auc_chart,
         drift_chart=drift_chart,
         mean_served=sum(served) / len(served) if served else float("nan"),

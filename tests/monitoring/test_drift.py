@@ -205,3 +205,31 @@ def test_tests_can_be_chosen_per_feature_and_are_checked() -> None:
     assert info.value.field == "tests.c"
     with pytest.raises(InvalidInput, match="reference lacks"):
         DatasetDrift(tests={"nope": "ks"}).fit(ref)
+
+
+def test_an_integer_feature_with_one_missing_value_is_not_a_new_world() -> None:
+    """A window read through DuckDB turns an integer column with one NULL into nullable Int64 (floats once read):
+    its categories must still be the reference's."""
+    ref = pd.DataFrame({"k": np.arange(2000) % 5})
+    cur = pd.DataFrame({"k": pd.array([*(np.arange(1999) % 5), None], dtype="Int64")})
+    feature = DatasetDrift().fit(ref).score(cur).features[0]
+    assert feature.test == "chi_square" and feature.effect_size < 0.01 and not feature.drift
+
+
+def test_numbers_held_as_python_objects_stay_numbers_and_errors_name_the_feature() -> None:
+    from mloop.monitoring.drift import Coded
+
+    rng = np.random.default_rng(9)
+    values = [float(v) for v in rng.normal(size=300)]
+    with_none = DatasetDrift().fit({"x": [*values[:-1], None]})
+    assert with_none.tests_["x"].name == "ks"
+    frame = pd.DataFrame({"x": np.array([*values[:-1], None], dtype=object)})
+    assert DatasetDrift().fit(frame).tests_["x"].name == "ks"
+    with pytest.raises(InvalidInput, match="Feature 'x': current has no finite values") as info:
+        with_none.score({"x": np.full(50, np.nan)})
+    assert info.value.field == "x"
+    with pytest.raises(InvalidInput, match=r"codes must lie within \[-1, 1\]") as info:
+        DatasetDrift().fit({"c": Coded(np.array([0, 1, 2]), ["a", "b"])})
+    assert info.value.field == "c"
+    with pytest.raises(InvalidInput, match="column 'x' more than once"):
+        DatasetDrift().fit(pd.DataFrame([[1.0, 2.0]], columns=["x", "x"]))

@@ -121,3 +121,19 @@ def test_cli_in_a_real_process(tables: tuple[Path, Path]) -> None:
     done = subprocess.run([sys.executable, "-m", "mloop", "drift", "report", "-r", str(tables[0]), "-c", str(tables[1]), "--json"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and json.loads(done.stdout)["features"][0]["name"] == "x"
+
+
+def test_a_table_without_rows_or_with_unreadable_columns_is_named(tables: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tables[0].parent
+    (folder / "header.csv").write_text("x,y,c\n")
+    code, _, err = run_cli(["drift", "report", "-r", str(folder / "header.csv"), "-c", str(tables[1]), "--json"], capsys)
+    assert code == 2 and "The reference table has no rows" in err and err.count("\n") == 1
+    (folder / "twice.csv").write_text("x,x\n1,2\n")
+    code, _, err = run_cli(["drift", "report", "-r", str(folder / "twice.csv"), "-c", str(tables[1]), "--json"], capsys)
+    assert code == 2 and "has column 'x' more than once" in err
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"x": pa.array([[1, 2], [3]])}), folder / "nested.parquet")
+    code, _, err = run_cli(["drift", "report", "-r", str(folder / "nested.parquet"), "-c", str(tables[1]), "--json"], capsys)
+    assert code == 2 and "Column 'x' of" in err and "drift compares numbers and categories" in err

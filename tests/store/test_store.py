@@ -103,3 +103,33 @@ def test_urls_print_without_passwords() -> None:
     from mloop.store import redact_url
 
     assert redact_url("postgresql+psycopg://me:s3cret@db:5432/x") == "postgresql+psycopg://me:***@db:5432/x"
+
+
+def test_monitors_stored_with_the_old_effect_floor_still_parse_after_the_upgrade(store_url: str) -> None:
+    """Revision 0005 drops ``effect_floor`` (a floor on KS's D) from stored monitor configs: without it, every
+    monitor registered before would fail to parse and go quiet."""
+    import json
+    import time
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from mloop.monitoring import parse_monitor
+    from mloop.store._migrate import _config
+
+    store = MetadataStore(store_url)
+    cfg = _config()
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+    old = {"name": "inputs", "deployment": "dep", "reference": {"first_predictions": 100}, "window": {"kind": "count", "size": 100},
+           "effect_floor": 0.1, "alpha": 0.05}
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO monitors (deployment, name, config, created_at) VALUES ('dep', 'inputs', :c, :t)"),
+                     {"c": json.dumps(old), "t": time.time()})
+    store.migrate()
+    row = store.monitors.get("dep", "inputs")
+    assert "effect_floor" not in row.config and parse_monitor(row.config).floors == {}
+    with pytest.raises(InvalidInput, match="effect_floor was replaced by floors") as info:
+        parse_monitor(old)  # a file or request that still says effect_floor is told what changed
+    assert info.value.field == "effect_floor"

@@ -56,7 +56,15 @@ def coded(column: Column) -> Coded:
     if column.dtype.kind == "f" and len(uniques) and np.isnan(uniques[-1]):  # NaNs sort last and share one code
         codes[codes == len(uniques) - 1] = -1
         uniques = uniques[:-1]
-    return Coded(codes, [str(u) for u in uniques.tolist()])
+    return Coded(codes, [_number_label(u) for u in uniques.tolist()])
+
+
+def _number_label(value: object) -> str:
+    """A number's category by its value: 3 and 3.0 are one category (an integer column with a missing value
+    arrives as floats), so a window with one null is not a new world."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _series(series: pd.Series) -> Column:
@@ -64,17 +72,41 @@ def _series(series: pd.Series) -> Column:
 
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series.to_numpy() if isinstance(series.dtype, np.dtype) else series.to_numpy(dtype=float, na_value=np.nan)
+    if series.dtype == object:
+        return _objects(str(series.name), series.to_numpy())
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return Coded(np.asarray(codes, dtype=np.int64), [str(u) for u in uniques])
 
 
+_NUMBERS = frozenset({"floating", "integer", "mixed-integer-float", "decimal"})
+
+
+def _objects(name: str, values: np.ndarray) -> Column:
+    """An array of Python objects: numbers (with None or NaN among them) stay numbers, anything else is categories."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(values, skipna=True) in _NUMBERS:
+        try:
+            return np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            pass
+    return factorize(values)
+
+
 def _column(name: str, values: Any) -> Column:
     if isinstance(values, Coded):
-        return values
+        codes = np.asarray(values.codes)
+        if codes.ndim != 1 or codes.dtype.kind not in "iu":
+            raise InvalidInput(f"Column {name!r}: codes must be a one-dimensional integer array.", field=name)
+        if len(codes) and (codes.min() < -1 or codes.max() >= len(values.labels)):
+            raise InvalidInput(f"Column {name!r}: codes must lie within [-1, {len(values.labels) - 1}] (its labels).", field=name)
+        return Coded(codes.astype(np.int64, copy=False), [str(label) for label in values.labels])
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise InvalidInput(f"Column {name!r} must be one-dimensional, got shape {arr.shape}.", field=name)
-    return arr if arr.dtype.kind in "fiu" else factorize(arr)
+    if arr.dtype.kind in "fiu":
+        return arr
+    return _objects(name, arr) if arr.dtype.kind == "O" else factorize(arr)
 
 
 def as_columns(table: pd.DataFrame | Mapping[str, Any]) -> Columns:
@@ -82,6 +114,10 @@ def as_columns(table: pd.DataFrame | Mapping[str, Any]) -> Columns:
     if isinstance(table, Mapping):
         return {str(name): _column(str(name), values) for name, values in table.items()}
     if hasattr(table, "columns") and hasattr(table, "dtypes"):
+        names = [str(name) for name in table.columns]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidInput(f"The table has column {twice[0]!r} more than once; give each column one name.", field=twice[0])
         return {str(name): _series(table[name]) for name in table.columns}
     raise InvalidInput(f"Expected a DataFrame or a mapping of column names to arrays, got {type(table).__name__}.", field="table")
 

@@ -92,6 +92,7 @@ def read_columns(path: str | Path) -> dict[str, np.ndarray | Coded]:
     """Load a table as the drift tests read it, with Arrow and without pandas: numbers (nulls as NaN) become
     float or integer arrays, everything else integer codes into its distinct values (nulls ``-1``). A third of
     the memory of a DataFrame of Python strings, and no pandas import."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -100,14 +101,23 @@ def read_columns(path: str | Path) -> dict[str, np.ndarray | Coded]:
     path = Path(path)
     columns: dict[str, np.ndarray | Coded] = {}
     for name, column in _arrow(path, _kind(path)):
+        if name in columns:
+            raise InvalidInput(f"{str(path)!r} has column {name!r} more than once; give each column one name.", field=name)
         kind = column.type
-        if pa.types.is_integer(kind) and column.null_count == 0:
-            columns[name] = _numpy(pc.cast(column, pa.int64()).combine_chunks(), "int64")
-        elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            columns[name] = _numpy(pc.cast(column, pa.float64()).combine_chunks(), "float64", float("nan"))
-        else:
-            plain = column.cast(kind.value_type) if pa.types.is_dictionary(kind) else column  # chunks may hold different dictionaries
-            encoded = pc.dictionary_encode(plain).combine_chunks()
-            codes = _numpy(pc.cast(encoded.indices, pa.int64()), "int64", -1)
-            columns[name] = Coded(codes, [str(v) for v in encoded.dictionary.to_pylist()])
+        try:
+            if pa.types.is_null(kind):  # a column with no values at all (a CSV with only its header)
+                columns[name] = np.full(len(column), np.nan)
+            elif pa.types.is_integer(kind) and column.null_count == 0 and kind != pa.uint64():
+                columns[name] = _numpy(pc.cast(column, pa.int64()).combine_chunks(), "int64")
+            elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+                columns[name] = _numpy(pc.cast(column, pa.float64()).combine_chunks(), "float64", float("nan"))
+            elif pa.types.is_nested(kind):
+                raise InvalidInput(f"Column {name!r} of {str(path)!r} holds {kind} values; drift compares numbers and categories.", field=name)
+            else:
+                plain = column.cast(kind.value_type) if pa.types.is_dictionary(kind) else column  # chunks may hold different dictionaries
+                encoded = pc.dictionary_encode(plain).combine_chunks()
+                codes = _numpy(pc.cast(encoded.indices, pa.int64()), "int64", -1)
+                columns[name] = Coded(codes, [str(v) for v in encoded.dictionary.to_pylist()])
+        except pa.ArrowException as exc:
+            raise InvalidInput(f"Column {name!r} of {str(path)!r} cannot be read as numbers or categories: {exc}", field=name) from exc
     return columns

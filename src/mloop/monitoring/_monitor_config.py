@@ -141,23 +141,14 @@ class MonitorConfig(_Strict):
     def _correction(cls, value: str) -> str:
         return _one_of(value, CORRECTIONS, "correction")
 
-    @model_validator(mode="before")
+    @field_validator("floors", mode="before")
     @classmethod
-    def _renamed(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "effect_floor" in data:
-            raise ValueError(
-                "effect_floor was replaced by floors, one per effect measure, e.g. floors: {wasserstein_sd: 0.1, "
-                "total_variation: 0.075} (W1 in reference standard deviations for numbers, total variation for categories)"
-            )
-        return data
-
-    @field_validator("floors")
-    @classmethod
-    def _floors(cls, value: dict[str, float]) -> dict[str, float]:
-        try:
-            check_floors(value)
-        except InvalidInput as exc:
-            raise ValueError(exc.message.removesuffix(".")) from None
+    def _floors(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            try:
+                check_floors(value)  # booleans and strings refused here, before pydantic would coerce them
+            except InvalidInput as exc:
+                raise ValueError(exc.message.removesuffix(".")) from None
         return value
 
     @field_validator("tests")
@@ -199,6 +190,12 @@ def _location(error: Any, prefix: str) -> str:
 
 def parse_monitor(data: Any, *, where: str = "") -> MonitorConfig:
     """A :class:`MonitorConfig` from plain data; the first problem becomes ``InvalidInput`` naming the field."""
+    if isinstance(data, dict) and "effect_floor" in data:
+        raise InvalidInput(
+            f"{where + '.' if where else ''}effect_floor was replaced by floors, one per effect measure, e.g. floors: "
+            "{wasserstein_sd: 0.1, total_variation: 0.075} (W1 in reference standard deviations for numbers, total "
+            "variation for categories; see docs/drift.md).", field=f"{where}.effect_floor" if where else "effect_floor",
+        )
     try:
         return MonitorConfig.model_validate(data)
     except ValidationError as exc:

@@ -4,9 +4,9 @@ on a scale-free effect size so that a huge sample does not alarm on a trivial sh
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from mloop.monitoring.drift._wasserstein import Wasserstein
 if TYPE_CHECKING:
     import pandas as pd
 
+T = TypeVar("T")
 Test = KSTest | ChiSquareTest | PSI | JensenShannon | Wasserstein
 TESTS: dict[str, type[Test]] = {
     "ks": KSTest, "chi_square": ChiSquareTest, "psi": PSI, "jensen_shannon": JensenShannon, "wasserstein": Wasserstein,
@@ -29,9 +30,11 @@ DISCRETE_MAX = 10  # numbers with at most this many distinct values are compared
 
 #: The smallest effect that counts as drift, per measure. The two defaults that matter (numbers and categories)
 #: were chosen from the power / A-A table of ``benchmarks/drift_power.py`` (see docs/drift.md): the largest floor
-#: on a grid that still detects the shifts the targets name (mean ≥ 0.15 σ, scale ≥ 25 %, TV ≥ 0.1) in ≥ 95 % of
-#: 10k-row windows, so that trivial shifts in huge samples stay quiet. PSI and Jensen–Shannon keep the customary 0.1.
+#: on a grid that still detects the shifts the targets name (mean ≥ 0.15 σ, scale ≥ 25 %, TV ≥ 0.1) in ≥ 97 % of
+#: windows of 10k and 100k rows, so that trivial shifts in huge samples stay quiet. PSI and Jensen–Shannon keep the
+#: customary 0.1.
 DEFAULT_FLOORS: dict[str, float] = {"wasserstein_sd": 0.1, "total_variation": 0.075, "psi": 0.1, "jensen_shannon": 0.1}
+_BOUNDED = frozenset({"total_variation", "jensen_shannon"})  # distances within [0, 1]: a floor above 1 never fires
 
 
 def check_floors(floors: Mapping[str, float] | None) -> dict[str, float]:
@@ -42,6 +45,9 @@ def check_floors(floors: Mapping[str, float] | None) -> dict[str, float]:
             raise InvalidInput(f"Unknown effect measure {measure!r}. Valid: {', '.join(DEFAULT_FLOORS)}.", field=f"floors.{measure}")
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
             raise InvalidInput(f"The floor for {measure} must be a finite number ≥ 0, got {value!r}.", field=f"floors.{measure}")
+        if measure in _BOUNDED and value > 1:
+            raise InvalidInput(f"The floor for {measure} must be a finite number within [0, 1], got {value!r}: the distance never exceeds 1.",
+                               field=f"floors.{measure}")
         merged[measure] = float(value)
     return merged
 
@@ -64,6 +70,16 @@ def _build(name: str, rows: int) -> Test:
     if name in ("ks", "wasserstein"):
         return TESTS[name]()  # type: ignore[call-arg]
     return TESTS[name](max_categories=max(2, min(50, rows // 5)))  # type: ignore[call-arg]
+
+
+def _named(feature: str, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``; an ``InvalidInput`` about "reference" or "current" is told which feature it concerns."""
+    try:
+        return call(*args)
+    except InvalidInput as exc:
+        if exc.field in (None, "reference", "current"):
+            raise InvalidInput(f"Feature {feature!r}: {exc.message}", field=feature) from exc
+        raise
 
 
 def _numbers(column: Column) -> np.ndarray:
@@ -172,8 +188,8 @@ class DatasetDrift:
             raise InvalidInput(
                 f"The reference has no prediction column {self.prediction!r}; add the model's outputs to it.", field="prediction"
             )
-        self.tests_: dict[str, Test] = {name: self._fit_one(name, col) for name, col in columns.items() if name != self.prediction}
-        self.prediction_test_ = self._fit_one(self.prediction, columns[self.prediction]) if self.prediction else None
+        self.tests_: dict[str, Test] = {name: _named(name, self._fit_one, name, col) for name, col in columns.items() if name != self.prediction}
+        self.prediction_test_ = _named(self.prediction, self._fit_one, self.prediction, columns[self.prediction]) if self.prediction else None
         self.rows_reference_ = rows(columns)
         return self
 
@@ -218,13 +234,13 @@ class DatasetDrift:
         for name, test in self.tests_.items():
             if not isinstance(test, _Binned) and isinstance(columns[name], Coded):
                 raise InvalidInput(f"Feature {name!r} held numbers in the reference and holds categories now.", field=name)
-        results = {name: self._score(test, columns[name]) for name, test in self.tests_.items()}
+        results = {name: _named(name, self._score, test, columns[name]) for name, test in self.tests_.items()}
         names = list(results)
         adjusted = adjust(np.array([results[n].p_value for n in names]), self.correction)
         features = [self._decide(n, results[n], adj) for n, adj in zip(names, adjusted, strict=True)]
         prediction = None
         if self.prediction_test_ is not None and self.prediction is not None:
-            result = self._score(self.prediction_test_, columns[self.prediction])
+            result = _named(self.prediction, self._score, self.prediction_test_, columns[self.prediction])
             prediction = self._decide(self.prediction, result, result.p_value)
         share = sum(f.drift for f in features) / len(features) if features else 0.0
         return DriftReport(

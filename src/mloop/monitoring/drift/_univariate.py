@@ -98,11 +98,10 @@ def ks_p_value(d: float, n1: int, n2: int) -> float:
 
 
 def spread(sorted_values: np.ndarray) -> float:
-    """The reference's unit for W1: its standard deviation, else (a constant column) its interquartile range, else 1."""
+    """The reference's unit for W1: its standard deviation, or 1 for a constant column (any move is then a move
+    in the column's own units)."""
     sd = float(np.std(sorted_values))
-    if sd > 0.0:
-        return sd
-    return float(np.subtract(*np.percentile(sorted_values, [75, 25]))) or 1.0
+    return sd if sd > 0.0 else 1.0
 
 
 class KSTest:

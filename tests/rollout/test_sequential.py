@@ -1,0 +1,79 @@
+"""The always-valid test: its formula, its agreement between the scalar and the stream form, and its error rate
+under repeated looks (measured here on a small budget; benchmarks/rollout_stats.py measures it at scale)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from mloop.errors import InvalidInput
+from mloop.rollout._sequential import Moments, WorseThan, fixed_z_worse, log_mixture_ratio, stream_log_ratios
+
+
+@pytest.mark.parametrize(("x", "v", "tau"), [(0.0, 1e-4, 0.01), (0.02, 1e-4, 0.01), (-0.01, 4e-5, 0.02), (0.003, 1e-6, 0.05)])
+def test_the_closed_form_is_the_half_normal_mixture_of_likelihood_ratios(x: float, v: float, tau: float) -> None:
+    """Λ = ∫ exp((θx − θ²/2)/v) · 2 φ(θ/τ)/τ dθ over θ > 0, integrated numerically."""
+    integrand = lambda t: math.exp((t * x - t * t / 2) / v) * 2 * stats.norm.pdf(t / tau) / tau  # noqa: E731
+    expected, _ = integrate.quad(integrand, 0, 20 * tau, points=[max(x, 0.0)], limit=200)
+    assert float(log_mixture_ratio(x, v, tau)) == pytest.approx(math.log(expected), rel=1e-6, abs=1e-9)
+
+
+def test_the_server_form_and_the_stream_form_agree() -> None:
+    rng = np.random.default_rng(0)
+    cand = rng.random(3000) < 0.3
+    errors = (rng.random(3000) < np.where(cand, 0.08, 0.05)).astype(float)
+    stream = stream_log_ratios(cand, errors, tau=0.02, min_samples=50)
+    test = WorseThan("errors", alpha=0.05, tau=0.02, min_samples=50)
+    for i, (c, e) in enumerate(zip(cand, errors, strict=True)):
+        test.observe("candidate" if c else "baseline", float(e))
+        if i in (10, 400, 1999, 2999):
+            got = test.evidence().log_ratio
+            assert (got == stream[i] == -math.inf) or got == pytest.approx(stream[i], rel=1e-12)
+
+
+def test_looking_after_every_outcome_keeps_false_rollbacks_under_alpha_where_the_naive_test_does_not() -> None:
+    rng = np.random.default_rng(11)
+    runs, n, alpha = 300, 5000, 0.05
+    sequential = naive = 0
+    for _ in range(runs):
+        cand = rng.random(n) < 0.2
+        errors = (rng.random(n) < 0.05).astype(float)
+        sequential += bool((stream_log_ratios(cand, errors, tau=0.02, min_samples=100) >= math.log(1 / alpha)).any())
+        base, canary = Moments(), Moments()
+        fired = False
+        for i in range(n):  # the naive judge, checked after every outcome once both arms have 100
+            (canary if cand[i] else base).add(errors[i])
+            if i % 10 == 0 and base.n >= 100 and canary.n >= 100 and fixed_z_worse(base, canary, alpha=alpha):
+                fired = True
+                break
+        naive += fired
+    assert sequential / runs <= 0.05
+    assert naive / runs >= 0.12
+
+
+def test_one_error_in_the_first_requests_does_not_decide_and_a_dead_candidate_does() -> None:
+    test = WorseThan("errors", alpha=0.05, tau=0.02, min_samples=100)
+    for i in range(5000):
+        test.observe("baseline", float(i % 100 == 0))  # 1 % errors
+    test.observe("candidate", 1.0)
+    assert not test.evidence().worse  # too few candidate outcomes to say anything
+    for _ in range(99):
+        test.observe("candidate", 0.0)
+    assert not test.evidence().worse  # 1 error in 100 at a 1 % baseline
+    dead = WorseThan("errors", alpha=0.05, tau=0.02, min_samples=100)
+    for i in range(5000):
+        dead.observe("baseline", float(i % 100 == 0))
+    for _ in range(100):
+        dead.observe("candidate", 1.0)
+    evidence = dead.evidence()
+    assert evidence.worse and evidence.candidate == 1.0 and evidence.log_ratio > evidence.threshold
+
+
+def test_bad_settings_are_named() -> None:
+    for kwargs, field in [({"alpha": 0.0}, "alpha"), ({"tau": -1.0}, "tau"), ({"kind": "median"}, "kind"), ({"min_samples": 1}, "min_samples")]:
+        with pytest.raises(InvalidInput) as info:
+            WorseThan("errors", **{"alpha": 0.05, "tau": 0.02, **kwargs})  # type: ignore[arg-type]
+        assert info.value.field == field

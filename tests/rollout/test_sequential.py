@@ -77,3 +77,13 @@ def test_bad_settings_are_named() -> None:
         with pytest.raises(InvalidInput) as info:
             WorseThan("errors", **{"alpha": 0.05, "tau": 0.02, **kwargs})  # type: ignore[arg-type]
         assert info.value.field == field
+
+
+def test_the_scalar_and_the_array_forms_of_the_ratio_agree() -> None:
+    from mloop.rollout._sequential import log_ratio
+
+    rng = np.random.default_rng(2)
+    for x, v, tau in zip(rng.normal(0, 0.05, 500), rng.uniform(1e-7, 1e-2, 500), rng.uniform(0.001, 0.2, 500), strict=True):
+        assert log_ratio(float(x), float(v), float(tau)) == pytest.approx(float(log_mixture_ratio(x, v, tau)), rel=1e-9, abs=1e-9)
+    assert log_ratio(-1.0, 1e-8, 0.02) == pytest.approx(float(log_mixture_ratio(-1.0, 1e-8, 0.02)), rel=1e-6)  # deep in the tail
+    assert log_ratio(0.1, 0.0, 0.02) == -math.inf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -32,6 +33,8 @@ log_app = typer.Typer(help="The prediction and feedback log.", no_args_is_help=T
 app.add_typer(log_app, name="log")
 monitors_app = typer.Typer(help="Monitors: drift windows, persistence and alarms per deployment.", no_args_is_help=True)
 app.add_typer(monitors_app, name="monitors")
+rollout_app = typer.Typer(help="Rollouts: traffic policies and the statistics that judge them.", no_args_is_help=True)
+app.add_typer(rollout_app, name="rollout")
 
 console = Console()
 _state: dict[str, Any] = {"workspace": None, "debug": False}
@@ -467,6 +470,50 @@ def drift_report(
             console.print(f"{verdict}: {len(report.drifted())} of {len(report.features)} features drifted; report: [bold]{output}[/bold]")
     if as_json:
         sys.stdout.write(json.dumps(drift_summary(report)) + "\n")
+
+
+@rollout_app.command("simulate")
+def rollout_simulate(
+    policy: Annotated[str, typer.Option(help="The policy to plan (canary).")] = "canary",
+    baseline_error: Annotated[float, typer.Option(help="The baseline's error rate (0–1).")] = 0.05,
+    candidate_error: Annotated[float, typer.Option(help="The candidate's error rate (0–1).")] = 0.05,
+    runs: Annotated[int, typer.Option(help="Simulated rollouts.")] = 1000,
+    requests: Annotated[int, typer.Option(help="Requests per rollout at most.")] = 50_000,
+    steps: Annotated[str, typer.Option(help="The candidate's shares, in percent, ending at 100.")] = "1,5,25,50,100",
+    min_samples: Annotated[int, typer.Option(help="Candidate outcomes per stage before it may pass.")] = 100,
+    alpha: Annotated[float, typer.Option(help="Error rate of the judge's decisions (0–0.5).")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same figures).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+) -> None:
+    """Plan a rollout with the code the server runs: how often it rolls back or promotes, and after how many requests,
+    beside a naive judge that repeats a fixed-sample test at every look."""
+    import json
+
+    from mloop.rollout import simulate_canary
+
+    if policy != "canary":
+        raise InvalidInput(f"--policy: simulate plans canary rollouts, got {policy!r}.", field="--policy")
+    try:
+        shares = [float(s) for s in steps.split(",") if s.strip()]
+    except ValueError:
+        raise InvalidInput(f"--steps takes shares separated by commas (1,5,25,50,100), got {steps!r}.", field="--steps") from None
+    with console.status(f"simulating {runs:,} canary rollouts …", spinner="dots") if not as_json else contextlib.nullcontext():
+        result = simulate_canary(baseline_error=baseline_error, candidate_error=candidate_error, runs=runs, requests=requests,
+                                 seed=seed, steps=shares, min_samples=min_samples, alpha=alpha)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"canary {baseline_error:.3g} → {candidate_error:.3g} errors, {runs:,} runs of up to {requests:,} requests")
+    for col in ("judge", "rolled back", "promoted", "undecided", "median requests to a decision"):
+        table.add_column(col, justify="right")
+    median = result["median_requests_to_decision"]
+    table.add_row("mloop (always-valid)", f"{result['rollback_rate']:.1%}", f"{result['promote_rate']:.1%}", f"{result['undecided_rate']:.1%}",
+                  f"{median:,.0f}" if median is not None else "—")
+    table.add_row("naive (fixed test at every look)", f"{result['naive_rollback_rate']:.1%}", "", "", "")
+    console.print(table)
+    if result["false_rollback_rate"] is not None:
+        console.print(f"equal error rates, so every rollback is a false one: mloop {result['false_rollback_rate']:.1%}, "
+                      f"naive {result['naive_rollback_rate']:.1%}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,30 @@
 from __future__ import annotations
 
 from mloop.rollout._canary import Canary, Decision
+from mloop.rollout._canary_policy import Action, CanaryPolicy, CanarySpec, MetricSpec, PolicyDecision
 from mloop.rollout._routing import Arm, bucket, route
+from mloop.rollout._sequential import Evidence, WorseThan
+from mloop.rollout._simulate import simulate_canary
+from mloop.rollout._specs import POLICIES, BlueGreenPolicy, BlueGreenSpec, TrafficPolicy, build_policy, parse_policy
 
-__all__ = ["Arm", "Canary", "Decision", "bucket", "route"]
+__all__ = [
+    "POLICIES",
+    "Action",
+    "Arm",
+    "BlueGreenPolicy",
+    "BlueGreenSpec",
+    "Canary",
+    "CanaryPolicy",
+    "CanarySpec",
+    "Decision",
+    "Evidence",
+    "MetricSpec",
+    "PolicyDecision",
+    "TrafficPolicy",
+    "WorseThan",
+    "bucket",
+    "build_policy",
+    "parse_policy",
+    "route",
+    "simulate_canary",
+]

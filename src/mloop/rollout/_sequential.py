@@ -28,6 +28,18 @@ def _phi(z: float) -> float:
     return 0.5 * math.erfc(-z / math.sqrt(2.0))
 
 
+def log_ratio(x: float, v: float, tau: float) -> float:
+    """:func:`log_mixture_ratio` for one point, in plain floats (a fifth of the time, for the server's many looks);
+    the tests hold the two to each other."""
+    if not v > 0.0 or not math.isfinite(x):
+        return -math.inf
+    total = v + tau * tau
+    z = x * tau / math.sqrt(v * total)
+    tail = _phi(z)
+    log_tail = math.log(tail) if tail > 1e-300 else -0.5 * z * z - math.log(-z * math.sqrt(2.0 * math.pi))  # Mills' ratio
+    return math.log(2.0) + 0.5 * math.log(v / total) + tau * tau * x * x / (2.0 * v * total) + log_tail
+
+
 def log_mixture_ratio(x: ArrayLike, v: ArrayLike, tau: float) -> np.ndarray:
     """``log Λ`` of the one-sided mixture (see the module docstring) for observed excesses ``x`` over the margin,
     their variances ``v`` and the mixture scale ``tau``; ``-inf`` where there is no variance yet. Works on scalars
@@ -46,10 +58,24 @@ def log_mixture_ratio(x: ArrayLike, v: ArrayLike, tau: float) -> np.ndarray:
     return np.where((v > 0) & np.isfinite(x), out, -np.inf)
 
 
+log_ratio_of = log_ratio  # the name WorseThan calls (``log_ratio`` is also a field of Evidence)
+
+
+def cs_radius(v: float, tau: float, alpha: float) -> float:
+    """Half-width of the always-valid (1 − α) confidence sequence for a difference of means with variance ``v``: the
+    two-sided normal mixture's boundary, ``sqrt(v (v + τ²)/τ² · (2 log(1/α) + log((v + τ²)/v)))``. It holds at every
+    look at once, so a promotion may wait for its upper end to fall under the tolerance."""
+    if not v > 0.0:
+        return math.inf
+    total = v + tau * tau
+    return math.sqrt(v * total / (tau * tau) * (2.0 * math.log(1.0 / alpha) + math.log(total / v)))
+
+
 @dataclass(frozen=True)
 class Evidence:
-    """One metric's state: both arms' counts and means, the excess over the margin, ``log Λ``, and whether it
-    crossed ``log(1/α)``."""
+    """One metric's state: both arms' counts and means, the excess over the margin, ``log Λ`` and whether it crossed
+    ``log(1/α)`` (worse), and the upper end of the difference's confidence sequence and whether it fell under the
+    tolerance (no worse than tolerated)."""
 
     metric: str
     n_baseline: int
@@ -60,12 +86,18 @@ class Evidence:
     log_ratio: float
     threshold: float
     worse: bool
+    upper: float = math.inf
+    tolerance: float = 0.0
+    no_worse: bool = False
 
-    def to_dict(self) -> dict[str, float | int | str | bool]:
+    def to_dict(self) -> dict[str, float | int | str | bool | None]:
+        def clean(x: float) -> float | None:
+            return x if math.isfinite(x) else None
+
         return {
-            "metric": self.metric, "n_baseline": self.n_baseline, "n_candidate": self.n_candidate, "baseline": self.baseline,
-            "candidate": self.candidate, "excess": self.excess, "log_ratio": self.log_ratio, "threshold": self.threshold,
-            "worse": self.worse,
+            "metric": self.metric, "n_baseline": self.n_baseline, "n_candidate": self.n_candidate, "baseline": clean(self.baseline),
+            "candidate": clean(self.candidate), "excess": clean(self.excess), "log_ratio": clean(self.log_ratio), "threshold": self.threshold,
+            "worse": self.worse, "upper": clean(self.upper), "tolerance": self.tolerance, "no_worse": self.no_worse,
         }
 
 
@@ -112,7 +144,7 @@ class WorseThan:
     """
 
     def __init__(self, metric: str, *, alpha: float, tau: float, margin: float = 0.0, min_samples: int = 100,
-                 kind: str = "rate") -> None:
+                 kind: str = "rate", tolerance: float = 0.0) -> None:
         if not 0.0 < alpha < 1.0:
             raise InvalidInput(f"alpha must be within (0, 1), got {alpha}.", field="alpha")
         if not tau > 0.0 or not math.isfinite(tau):
@@ -121,7 +153,10 @@ class WorseThan:
             raise InvalidInput(f"kind must be 'rate' or 'mean', got {kind!r}.", field="kind")
         if min_samples < 2:
             raise InvalidInput(f"min_samples must be at least 2, got {min_samples}.", field="min_samples")
+        if not tolerance >= 0.0 or not math.isfinite(tolerance):
+            raise InvalidInput(f"tolerance must be a finite number ≥ 0, got {tolerance}.", field="tolerance")
         self.metric, self.alpha, self.tau, self.margin, self.min_samples, self.kind = metric, alpha, tau, margin, min_samples, kind
+        self.tolerance = tolerance
         self.arms = {"baseline": Moments(), "candidate": Moments()}
         self.crossed = False  # once crossed, the rejection stands (the guarantee is about ever crossing)
 
@@ -141,9 +176,19 @@ class WorseThan:
         threshold = math.log(1.0 / self.alpha)
         ready = base.n >= self.min_samples and cand.n >= self.min_samples
         excess = cand.mean - base.mean - self.margin if ready else math.nan
-        log_ratio = float(log_mixture_ratio(excess, self._variance(), self.tau)) if ready else -math.inf
+        variance = self._variance() if ready else 0.0
+        log_ratio = log_ratio_of(excess, variance, self.tau) if ready else -math.inf
         self.crossed = self.crossed or log_ratio >= threshold
-        return Evidence(self.metric, base.n, cand.n, base.mean, cand.mean, excess, log_ratio, threshold, self.crossed)
+        upper = cand.mean - base.mean + cs_radius(self._spread() if ready else 0.0, self.tau, self.alpha) if ready else math.inf
+        return Evidence(self.metric, base.n, cand.n, base.mean, cand.mean, excess, log_ratio, threshold, self.crossed,
+                        upper, self.tolerance, bool(upper < self.tolerance))
+
+    def _spread(self) -> float:
+        """The difference's variance for the confidence sequence: each arm's own (the pooled one assumes no difference)."""
+        base, cand = self.arms["baseline"], self.arms["candidate"]
+        if self.kind == "rate":
+            return base.mean * (1 - base.mean) / base.n + cand.mean * (1 - cand.mean) / cand.n or self._variance()
+        return base.variance / base.n + cand.variance / cand.n
 
 
 def fixed_z_worse(baseline: Moments, candidate: Moments, *, alpha: float, kind: str = "rate", margin: float = 0.0) -> bool:

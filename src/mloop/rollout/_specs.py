@@ -1,0 +1,105 @@
+"""Traffic policies as validated data, and the one Protocol every policy's logic implements.
+
+A policy document names its kind (``policy: canary``) and the model versions it routes between; it is checked when
+it is set, so a share of 250 or an unknown field is refused then, naming the field, and never fails a request later.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import Field, ValidationError, model_validator
+
+from mloop.errors import InvalidInput
+from mloop.rollout._canary_policy import CanaryPolicy, CanarySpec, PolicyDecision, _Strict
+
+
+class BlueGreenSpec(_Strict):
+    """All traffic on ``active``; ``standby`` stays loaded so that a switch (or a rollback) is instant."""
+
+    active: str = Field(min_length=1)
+    standby: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _two(self) -> BlueGreenSpec:
+        if self.active == self.standby:
+            raise ValueError(f"active and standby must be two versions (both {self.active!r})")
+        return self
+
+
+class TrafficPolicy(Protocol):
+    """What the server, the driver and the simulator ask of a policy: pure logic, no I/O."""
+
+    name: str
+
+    def weights(self) -> dict[str, float]: ...
+
+    def route(self, key: str) -> tuple[str, float]: ...
+
+    def observe(self, arm: str, metric: str, value: float, count: int = 1) -> None: ...
+
+    def decide(self, now: float) -> PolicyDecision: ...
+
+    def apply(self, decision: PolicyDecision, now: float) -> None: ...
+
+
+class BlueGreenPolicy:
+    """Routes everything to the active version; switching is an operator's decision, not the evidence's."""
+
+    name = "blue-green"
+
+    def __init__(self, spec: BlueGreenSpec, *, started: float = 0.0) -> None:
+        self.spec = spec
+
+    def weights(self) -> dict[str, float]:
+        return {"active": 1.0, "standby": 0.0}
+
+    def route(self, key: str) -> tuple[str, float]:
+        return "active", 1.0
+
+    def observe(self, arm: str, metric: str, value: float, count: int = 1) -> None:
+        return None
+
+    def decide(self, now: float) -> PolicyDecision:
+        from mloop.rollout._canary_policy import Action
+
+        return PolicyDecision(Action.WAIT, 0, 0.0, "blue-green switches on command")
+
+    def apply(self, decision: PolicyDecision, now: float) -> None:
+        return None
+
+
+#: kind → (its validated document, its logic)
+POLICIES: dict[str, tuple[type[_Strict], type[Any]]] = {
+    "canary": (CanarySpec, CanaryPolicy),
+    "blue-green": (BlueGreenSpec, BlueGreenPolicy),
+}
+
+
+def parse_policy(data: Any, *, where: str = "") -> CanarySpec | BlueGreenSpec:
+    """A policy document (``{"policy": KIND, ...}``) validated; the first problem becomes ``InvalidInput`` naming
+    the field (``steps.2``, ``metrics.errors.tau``)."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where or 'policy'} must be an object with a 'policy' field.", field=where or "policy")
+    kind = data.get("policy")
+    if kind not in POLICIES:
+        raise InvalidInput(f"{prefix}policy must be one of {', '.join(POLICIES)}, got {kind!r}.", field=f"{prefix}policy")
+    model = POLICIES[kind][0]
+    try:
+        return model.model_validate({k: v for k, v in data.items() if k != "policy"})  # type: ignore[return-value]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        field = f"{prefix}{loc}" if loc else (where or "policy")
+        raise InvalidInput(f"{field}: {message}.", field=field) from None
+
+
+def build_policy(spec: CanarySpec | BlueGreenSpec, *, started: float = 0.0) -> TrafficPolicy:
+    """The logic for a validated document."""
+    for model, logic in POLICIES.values():
+        if isinstance(spec, model):
+            policy: TrafficPolicy = logic(spec, started=started)
+            return policy
+    raise InvalidInput(f"No policy logic for {type(spec).__name__}.", field="policy")

@@ -25,7 +25,7 @@ from tests.conftest import run_cli
         ({"policy": "canary", "baseline": "1", "candidate": "2", "metrics": {"errors": {"tau": -1}}}, "metrics.errors.tau", "greater than 0"),
         ({"policy": "canary", "baseline": "1", "candidate": "2", "percent": 250}, "percent", "Extra inputs are not permitted"),
         ({"policy": "blue-green", "active": "3", "standby": "3"}, "policy", "two versions"),
-        ({"policy": "rainbow"}, "policy", "policy must be one of canary, blue-green, got 'rainbow'"),
+        ({"policy": "rainbow"}, "policy", "policy must be one of canary, blue-green, bandit, got 'rainbow'"),
     ],
 )
 def test_a_bad_policy_is_refused_when_it_is_set_naming_the_field(document: dict[str, Any], field: str, message: str) -> None:
@@ -128,3 +128,44 @@ def test_simulate_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> N
     ]:
         code, _, err = run_cli(["rollout", "simulate", "--json", *args], capsys)
         assert code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "message"),
+    [
+        ({"policy": "bandit", "arms": ["1"]}, "arms", "at least 2 items"),
+        ({"policy": "bandit", "arms": ["1", "1"]}, "arms", "arm '1' is listed more than once"),
+        ({"policy": "bandit", "arms": ["1", "2", "3"], "floor": 0.4}, "policy", "exceeds all of the traffic"),
+        ({"policy": "bandit", "arms": ["1", "2"], "algorithm": "exp3"}, "algorithm", "'thompson', 'ucb1' or 'epsilon_greedy'"),
+    ],
+)
+def test_a_bad_bandit_is_refused_naming_the_field(document: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        parse_policy(document)
+    assert info.value.field == field and message in info.value.message
+
+
+@pytest.mark.parametrize("algorithm", ["thompson", "ucb1", "epsilon_greedy"])
+def test_bandits_move_traffic_to_the_better_arm_keep_the_floor_and_survive_a_restart(algorithm: str) -> None:
+    from mloop.rollout import BanditPolicy
+
+    spec = parse_policy({"policy": "bandit", "arms": ["a", "b", "c"], "algorithm": algorithm, "floor": 0.05})
+    policy = build_policy(spec)
+    assert isinstance(policy, BanditPolicy)
+    rng = np.random.default_rng(4)
+    rates = {"a": 0.05, "b": 0.06, "c": 0.12}
+    for _ in range(60):  # rewards arrive in batches; the driver reweights after each
+        for i in range(200):
+            arm, probability = policy.route(f"k{rng.integers(1 << 62)}")
+            assert probability == policy.weights()[arm]
+            policy.observe(arm, "reward", float(rng.random() < rates[arm]))
+        policy.apply(policy.decide(now=0.0), now=0.0)
+    weights = policy.weights()
+    assert max(weights, key=weights.__getitem__) == "c" and min(weights.values()) >= 0.05 - 1e-12
+    assert sum(weights.values()) == pytest.approx(1.0)
+    again = build_policy(spec)
+    assert isinstance(again, BanditPolicy)
+    again.restore(json.loads(json.dumps(policy.state())))
+    assert again.weights() == weights and again.decide(now=1.0) == policy.decide(now=1.0)
+    keys = [f"sticky-{i}" for i in range(50)]
+    assert [again.route(k) for k in keys] == [policy.route(k) for k in keys]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mloop.rollout._bandit import BanditPolicy, BanditSpec
 from mloop.rollout._canary import Canary, Decision
 from mloop.rollout._canary_policy import Action, CanaryPolicy, CanarySpec, MetricSpec, PolicyDecision
 from mloop.rollout._routing import Arm, bucket, route
@@ -13,6 +14,8 @@ __all__ = [
     "POLICIES",
     "Action",
     "Arm",
+    "BanditPolicy",
+    "BanditSpec",
     "BlueGreenPolicy",
     "BlueGreenSpec",
     "Canary",

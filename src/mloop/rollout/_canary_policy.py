@@ -28,6 +28,7 @@ class Action(StrEnum):
     ADVANCE = "advance"  # this stage passed: move to the next share
     PROMOTE = "promote"  # the last stage passed: the candidate becomes the baseline
     ROLLBACK = "rollback"  # the candidate is worse: all traffic back to the baseline
+    REWEIGHT = "reweight"  # a bandit's new shares
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,11 @@ class PolicyDecision:
     share: float
     reason: str
     evidence: list[Evidence] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action.value, "stage": self.stage, "share": self.share, "reason": self.reason,
-                "evidence": [e.to_dict() for e in self.evidence]}
+                "evidence": [e.to_dict() for e in self.evidence], "weights": dict(self.weights)}
 
 
 class _Strict(BaseModel):

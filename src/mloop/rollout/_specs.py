@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from pydantic import Field, ValidationError, model_validator
 
 from mloop.errors import InvalidInput
+from mloop.rollout._bandit import BanditPolicy, BanditSpec
 from mloop.rollout._canary_policy import CanaryPolicy, CanarySpec, PolicyDecision, _Strict
 
 
@@ -73,10 +74,13 @@ class BlueGreenPolicy:
 POLICIES: dict[str, tuple[type[_Strict], type[Any]]] = {
     "canary": (CanarySpec, CanaryPolicy),
     "blue-green": (BlueGreenSpec, BlueGreenPolicy),
+    "bandit": (BanditSpec, BanditPolicy),
 }
 
+Spec = CanarySpec | BlueGreenSpec | BanditSpec
 
-def parse_policy(data: Any, *, where: str = "") -> CanarySpec | BlueGreenSpec:
+
+def parse_policy(data: Any, *, where: str = "") -> Spec:
     """A policy document (``{"policy": KIND, ...}``) validated; the first problem becomes ``InvalidInput`` naming
     the field (``steps.2``, ``metrics.errors.tau``)."""
     prefix = f"{where}." if where else ""
@@ -96,7 +100,7 @@ def parse_policy(data: Any, *, where: str = "") -> CanarySpec | BlueGreenSpec:
         raise InvalidInput(f"{field}: {message}.", field=field) from None
 
 
-def build_policy(spec: CanarySpec | BlueGreenSpec, *, started: float = 0.0) -> TrafficPolicy:
+def build_policy(spec: Spec, *, started: float = 0.0) -> TrafficPolicy:
     """The logic for a validated document."""
     for model, logic in POLICIES.values():
         if isinstance(spec, model):

@@ -179,6 +179,31 @@ def test_canary_rollout_splits_traffic_by_request(own_client: TestClient, deploy
     assert seen == {"1", "2"}
 
 
+@pytest.mark.parametrize(
+    ("rollout", "field", "message"),
+    [
+        ({"candidate_alias": "challenger", "percent": 250}, "rollout.percent", "less than or equal to 100"),
+        ({"candidate_alias": "challenger", "percent": float("nan")}, "rollout.percent", "finite number"),
+        ({"candidate_alias": "challenger"}, "rollout.percent", "Field required"),
+        ({"candidate_alias": "challenger", "percent": 5, "strategy": "yolo"}, "rollout.strategy", "'canary', 'blue-green' or 'manual'"),
+        ({"candidate_alias": "challenger", "percent": 5, "weights": [1]}, "rollout.weights", "Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_rollout_is_refused_at_deploy_and_the_deployment_keeps_serving(
+    deployed: Workspace, rollout: dict[str, object], field: str, message: str
+) -> None:
+    """A share of 250 used to be accepted and then fail every request; now the deploy is refused, naming the field,
+    and the deployment row is left as it was."""
+    from mloop.errors import InvalidInput
+
+    train_and_register(deployed, alias="challenger", seed=5)
+    before = deployed.store.deployments.get("toy")
+    with pytest.raises(InvalidInput) as info:
+        deploy(deployed, "toy", "toy", "champion", rollout=rollout)
+    assert info.value.field == field and message in info.value.message
+    assert deployed.store.deployments.get("toy") == before
+
+
 def test_stats_report_latency_percentiles_batches_and_throughput(client: TestClient) -> None:
     for _ in range(5):
         assert client.post("/invocations", json=_split()).status_code == 200

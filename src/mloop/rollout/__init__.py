@@ -8,7 +8,7 @@ from mloop.rollout._canary_policy import Action, CanaryPolicy, CanarySpec, Metri
 from mloop.rollout._routing import Arm, bucket, route
 from mloop.rollout._sequential import Evidence, WorseThan
 from mloop.rollout._simulate import simulate_canary
-from mloop.rollout._specs import POLICIES, BlueGreenPolicy, BlueGreenSpec, TrafficPolicy, build_policy, parse_policy
+from mloop.rollout._specs import POLICIES, BlueGreenPolicy, BlueGreenSpec, TrafficPolicy, TrafficSplit, build_policy, parse_policy, parse_split
 
 __all__ = [
     "POLICIES",
@@ -26,10 +26,12 @@ __all__ = [
     "MetricSpec",
     "PolicyDecision",
     "TrafficPolicy",
+    "TrafficSplit",
     "WorseThan",
     "bucket",
     "build_policy",
     "parse_policy",
+    "parse_split",
     "route",
     "simulate_canary",
 ]

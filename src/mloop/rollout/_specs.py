@@ -6,7 +6,7 @@ it is set, so a share of 250 or an unknown field is refused then, naming the fie
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -98,6 +98,28 @@ def parse_policy(data: Any, *, where: str = "") -> Spec:
         message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
         field = f"{prefix}{loc}" if loc else (where or "policy")
         raise InvalidInput(f"{field}: {message}.", field=field) from None
+
+
+class TrafficSplit(_Strict):
+    """What a deployment row holds while a candidate serves beside the baseline: its alias and its share. Checked
+    when it is set, so a share of 250 is refused at deploy instead of failing every request afterwards."""
+
+    candidate_alias: str = Field(min_length=1, max_length=128)
+    percent: float = Field(ge=0, le=100, allow_inf_nan=False)
+    strategy: Literal["canary", "blue-green", "manual"] = "manual"
+
+
+def parse_split(data: Any) -> dict[str, Any]:
+    """A deployment's ``rollout`` field validated, as the plain dict that is stored; errors name ``rollout.<field>``."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"rollout must be an object with candidate_alias and percent, got {type(data).__name__}.", field="rollout")
+    try:
+        return TrafficSplit.model_validate(data).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        field = f"rollout.{loc}" if loc else "rollout"
+        raise InvalidInput(f"{field}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}.", field=field) from None
 
 
 def build_policy(spec: Spec, *, started: float = 0.0) -> TrafficPolicy:

@@ -62,7 +62,9 @@ class Deployments:
         checked when they arrived, so a rollout step re-checks nothing.
         """
         from mloop.optimize import verify_twin
+        from mloop.rollout import parse_split
 
+        rollout = parse_split(rollout) if rollout is not None else None
         refs = [alias] + ([str(rollout["candidate_alias"])] if rollout and rollout.get("candidate_alias") else [])
         already = self._served_versions(name)
         for ref in refs:

@@ -155,7 +155,7 @@ def test_bandits_move_traffic_to_the_better_arm_keep_the_floor_and_survive_a_res
     rng = np.random.default_rng(4)
     rates = {"a": 0.05, "b": 0.06, "c": 0.12}
     for _ in range(60):  # rewards arrive in batches; the driver reweights after each
-        for i in range(200):
+        for _ in range(200):
             arm, probability = policy.route(f"k{rng.integers(1 << 62)}")
             assert probability == policy.weights()[arm]
             policy.observe(arm, "reward", float(rng.random() < rates[arm]))

@@ -1,5 +1,6 @@
 """Serving: the HTTP app (MLflow scoring, Open Inference Protocol v2) over one route table, the model hub, the
-server runner, and deploying (``Deployments``). Names load lazily: ``Deployments`` does not import the web stack."""
+server runner, deploying (``Deployments``) and setting traffic policies (``Rollouts``). Names load lazily:
+``Deployments`` and ``Rollouts`` do not import the web stack."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ if TYPE_CHECKING:
     from mloop.serving._app import create_app
     from mloop.serving._deployments import Deployments
     from mloop.serving._hub import ModelHub, Served
+    from mloop.serving._rollouts import Rollouts
     from mloop.serving._server import serve
 
-__all__ = ["Deployments", "ModelHub", "Served", "create_app", "serve"]
+__all__ = ["Deployments", "ModelHub", "Rollouts", "Served", "create_app", "serve"]
 
 _WHERE = {
     "create_app": "mloop.serving._app",
     "Deployments": "mloop.serving._deployments",
     "ModelHub": "mloop.serving._hub",
+    "Rollouts": "mloop.serving._rollouts",
     "Served": "mloop.serving._hub",
     "serve": "mloop.serving._server",
 }

@@ -13,6 +13,7 @@ from mloop.store._engine import create_engine, normalize_url, redact_url
 from mloop.store._keys import ApiKey, ApiKeyRepository, secret_digest, split_key
 from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
 from mloop.store._records import AlertLog, AuditEntry, AuditLog, ManifestRepository, manifest_digest
+from mloop.store._rollouts import DecisionRow, PolicyRow, RolloutRepository
 from mloop.store._schema import events as events_table
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "DeploymentRepository",
     "ManifestRepository",
     "MonitorRepository",
+    "DecisionRow",
+    "PolicyRow",
+    "RolloutRepository",
     "MonitorRow",
     "WindowRow",
     "MetadataStore",
@@ -55,6 +59,7 @@ class MetadataStore:
         self.manifests = ManifestRepository(self.engine)
         self.monitors = MonitorRepository(self.engine)
         self.api_keys = ApiKeyRepository(self.engine)
+        self.rollouts = RolloutRepository(self.engine)
 
     def migrate(self) -> None:
         from mloop.store._migrate import upgrade

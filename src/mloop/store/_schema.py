@@ -115,3 +115,32 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
 )
+
+rollout_policies = sa.Table(
+    "rollout_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment", sa.String(128), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("deployment", "revision", name="uq_rollout_policies_deployment_revision"),
+)
+
+rollout_decisions = sa.Table(
+    "rollout_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("policy_id", sa.Integer, nullable=False, index=True),
+    sa.Column("deployment", sa.String(128), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -66,3 +66,74 @@ def test_policies_keep_their_history_and_decisions_their_statistics(rollouts: Ro
     assert [e.action for e in store.audit.list(target="toy") if e.action.startswith("rollout.")] == [
         "rollout.policy_set", "rollout.rollback", "rollout.policy_set", "rollout.policy_set",
     ]
+
+
+def test_the_server_routes_by_the_live_policy_and_logs_each_arm_with_its_probability(deployed: Workspace) -> None:
+    """A stored canary at its first stage sends its share to the candidate, sticky by X-Routing-Key; each log row
+    names the arm and the probability it had; a blue-green policy then sends everything to its active version."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from mloop.monitoring import LogReader
+    from mloop.serving import create_app
+    from tests.conftest import TOY_SPEC, auth_headers, toy_frame
+
+    train_and_register(deployed, alias="challenger", seed=5)
+    rollouts = Rollouts(deployed.registry, deployed.store, deployed.bus)
+    rollouts.set("toy", {"policy": "canary", "baseline": "1", "candidate": "2", "steps": [30, 100]})
+    rows = toy_frame(1, seed=9)[list(TOY_SPEC.features)]
+    body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+    app = create_app(deployed, log_flush_interval=0.05, poll_interval=0.05)
+    with TestClient(app, headers=auth_headers(deployed)) as client:
+        stats = client.get("/v2/models/toy/stats").json()["rollout"]
+        assert stats["policy"] == "canary r1" and stats["arms"] == [
+            {"arm": "candidate", "version": 2, "weight": 0.3}, {"arm": "baseline", "version": 1, "weight": 0.7},
+        ]
+        answers = [client.post("/invocations", json=body, headers={"X-Routing-Key": f"user-{i % 50}", "X-Request-Id": f"q{i}"})
+                   for i in range(200)]
+        by_user: dict[str, set[str]] = {}
+        for i, answer in enumerate(answers):
+            by_user.setdefault(f"user-{i % 50}", set()).add(answer.headers["x-model-version"])
+        assert all(len(v) == 1 for v in by_user.values())  # sticky
+        assert {"1", "2"} == set().union(*by_user.values())
+        rollouts.set("toy", {"policy": "blue-green", "active": "2", "standby": "1"}, reason="switch")
+        deadline = time.time() + 10
+        while client.get("/v2/models/toy/stats").json()["rollout"]["policy"] != "blue-green r2" and time.time() < deadline:
+            time.sleep(0.05)
+        assert {client.post("/invocations", json=body, headers={"X-Routing-Key": f"user-{i}"}).headers["x-model-version"]
+                for i in range(30)} == {"2"}
+    frame = LogReader(deployed.logs_dir).predictions("toy")
+    canary = frame[frame["request_id"].str.startswith("q")]
+    assert set(canary["arm"]) == {"candidate", "baseline"}
+    assert set(zip(canary["arm"], canary["probability"], canary["version"], strict=True)) == {("candidate", 0.3, 2), ("baseline", 0.7, 1)}
+
+
+def test_the_rollout_api_starts_follows_and_promotes_with_roles(deployed: Workspace) -> None:
+    from fastapi.testclient import TestClient
+
+    from mloop.serving import create_app
+
+    train_and_register(deployed, alias="challenger", seed=5)
+    viewer = {"Authorization": f"Bearer {deployed.store.api_keys.create('v', 'viewer')[0]}"}
+    operator = {"Authorization": f"Bearer {deployed.store.api_keys.create('o', 'operator')[0]}"}
+    with TestClient(create_app(deployed, poll_interval=0.05, monitor_interval=0)) as client:
+        body = {"version": 2, "strategy": "canary", "steps": [20, 100], "reason": "v2 looks better offline"}
+        assert client.post("/api/deployments/toy/rollout", json=body, headers=viewer).status_code == 403
+        started = client.post("/api/deployments/toy/rollout", json=body, headers=operator)
+        assert started.status_code == 201 and started.json()["document"]["candidate"] == "2"
+        status = client.get("/api/deployments/toy/rollout", headers=viewer).json()
+        assert status["live"]["weights"] == {"baseline": 0.8, "candidate": 0.2} and status["history"][0]["reason"] == "v2 looks better offline"
+        for bad, field in [({"version": 2, "strategy": "canary", "steps": [20, 300]}, "steps"), ({"version": 2, "strategy": "yolo"}, "strategy"),
+                           ({"version": 2, "strategy": "canary", "percent": 250}, "percent")]:
+            answer = client.post("/api/deployments/toy/rollout", json=bad, headers=operator)
+            assert answer.status_code == 422 and field in answer.text
+        assert client.post("/api/deployments/toy/rollout/promote", headers=viewer).status_code == 403
+        promoted = client.post("/api/deployments/toy/rollout/promote", headers=operator)
+        assert promoted.status_code == 200 and promoted.json() == {"deployment": "toy", "serves": 2}
+        assert client.post("/api/deployments/toy/rollout/pause", headers=operator).status_code == 404  # nothing live
+        assert client.get("/api/deployments/nope/rollout", headers=viewer).status_code == 404
+        paths = client.get("/openapi.json", headers=viewer).json()["paths"]
+        assert {"/api/deployments/{name}/rollout", "/api/deployments/{name}/rollout/promote"} <= set(paths)
+    audit = [e for e in deployed.store.audit.list(target="toy") if e.action.startswith("rollout.")]
+    assert [e.action for e in audit] == ["rollout.policy_set", "rollout.promote"] and audit[-1].actor == "api_key:o"

@@ -14,10 +14,11 @@ from tests.conftest import deploy, train_and_register
 schemathesis = pytest.importorskip("schemathesis")
 
 # What a request means for these depends on live state the static document cannot encode (the deployed
-# model's columns, an existing deployment, a monitor's cross-field rules), so a schema-valid body may rightly
-# get a 422 naming the field: the positive-data check is off for them; every other check still runs.
+# model's columns, an existing deployment, a monitor's cross-field rules, a registered version and increasing
+# canary steps), so a schema-valid body may rightly get a 422 naming the field: the positive-data check is off for
+# them; every other check still runs.
 LIVE_STATE = {("POST", "/invocations"), ("POST", "/models/{name}/invocations"), ("POST", "/v2/models/{name}/infer"),
-              ("POST", "/v2/models/{name}/feedback"), ("PUT", "/api/monitors")}
+              ("POST", "/v2/models/{name}/feedback"), ("PUT", "/api/monitors"), ("POST", "/api/deployments/{name}/rollout")}
 
 
 @pytest.mark.slow

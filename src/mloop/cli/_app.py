@@ -472,6 +472,134 @@ def drift_report(
         sys.stdout.write(json.dumps(drift_summary(report)) + "\n")
 
 
+def _rollouts() -> Any:
+    from mloop.serving import Rollouts
+
+    ws = _open()
+    return Rollouts(ws.registry, ws.store, ws.bus)
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command()
+def deploy(
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    model: Annotated[str, typer.Option("--model", help="The registered model.")],
+    version: Annotated[int, typer.Option("--version", help="The version to serve or roll out.", min=1)],
+    strategy: Annotated[str | None, typer.Option(help="canary, blue-green or bandit beside what the deployment serves now; "
+                                                      "none serves the version at once.")] = None,
+    steps: Annotated[str | None, typer.Option(help="Canary shares in percent, ending at 100 (default 1,5,25,50,100).")] = None,
+    alias: Annotated[str, typer.Option(help="The alias a new deployment serves.")] = "champion",
+) -> None:
+    """Serve a model version, or roll it out beside the one served now under a traffic policy."""
+    from mloop.serving import Deployments
+
+    ws = _open()
+    shares = None
+    if steps is not None:
+        try:
+            shares = [float(s) for s in steps.split(",") if s.strip()]
+        except ValueError:
+            raise InvalidInput(f"--steps takes shares separated by commas (1,5,25,50,100), got {steps!r}.", field="--steps") from None
+    exists = name in {d.name for d in ws.store.deployments.list()}
+    if strategy is None:
+        if shares is not None:
+            raise InvalidInput("--steps needs --strategy canary.", field="--steps")
+        current_alias = ws.store.deployments.get(name).alias if exists else alias
+        ws.registry.set_alias(model, current_alias, version)
+        if not exists:
+            Deployments(ws.registry, ws.store, ws.bus).deploy(name, model, current_alias, actor=_actor())
+        console.print(f"{name}: serves {model} version {version} ({model}@{current_alias})")
+        return
+    if not exists:
+        raise InvalidInput(f"{name!r} does not exist yet: deploy a first version without --strategy.", field="name")
+    if ws.store.deployments.get(name).model_name != model:
+        raise InvalidInput(f"{name!r} serves {ws.store.deployments.get(name).model_name!r}, not {model!r}.", field="--model")
+    row = _rollouts().start(name, version, strategy, steps=shares, actor=_actor())
+    console.print(f"{name}: {row.kind} rollout of version {version} started (policy revision {row.revision}); "
+                  f"`mloop rollout status {name}` follows it")
+
+
+@rollout_app.command("status")
+def rollout_status(
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+) -> None:
+    """The deployment's traffic policy: its arms and shares, its history, and the decisions taken with their statistics."""
+    import json
+
+    from mloop.rollout import build_policy, parse_policy
+
+    rollouts = _rollouts()
+    served = rollouts.served_version(name)
+    live = rollouts.store.rollouts.live(name)
+    weights = build_policy(parse_policy(live.document), state=live.state).weights() if live else {}
+    history = rollouts.store.rollouts.history(name)
+    decisions = rollouts.store.rollouts.decisions(name, last=20)
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "deployment": name, "serves": served, "live": None if live is None else {
+                "kind": live.kind, "revision": live.revision, "status": live.status, "document": live.document, "weights": weights},
+            "history": [{"revision": p.revision, "kind": p.kind, "status": p.status, "actor": p.actor, "reason": p.reason, "created_at": p.created_at}
+                        for p in history],
+            "decisions": [{"action": d.action, "actor": d.actor, "created_at": d.created_at, "decision": d.decision} for d in decisions],
+        }) + "\n")
+        return
+    if live is None:
+        console.print(f"{name}: serves version {served}; no rollout in progress")
+    else:
+        shares = ", ".join(f"{arm} {w:.0%}" for arm, w in weights.items())
+        console.print(f"{name}: {live.kind} (revision {live.revision}, {live.status}) over version {served}: {shares}")
+    table = Table(title=f"{name}: policies")
+    for col in ("revision", "kind", "status", "by", "why"):
+        table.add_column(col)
+    for p in history:
+        table.add_row(str(p.revision), p.kind, p.status, p.actor, p.reason)
+    console.print(table)
+    if decisions:
+        table = Table(title=f"{name}: last decisions")
+        for col in ("action", "by", "why"):
+            table.add_column(col)
+        for d in decisions:
+            table.add_row(d.action, d.actor, str(d.decision.get("reason", "")))
+        console.print(table)
+
+
+@rollout_app.command("promote")
+def rollout_promote(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+    """End the rollout by making its new version the one the deployment serves."""
+    version = _rollouts().promote(name, actor=_actor())
+    console.print(f"{name}: promoted; serves version {version}")
+
+
+@rollout_app.command("rollback")
+def rollout_rollback(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+    """Return to the version served before the last switch or promotion, and print it."""
+    version = _rollouts().rollback(name, actor=_actor())
+    console.print(f"{name}: rolled back; serves version {version}")
+
+
+@rollout_app.command("pause")
+def rollout_pause(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+    """Hold the rollout where it is: shares stay, no automatic decision is taken."""
+    _rollouts().pause(name, actor=_actor())
+    console.print(f"{name}: rollout paused")
+
+
+@rollout_app.command("resume")
+def rollout_resume(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+    """Let a paused rollout go on."""
+    _rollouts().resume(name, actor=_actor())
+    console.print(f"{name}: rollout resumed")
+
+
 @rollout_app.command("simulate")
 def rollout_simulate(
     policy: Annotated[str, typer.Option(help="The policy to plan (canary).")] = "canary",

@@ -71,6 +71,8 @@ class PredictionBuffer:
         self.version: list[int] = []
         self.latency_ms: list[float] = []
         self.score: list[float] = []
+        self.arm: list[str] = []  # the arm that answered, and the probability it had of being routed the request
+        self.probability: list[float] = []
         self.inputs: dict[str, np.ndarray] = {}
         # All-numeric models: one 2-d float block, a row assignment per request, while every request has the
         # same columns (the one tuple a served version passes) and nothing else came first.
@@ -128,11 +130,14 @@ class PredictionBuffer:
             return False
         return True
 
-    def add(self, request_id: str, ts: float, version: int, latency_ms: float, inputs: Any, scores: Any, columns: Sequence[str] | None) -> None:
+    def add(self, request_id: str, ts: float, version: int, latency_ms: float, inputs: Any, scores: Any, columns: Sequence[str] | None,
+            arm: str = "baseline", probability: float = 1.0) -> None:
         n = len(inputs)
         start, end = self.rows, self.rows + n
         self._reserve(end)
         if n == 1:
+            self.arm.append(arm)
+            self.probability.append(probability)
             self.request_id.append(request_id)
             self.row.append(0)
             self.ts.append(ts)
@@ -140,6 +145,8 @@ class PredictionBuffer:
             self.latency_ms.append(latency_ms)
             self.score.append(float(scores[-1]) if isinstance(scores, np.ndarray) and scores.ndim == 1 else float(np.ravel(scores)[-1]))
         else:
+            self.arm.extend([arm] * n)
+            self.probability.extend([probability] * n)
             self.request_id.extend([request_id] * n)
             self.row.extend(range(n))
             self.ts.extend([ts] * n)
@@ -175,6 +182,8 @@ class PredictionBuffer:
             "version": pa.array(self.version, pa.int32()),
             "latency_ms": pa.array(self.latency_ms, pa.float64()),
             "score": pa.array(self.score, pa.float64()),
+            "arm": pa.array(self.arm, pa.string()),
+            "probability": pa.array(self.probability, pa.float64()),
         }
         if self._matrix is not None and self._matrix_columns is not None:
             for j, name in enumerate(self._matrix_columns):

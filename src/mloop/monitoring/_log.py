@@ -57,14 +57,18 @@ class PredictionLog:
         scores: np.ndarray,
         latency_ms: float,
         columns: Sequence[str] | None = None,
+        arm: str = "baseline",
+        probability: float = 1.0,
     ) -> None:
         """Buffer one answered request. ``inputs`` is a frame, a mapping of column arrays, or a matrix with its
-        ``columns``; ``scores`` holds one number per row."""
+        ``columns``; ``scores`` holds one number per row; ``arm`` and ``probability`` say which arm of the
+        deployment's traffic policy answered and how likely it was to be routed the request (for evaluating
+        policies offline)."""
         with self._lock:
             buffer = self._predictions.get(deployment)
             if buffer is None:
                 buffer = self._predictions[deployment] = PredictionBuffer()
-            buffer.add(request_id, ts, version, latency_ms, inputs, scores, columns)
+            buffer.add(request_id, ts, version, latency_ms, inputs, scores, columns, arm, probability)
 
     def log_feedback(self, deployment: str, request_id: str, labels: list[float], ts: float) -> None:
         with self._lock:

@@ -37,7 +37,7 @@ from mloop.store import AlertLog, MetadataStore, MonitorRow
 log = logging.getLogger("mloop.monitoring")
 
 LEASE = "monitor-scheduler"
-LOG_COLUMNS = frozenset({"request_id", "row", "ts", "version", "latency_ms", "score", "label", "label_ts"})
+LOG_COLUMNS = frozenset({"request_id", "row", "ts", "version", "latency_ms", "score", "arm", "probability", "label", "label_ts"})
 MAX_WINDOWS_PER_TICK = 100
 
 

@@ -177,6 +177,33 @@ class CanaryPolicy:
             return PolicyDecision(Action.WAIT, self.stage, self.share, f"not yet shown to be no worse on {names}", evidence)
         return PolicyDecision(Action.PROMOTE, self.stage, self.share, "every metric shown to be within its tolerance", evidence)
 
+    def state(self) -> dict[str, Any]:
+        """Everything a restart needs to carry on: the stage, its clock and count, each test's moments, and the end."""
+        return {
+            "stage": self.stage, "stage_started": self.stage_started, "stage_candidate": self.stage_candidate,
+            "done": self.done.value if self.done else None, "streak": self._streak,
+            "tests": {name: {"crossed": t.crossed, **{arm: [m.n, m.total, m.total_sq] for arm, m in t.arms.items()}}
+                      for name, t in self.tests.items()},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        from mloop.rollout._sequential import Moments
+
+        self.stage = min(int(state.get("stage", 0)), len(self.spec.steps) - 1)
+        self.stage_started = float(state.get("stage_started", self.stage_started))
+        self.stage_candidate = int(state.get("stage_candidate", 0))
+        self.done = Action(state["done"]) if state.get("done") else None
+        self._streak = int(state.get("streak", 0))
+        for name, saved in (state.get("tests") or {}).items():
+            test = self.tests.get(name)
+            if test is None:
+                continue
+            test.crossed = bool(saved.get("crossed", False))
+            for arm in ("baseline", "candidate"):
+                if arm in saved:
+                    n, total, total_sq = saved[arm]
+                    test.arms[arm] = Moments(int(n), float(total), float(total_sq))
+
     def apply(self, decision: PolicyDecision, now: float) -> None:
         """Carry a decision into the state: the next stage, or the end."""
         if decision.action is Action.ADVANCE:

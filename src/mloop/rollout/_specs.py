@@ -43,6 +43,10 @@ class TrafficPolicy(Protocol):
 
     def apply(self, decision: PolicyDecision, now: float) -> None: ...
 
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
 
 class BlueGreenPolicy:
     """Routes everything to the active version; switching is an operator's decision, not the evidence's."""
@@ -67,6 +71,12 @@ class BlueGreenPolicy:
         return PolicyDecision(Action.WAIT, 0, 0.0, "blue-green switches on command")
 
     def apply(self, decision: PolicyDecision, now: float) -> None:
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
         return None
 
 
@@ -122,10 +132,12 @@ def parse_split(data: Any) -> dict[str, Any]:
         raise InvalidInput(f"{field}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}.", field=field) from None
 
 
-def build_policy(spec: Spec, *, started: float = 0.0) -> TrafficPolicy:
-    """The logic for a validated document."""
+def build_policy(spec: Spec, *, started: float = 0.0, state: dict[str, Any] | None = None) -> TrafficPolicy:
+    """The logic for a validated document, carrying on from ``state`` when given (a stored policy after a restart)."""
     for model, logic in POLICIES.values():
         if isinstance(spec, model):
             policy: TrafficPolicy = logic(spec, started=started)
+            if state:
+                policy.restore(state)
             return policy
     raise InvalidInput(f"No policy logic for {type(spec).__name__}.", field="policy")

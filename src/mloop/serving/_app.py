@@ -24,6 +24,8 @@ from mloop.serving._management import Management
 from mloop.serving._metrics import ServingMetrics
 from mloop.serving._openapi import ERROR_RESPONSES
 from mloop.serving._replies import Reply, error_reply, failure
+from mloop.serving._rollout_routes import RolloutRoutes
+from mloop.serving._rollouts import Rollouts
 from mloop.serving._routes import Call, Route, RouteTable, read_body
 from mloop.serving._stats import StatsBook
 from mloop.serving._status import Status
@@ -104,7 +106,8 @@ def create_app(
         on_fallback=lambda dep, version: metrics.fallbacks.labels(dep, str(version)).inc(),
     )
     poll = settings.event_poll_interval if poll_interval is None else poll_interval
-    hub = ModelHub(workspace.registry, workspace.store.deployments, workspace.bus, poll_interval=poll, stats=stats)
+    hub = ModelHub(workspace.registry, workspace.store.deployments, workspace.bus, poll_interval=poll, stats=stats,
+                   rollouts=workspace.store.rollouts)
     sink = sink_for(settings.log_transport, workspace.logs_dir)
     flush = settings.log_flush_interval if log_flush_interval is None else log_flush_interval
     predictions = PredictionLog(workspace.logs_dir, flush_interval=flush, sink=sink)
@@ -119,7 +122,8 @@ def create_app(
         scheduler = MonitorScheduler(runner, interval=interval)
     status = Status(hub, metrics)
     table = RouteTable([
-        *status.routes(), *Inference(hub, predictions, metrics).routes(), *Management(workspace.store, authenticator).routes(), *FRAMEWORK_ROUTES,
+        *status.routes(), *Inference(hub, predictions, metrics).routes(), *Management(workspace.store, authenticator).routes(),
+        *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus)).routes(), *FRAMEWORK_ROUTES,
     ])
 
     @asynccontextmanager

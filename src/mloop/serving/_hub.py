@@ -13,11 +13,11 @@ from functools import cached_property
 from mloop.errors import NotFound, Unavailable
 from mloop.events import EventBus
 from mloop.registry import LoadedModel, Registry
-from mloop.rollout import Arm, route
+from mloop.rollout import bucket
 from mloop.serving._batcher import Batcher
 from mloop.serving._runtime import Runtime, runtime_for
 from mloop.serving._stats import StatsBook, VersionStats
-from mloop.store import DeploymentRepository, ServingConfig
+from mloop.store import Deployment, DeploymentRepository, PolicyRow, RolloutRepository, ServingConfig
 
 log = logging.getLogger("mloop.serving")
 
@@ -41,23 +41,63 @@ class ServedVersion:
 
 
 @dataclass(frozen=True)
+class ArmRoute:
+    """One arm of a deployment as served: its label (``baseline``, ``candidate``, ``active``, a bandit's version),
+    the version that answers for it, and its probability of being routed a request."""
+
+    label: str
+    version: ServedVersion
+    weight: float
+
+
+@dataclass(frozen=True)
 class Served:
-    """One deployment as served: the baseline and, during a rollout, a candidate and its share."""
+    """One deployment as served: its arms in routing order (weights sum to 1; a standby arm has weight 0 and stays
+    loaded), the baseline first among its versions."""
 
     name: str
-    baseline: ServedVersion
     config: ServingConfig
-    candidate: ServedVersion | None = None
-    candidate_percent: float = 0.0
+    routes: tuple[ArmRoute, ...]
     revision: int = 0
+    policy: str | None = None  # "canary r3" while a stored policy routes the traffic
 
-    def pick(self, request_id: str) -> tuple[ServedVersion, Arm]:
-        if self.candidate is not None and route(request_id, self.candidate_percent) is Arm.CANDIDATE:
-            return self.candidate, Arm.CANDIDATE
-        return self.baseline, Arm.BASELINE
+    @property
+    def baseline(self) -> ServedVersion:
+        """The version answering when no rollout is in progress: the baseline, the active one, or the first arm."""
+        for label in ("baseline", "active"):
+            for r in self.routes:
+                if r.label == label:
+                    return r.version
+        return self.routes[0].version
+
+    @property
+    def candidate(self) -> ServedVersion | None:
+        return next((r.version for r in self.routes if r.label == "candidate"), None)
+
+    @property
+    def candidate_percent(self) -> float:
+        return next((r.weight * 100.0 for r in self.routes if r.label == "candidate"), 0.0)
+
+    def pick(self, key: str) -> tuple[ServedVersion, str, float]:
+        """The arm for a routing key: the slice of [0, 1) its stable bucket falls in (sticky while weights hold)."""
+        if len(self.routes) == 1:
+            only = self.routes[0]
+            return only.version, only.label, only.weight
+        point, edge = bucket(key) / 100.0, 0.0
+        for r in self.routes:
+            edge += r.weight
+            if point < edge and r.weight > 0:
+                return r.version, r.label, r.weight
+        last = next(r for r in reversed(self.routes) if r.weight > 0)
+        return last.version, last.label, last.weight
 
     def versions(self) -> list[ServedVersion]:
-        return [self.baseline] + ([self.candidate] if self.candidate is not None else [])
+        """Each distinct version served, the baseline first."""
+        out = [self.baseline]
+        for r in self.routes:
+            if all(r.version is not v for v in out):
+                out.append(r.version)
+        return out
 
 
 class ModelHub:
@@ -65,10 +105,12 @@ class ModelHub:
     says something changed. It reads deployments and resolves versions, nothing else of the workspace."""
 
     def __init__(
-        self, registry: Registry, deployments: DeploymentRepository, bus: EventBus, *, poll_interval: float = 0.5, stats: StatsBook | None = None
+        self, registry: Registry, deployments: DeploymentRepository, bus: EventBus, *, poll_interval: float = 0.5, stats: StatsBook | None = None,
+        rollouts: RolloutRepository | None = None,
     ) -> None:
         self.registry = registry
         self.deployments = deployments
+        self.rollouts = rollouts
         self.bus = bus
         self.poll_interval = poll_interval
         self.stats = stats or StatsBook()
@@ -123,15 +165,10 @@ class ModelHub:
         with self._refresh_lock:
             last = self.bus.last_id()
             table: dict[str, Served] = {}
+            live = {p.deployment: p for p in self.rollouts.all_live()} if self.rollouts is not None else {}
             for dep in self.deployments.list():
                 try:
-                    baseline = self._version(dep.name, dep.model_name, dep.alias, dep.serving)
-                    candidate, percent = None, 0.0
-                    rollout = dep.rollout or {}
-                    if rollout.get("candidate_alias"):
-                        candidate = self._version(dep.name, dep.model_name, str(rollout["candidate_alias"]), dep.serving)
-                        percent = float(rollout.get("percent", 0.0))
-                    table[dep.name] = Served(dep.name, baseline, dep.serving, candidate, percent, dep.revision)
+                    table[dep.name] = self._served_for(dep, live.get(dep.name))
                 except Exception as exc:  # keep the previous state of this deployment
                     log.error("could not load deployment %s: %s", dep.name, exc)
                     if dep.name in self._served:
@@ -146,6 +183,29 @@ class ModelHub:
             self._models = {k: v for k, v in self._models.items() if k in models_in_use}
             self._seen_event = last
             self._ready = True
+
+    def _served_for(self, dep: Deployment, policy: PolicyRow | None) -> Served:
+        """The arms of one deployment: its live traffic policy's if it has one, else its alias and any candidate."""
+        def version(ref: str) -> ServedVersion:
+            return self._version(dep.name, dep.model_name, ref, dep.serving)
+
+        if policy is not None:
+            from mloop.rollout import build_policy, parse_policy
+
+            logic = build_policy(parse_policy(policy.document), state=policy.state)
+            weights = logic.weights()
+            doc = policy.document
+            labels = {"candidate": doc.get("candidate"), "baseline": doc.get("baseline"), "active": doc.get("active"), "standby": doc.get("standby")}
+            order = ["candidate", "baseline"] if "candidate" in weights else list(weights)  # a canary's candidate first: sticky as it grows
+            routes = tuple(ArmRoute(label, version(str(labels.get(label) or label)), float(weights[label])) for label in order)
+            return Served(dep.name, dep.serving, routes, dep.revision, f"{policy.kind} r{policy.revision}")
+        baseline = version(dep.alias)
+        rollout = dep.rollout or {}
+        if rollout.get("candidate_alias"):
+            share = float(rollout.get("percent", 0.0)) / 100.0
+            candidate = version(str(rollout["candidate_alias"]))
+            return Served(dep.name, dep.serving, (ArmRoute("candidate", candidate, share), ArmRoute("baseline", baseline, 1.0 - share)), dep.revision)
+        return Served(dep.name, dep.serving, (ArmRoute("baseline", baseline, 1.0),), dep.revision)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_interval):

@@ -94,7 +94,10 @@ class Inference:
         self, served: Served, columns: dict[str, list[Any]], request_id: str, protocol: str, headers: Mapping[str, str]
     ) -> tuple[ServedVersion, np.ndarray]:
         start = time.perf_counter()
-        sv, _arm = served.pick(request_id)
+        key = headers.get("x-routing-key") or request_id
+        if len(key) > 128:
+            raise InvalidInput("X-Routing-Key must be at most 128 characters.", field="X-Routing-Key")
+        sv, arm, probability = served.pick(key)
         block = sv.runtime.prepare(columns)
         rows = len(block)
         output, queue_s, compute_s = await sv.batcher.submit(block, rows, timeout_ms=self._timeout_ms(headers))
@@ -104,7 +107,7 @@ class Inference:
         out = np.asarray(output)
         scores = out[:, -1] if out.ndim == 2 else out.reshape(rows, -1)[:, -1]
         self.predictions.log_predictions(
-            served.name, sv.version, request_id, time.time(), block, scores, total * 1000, columns=sv.columns
+            served.name, sv.version, request_id, time.time(), block, scores, total * 1000, columns=sv.columns, arm=arm, probability=probability
         )
         return sv, out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mloop.errors import InvalidInput, NotFound
+from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.events import DEPLOYMENT_CHANGED, EventBus
 from mloop.registry import Registry
 from mloop.rollout import BanditSpec, BlueGreenSpec, CanarySpec, parse_policy
@@ -56,3 +56,91 @@ class Rollouts:
             decision_id = self.store.rollouts.decide(conn, row.id, decision, state=state, actor=actor, status=status)
             self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": row.deployment, "policy": row.revision, "decision": decision_id})
         return decision_id
+
+    # -- operators' commands -------------------------------------------------------------------------
+
+    def served_version(self, deployment: str) -> int:
+        """The version the deployment's alias resolves to now: what answers when no policy is live."""
+        dep = self.store.deployments.get(deployment)
+        return self.registry.resolve(dep.model_name, dep.alias).version
+
+    def start(self, deployment: str, version: int, strategy: str, *, steps: list[float] | None = None, actor: str = "local",
+              reason: str = "") -> PolicyRow:
+        """Roll ``version`` out beside what the deployment serves now: a ``canary`` (stages of share), ``blue-green``
+        (all traffic at once, the current version kept loaded as standby) or a ``bandit`` over the two."""
+        current = str(self.served_version(deployment))
+        if str(version) == current:
+            raise InvalidInput(f"{deployment!r} already serves version {version}.", field="version")
+        if strategy == "canary":
+            document: dict[str, Any] = {"policy": "canary", "baseline": current, "candidate": str(version), **({"steps": steps} if steps else {})}
+        elif strategy == "blue-green":
+            document = {"policy": "blue-green", "active": str(version), "standby": current}
+        elif strategy == "bandit":
+            document = {"policy": "bandit", "arms": [current, str(version)]}
+        else:
+            raise InvalidInput(f"strategy must be canary, blue-green or bandit, got {strategy!r}.", field="strategy")
+        if steps and strategy != "canary":
+            raise InvalidInput("steps apply to canary rollouts only.", field="steps")
+        return self.set(deployment, document, actor=actor, reason=reason or f"{strategy} of version {version}")
+
+    def _live(self, deployment: str) -> PolicyRow:
+        row = self.store.rollouts.live(deployment)
+        if row is None:
+            raise NotFound(f"{deployment!r} has no rollout in progress; `mloop rollout status {deployment}` shows its history.")
+        return row
+
+    def promote(self, deployment: str, *, actor: str = "local") -> int:
+        """End the live rollout by making its new version the deployment's (the alias moves); returns that version."""
+        row = self._live(deployment)
+        doc = row.document
+        if row.kind == "canary":
+            winner = doc["candidate"]
+        elif row.kind == "blue-green":
+            winner = doc["active"]
+        else:
+            weights = (row.state or {}).get("applied") or {arm: 1.0 for arm in doc["arms"]}
+            winner = max(doc["arms"], key=lambda arm: float(weights.get(arm, 0.0)))
+        dep = self.store.deployments.get(deployment)
+        before = self.served_version(deployment)
+        self.registry.set_alias(dep.model_name, dep.alias, int(winner))
+        self.record(row, {"action": "promote", "reason": f"promoted by {actor}", "from": before, "to": int(winner)}, state=row.state,
+                    actor=actor, status="promoted")
+        return int(winner)
+
+    def rollback(self, deployment: str, *, actor: str = "local") -> int:
+        """Return to the version served before the last switch or promotion, and say which it is. A live rollout
+        ends (all traffic back to the deployment's alias); with none live, the last promotion is undone."""
+        row = self.store.rollouts.live(deployment)
+        if row is not None:
+            self.record(row, {"action": "rollback", "reason": f"rolled back by {actor}"}, state=row.state, actor=actor, status="rolled_back")
+            return self.served_version(deployment)
+        promoted = [p for p in self.store.rollouts.history(deployment) if p.status == "promoted"]
+        if not promoted:
+            raise Conflict(f"{deployment!r} has no rollout in progress and no promotion to undo.")
+        last = promoted[-1]
+        previous = last.document.get("baseline") or last.document.get("standby") or None
+        moves = [d for d in self.store.rollouts.decisions(deployment, last=1000) if d.policy_id == last.id and d.action == "promote"]
+        previous = moves[-1].decision.get("from", previous) if moves else previous
+        if previous is None:
+            raise Conflict(f"The last promotion of {deployment!r} does not say which version it replaced.")
+        dep = self.store.deployments.get(deployment)
+        current = self.served_version(deployment)
+        self.registry.set_alias(dep.model_name, dep.alias, int(previous))
+        with self.store.transaction() as conn:
+            self.store.audit.record(conn, "rollout.rollback", deployment, {"from": current, "to": int(previous), "undoes": last.revision}, actor=actor)
+        return int(previous)
+
+    def pause(self, deployment: str, *, actor: str = "local") -> PolicyRow:
+        """Hold the rollout where it is: traffic keeps its shares, no automatic decision is taken."""
+        row = self._live(deployment)
+        if row.status == "paused":
+            raise Conflict(f"The rollout of {deployment!r} is already paused.")
+        self.record(row, {"action": "pause", "reason": f"paused by {actor}"}, state=row.state, actor=actor, status="paused")
+        return self._live(deployment)
+
+    def resume(self, deployment: str, *, actor: str = "local") -> PolicyRow:
+        row = self._live(deployment)
+        if row.status != "paused":
+            raise Conflict(f"The rollout of {deployment!r} is not paused.")
+        self.record(row, {"action": "resume", "reason": f"resumed by {actor}"}, state=row.state, actor=actor, status="active")
+        return self._live(deployment)

@@ -94,6 +94,8 @@ class Status:
                     "baseline_version": served.baseline.version,
                     "candidate_version": served.candidate.version if served.candidate else None,
                     "candidate_percent": served.candidate_percent,
+                    "policy": served.policy,
+                    "arms": [{"arm": r.label, "version": r.version.version, "weight": r.weight} for r in served.routes],
                 },
                 "serving": served.config.to_dict(),
                 "queue_depth": {str(sv.version): sv.batcher.pending for sv in served.versions()},

@@ -66,3 +66,11 @@ def test_bad_rollouts_are_refused_naming_the_problem(deployed: Workspace, args: 
     assert code == 2 and message in err and err.count("\n") == 1
     code, _, err = run_cli(["--workspace", str(deployed.root), "rollout", "promote", "toy"], capsys)
     assert code == 2 and "has no rollout in progress" in err
+
+
+def test_the_deployment_list_names_the_live_rollout(deployed: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    train_and_register(deployed, alias="challenger", seed=5)
+    base = ["--workspace", str(deployed.root)]
+    assert run_cli([*base, "deploy", "toy", "--model", "toy", "--version", "2", "--strategy", "bandit"], capsys)[0] == 0
+    code, out, _ = run_cli([*base, "deployments", "list"], capsys)
+    assert code == 0 and "bandit r1 (active)" in out

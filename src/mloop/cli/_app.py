@@ -209,7 +209,9 @@ def models_import(
 @deployments_app.command("list")
 def deployments_list() -> None:
     """Deployments and what each serves."""
-    deployments = _open().store.deployments.list()
+    store = _open().store
+    deployments = store.deployments.list()
+    live = {p.deployment: p for p in store.rollouts.all_live()}
     if not deployments:
         console.print("no deployments yet: deploy a model alias with mloop.serving.Deployments(...).deploy(...), or run `mloop demo`")
         return
@@ -217,7 +219,9 @@ def deployments_list() -> None:
     for col in ("name", "model", "alias", "rollout", "revision"):
         table.add_column(col)
     for d in deployments:
-        table.add_row(d.name, d.model_name, d.alias, str(d.rollout or ""), str(d.revision))
+        policy = live.get(d.name)
+        rollout = f"{policy.kind} r{policy.revision} ({policy.status})" if policy else str(d.rollout or "")
+        table.add_row(d.name, d.model_name, d.alias, rollout, str(d.revision))
     console.print(table)
 
 

@@ -53,7 +53,7 @@ def test_blue_green_switches_at_once_and_rolls_back_to_the_standby(deployed: Wor
     ("args", "message"),
     [
         (["--version", "9", "--strategy", "canary"], "candidate: 'toy' has no version 9"),
-        (["--version", "2", "--strategy", "rainbow"], "strategy must be canary, blue-green or bandit, got 'rainbow'"),
+        (["--version", "2", "--strategy", "rainbow"], "strategy must be canary, blue-green, bandit or shadow, got 'rainbow'"),
         (["--version", "2", "--strategy", "canary", "--steps", "5,500"], "got 500 in [5, 500]"),
         (["--version", "1", "--strategy", "canary"], "'toy' already serves version 1"),
         (["--version", "2", "--steps", "5,100"], "--steps needs --strategy canary"),

@@ -25,7 +25,7 @@ from tests.conftest import run_cli
         ({"policy": "canary", "baseline": "1", "candidate": "2", "metrics": {"errors": {"tau": -1}}}, "metrics.errors.tau", "greater than 0"),
         ({"policy": "canary", "baseline": "1", "candidate": "2", "percent": 250}, "percent", "Extra inputs are not permitted"),
         ({"policy": "blue-green", "active": "3", "standby": "3"}, "policy", "two versions"),
-        ({"policy": "rainbow"}, "policy", "policy must be one of canary, blue-green, bandit, got 'rainbow'"),
+        ({"policy": "rainbow"}, "policy", "policy must be one of canary, blue-green, bandit, shadow, got 'rainbow'"),
     ],
 )
 def test_a_bad_policy_is_refused_when_it_is_set_naming_the_field(document: dict[str, Any], field: str, message: str) -> None:

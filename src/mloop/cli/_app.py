@@ -497,7 +497,7 @@ def deploy(
     name: Annotated[str, typer.Argument(help="The deployment.")],
     model: Annotated[str, typer.Option("--model", help="The registered model.")],
     version: Annotated[int, typer.Option("--version", help="The version to serve or roll out.", min=1)],
-    strategy: Annotated[str | None, typer.Option(help="canary, blue-green or bandit beside what the deployment serves now; "
+    strategy: Annotated[str | None, typer.Option(help="canary, blue-green, bandit or shadow beside what the deployment serves now; "
                                                       "none serves the version at once.")] = None,
     steps: Annotated[str | None, typer.Option(help="Canary shares in percent, ending at 100 (default 1,5,25,50,100).")] = None,
     alias: Annotated[str, typer.Option(help="The alias a new deployment serves.")] = "champion",

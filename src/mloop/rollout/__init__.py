@@ -8,7 +8,18 @@ from mloop.rollout._canary_policy import Action, CanaryPolicy, CanarySpec, Metri
 from mloop.rollout._routing import Arm, bucket, route
 from mloop.rollout._sequential import Evidence, WorseThan
 from mloop.rollout._simulate import simulate_canary
-from mloop.rollout._specs import POLICIES, BlueGreenPolicy, BlueGreenSpec, TrafficPolicy, TrafficSplit, build_policy, parse_policy, parse_split
+from mloop.rollout._specs import (
+    POLICIES,
+    BlueGreenPolicy,
+    BlueGreenSpec,
+    ShadowPolicy,
+    ShadowSpec,
+    TrafficPolicy,
+    TrafficSplit,
+    build_policy,
+    parse_policy,
+    parse_split,
+)
 
 __all__ = [
     "POLICIES",
@@ -25,6 +36,8 @@ __all__ = [
     "Evidence",
     "MetricSpec",
     "PolicyDecision",
+    "ShadowPolicy",
+    "ShadowSpec",
     "TrafficPolicy",
     "TrafficSplit",
     "WorseThan",

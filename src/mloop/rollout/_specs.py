@@ -28,6 +28,23 @@ class BlueGreenSpec(_Strict):
         return self
 
 
+class ShadowSpec(_Strict):
+    """All traffic answered by ``primary``; a copy of each request (a ``sample`` of them) also goes to ``shadow``, off
+    the response path, through a queue of at most ``queue_size`` copies (copies that find it full are dropped and
+    counted, never waited for)."""
+
+    primary: str = Field(min_length=1)
+    shadow: str = Field(min_length=1)
+    queue_size: int = Field(default=1000, ge=1, le=100_000)
+    sample: float = Field(default=1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _two(self) -> ShadowSpec:
+        if self.primary == self.shadow:
+            raise ValueError(f"primary and shadow must be two versions (both {self.primary!r})")
+        return self
+
+
 class TrafficPolicy(Protocol):
     """What the server, the driver and the simulator ask of a policy: pure logic, no I/O."""
 
@@ -80,14 +97,47 @@ class BlueGreenPolicy:
         return None
 
 
+class ShadowPolicy:
+    """Routes everything to the primary; the shadow's answers are compared by the server, never served or decided on."""
+
+    name = "shadow"
+
+    def __init__(self, spec: ShadowSpec, *, started: float = 0.0) -> None:
+        self.spec = spec
+
+    def weights(self) -> dict[str, float]:
+        return {"primary": 1.0, "shadow": 0.0}
+
+    def route(self, key: str) -> tuple[str, float]:
+        return "primary", 1.0
+
+    def observe(self, arm: str, metric: str, value: float, count: int = 1) -> None:
+        return None
+
+    def decide(self, now: float) -> PolicyDecision:
+        from mloop.rollout._canary_policy import Action
+
+        return PolicyDecision(Action.WAIT, 0, 0.0, "a shadow compares; an operator decides what to do with the comparison")
+
+    def apply(self, decision: PolicyDecision, now: float) -> None:
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        return None
+
+
 #: kind → (its validated document, its logic)
 POLICIES: dict[str, tuple[type[_Strict], type[Any]]] = {
     "canary": (CanarySpec, CanaryPolicy),
     "blue-green": (BlueGreenSpec, BlueGreenPolicy),
     "bandit": (BanditSpec, BanditPolicy),
+    "shadow": (ShadowSpec, ShadowPolicy),
 }
 
-Spec = CanarySpec | BlueGreenSpec | BanditSpec
+Spec = CanarySpec | BlueGreenSpec | BanditSpec | ShadowSpec
 
 
 def parse_policy(data: Any, *, where: str = "") -> Spec:

@@ -16,6 +16,7 @@ from mloop.registry import LoadedModel, Registry
 from mloop.rollout import bucket
 from mloop.serving._batcher import Batcher
 from mloop.serving._runtime import Runtime, runtime_for
+from mloop.serving._shadow import ShadowLane
 from mloop.serving._stats import StatsBook, VersionStats
 from mloop.store import Deployment, DeploymentRepository, PolicyRow, RolloutRepository, ServingConfig
 
@@ -60,6 +61,7 @@ class Served:
     routes: tuple[ArmRoute, ...]
     revision: int = 0
     policy: str | None = None  # "canary r3" while a stored policy routes the traffic
+    shadow: ShadowLane | None = None  # copies of the traffic go to a second version, off the response path
 
     @property
     def baseline(self) -> ServedVersion:
@@ -122,6 +124,7 @@ class ModelHub:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refresh_lock = threading.Lock()
+        self._lanes: dict[tuple[str, int], ShadowLane] = {}  # (deployment, policy revision) -> its shadow lane
 
     @property
     def ready(self) -> bool:
@@ -174,6 +177,11 @@ class ModelHub:
                     if dep.name in self._served:
                         table[dep.name] = self._served[dep.name]
             in_use = {id(v) for s in table.values() for v in s.versions()}
+            lanes_in_use = {id(s.shadow) for s in table.values() if s.shadow is not None}
+            for lane_key, lane in list(self._lanes.items()):
+                if id(lane) not in lanes_in_use:
+                    lane.close()
+                    del self._lanes[lane_key]
             self._served = table
             for key, sv in list(self._versions.items()):
                 if id(sv) not in in_use:
@@ -197,8 +205,16 @@ class ModelHub:
             doc = policy.document
             labels = {"candidate": doc.get("candidate"), "baseline": doc.get("baseline"), "active": doc.get("active"), "standby": doc.get("standby")}
             order = ["candidate", "baseline"] if "candidate" in weights else list(weights)  # a canary's candidate first: sticky as it grows
+            labels |= {"primary": doc.get("primary"), "shadow": doc.get("shadow")}
             routes = tuple(ArmRoute(label, version(str(labels.get(label) or label)), float(weights[label])) for label in order)
-            return Served(dep.name, dep.serving, routes, dep.revision, f"{policy.kind} r{policy.revision}")
+            lane = None
+            if policy.kind == "shadow":
+                lane = self._lanes.get((dep.name, policy.revision))
+                if lane is None:
+                    shadow_version = next(r.version for r in routes if r.label == "shadow")
+                    lane = ShadowLane(shadow_version, queue_size=int(doc.get("queue_size", 1000)), sample=float(doc.get("sample", 1.0)))
+                    self._lanes[(dep.name, policy.revision)] = lane
+            return Served(dep.name, dep.serving, routes, dep.revision, f"{policy.kind} r{policy.revision}", lane)
         baseline = version(dep.alias)
         rollout = dep.rollout or {}
         if rollout.get("candidate_alias"):

@@ -105,6 +105,8 @@ class Inference:
         sv.stats.request_done(total * 1000, queue_s * 1000, compute_s * 1000, rows)
         self.metrics.bound(served.name, sv.version).observe(protocol, rows, total, queue_s, compute_s)
         out = np.asarray(output)
+        if served.shadow is not None:
+            served.shadow.offer(block, rows, out, total * 1000)
         scores = out[:, -1] if out.ndim == 2 else out.reshape(rows, -1)[:, -1]
         self.predictions.log_predictions(
             served.name, sv.version, request_id, time.time(), block, scores, total * 1000, columns=sv.columns, arm=arm, probability=probability

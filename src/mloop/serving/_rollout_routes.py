@@ -21,7 +21,7 @@ class StartRollout(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1, le=2**31 - 1)
-    strategy: Literal["canary", "blue-green", "bandit"]
+    strategy: Literal["canary", "blue-green", "bandit", "shadow"]
     steps: list[float] | None = Field(default=None, min_length=2, max_length=20)
     reason: str = Field(default="", max_length=500)
 
@@ -52,7 +52,7 @@ class RolloutRoutes:
             Route("GET", "/api/deployments/{name}/rollout", "viewer", self.status,
                   summary="The deployment's served version, live traffic policy and weights, policy history and last decisions."),
             Route("POST", "/api/deployments/{name}/rollout", "operator", self.start, status=201, body=StartRollout.model_json_schema(),
-                  summary="Roll a version out beside the one served: canary, blue-green or bandit."),
+                  summary="Roll a version out beside the one served: canary, blue-green, bandit or shadow."),
             *(Route("POST", f"/api/deployments/{{name}}/rollout/{action}", "operator", getattr(self, action), summary=summary)
               for action, summary in (
                   ("promote", "End the rollout: its new version becomes the deployment's."),

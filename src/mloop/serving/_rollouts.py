@@ -9,16 +9,18 @@ from typing import Any
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.events import DEPLOYMENT_CHANGED, EventBus
 from mloop.registry import Registry
-from mloop.rollout import BanditSpec, BlueGreenSpec, CanarySpec, parse_policy
+from mloop.rollout import BanditSpec, BlueGreenSpec, CanarySpec, ShadowSpec, parse_policy
 from mloop.store import MetadataStore, PolicyRow
 
 
-def _versions(spec: CanarySpec | BlueGreenSpec | BanditSpec) -> list[tuple[str, str]]:
+def _versions(spec: CanarySpec | BlueGreenSpec | BanditSpec | ShadowSpec) -> list[tuple[str, str]]:
     """(field, version) pairs a document names."""
     if isinstance(spec, CanarySpec):
         return [("baseline", spec.baseline), ("candidate", spec.candidate)]
     if isinstance(spec, BlueGreenSpec):
         return [("active", spec.active), ("standby", spec.standby)]
+    if isinstance(spec, ShadowSpec):
+        return [("primary", spec.primary), ("shadow", spec.shadow)]
     return [(f"arms.{i}", arm) for i, arm in enumerate(spec.arms)]
 
 
@@ -77,8 +79,10 @@ class Rollouts:
             document = {"policy": "blue-green", "active": str(version), "standby": current}
         elif strategy == "bandit":
             document = {"policy": "bandit", "arms": [current, str(version)]}
+        elif strategy == "shadow":
+            document = {"policy": "shadow", "primary": current, "shadow": str(version)}
         else:
-            raise InvalidInput(f"strategy must be canary, blue-green or bandit, got {strategy!r}.", field="strategy")
+            raise InvalidInput(f"strategy must be canary, blue-green, bandit or shadow, got {strategy!r}.", field="strategy")
         if steps and strategy != "canary":
             raise InvalidInput("steps apply to canary rollouts only.", field="steps")
         return self.set(deployment, document, actor=actor, reason=reason or f"{strategy} of version {version}")
@@ -97,6 +101,8 @@ class Rollouts:
             winner = doc["candidate"]
         elif row.kind == "blue-green":
             winner = doc["active"]
+        elif row.kind == "shadow":
+            winner = doc["shadow"]
         else:
             weights = (row.state or {}).get("applied") or {arm: 1.0 for arm in doc["arms"]}
             winner = max(doc["arms"], key=lambda arm: float(weights.get(arm, 0.0)))

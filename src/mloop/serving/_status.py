@@ -96,6 +96,7 @@ class Status:
                     "candidate_percent": served.candidate_percent,
                     "policy": served.policy,
                     "arms": [{"arm": r.label, "version": r.version.version, "weight": r.weight} for r in served.routes],
+                    "shadow": served.shadow.book.snapshot() if served.shadow is not None else None,
                 },
                 "serving": served.config.to_dict(),
                 "queue_depth": {str(sv.version): sv.batcher.pending for sv in served.versions()},

@@ -355,3 +355,20 @@ def test_openapi_document_lists_every_endpoint(client: TestClient) -> None:
         ("/v2/models/{name}/stats", "get"), ("/v2/health/live", "get"), ("/v2/health/ready", "get"), ("/metrics", "get"),
     ]:
         assert method in paths[path], path
+
+
+def test_a_failed_request_is_logged_as_an_outcome_of_its_arm(own_client: TestClient, deployed: Workspace) -> None:
+    """Error rates per arm need the failures: a request the routed version did not answer leaves a row with its
+    arm, probability, status and error; a request refused before routing (a bad header) leaves none."""
+    late = own_client.post("/invocations", json=_split(), headers={"X-Request-Timeout-Ms": "0.000001", "X-Request-Id": "late-1"})
+    assert late.status_code == 504
+    assert own_client.post("/invocations", json=_split(), headers={"X-Request-Timeout-Ms": "soon", "X-Request-Id": "bad-1"}).status_code == 422
+    assert own_client.post("/invocations", json=_split(), headers={"X-Request-Id": "ok-1"}).status_code == 200
+    reader = LogReader(deployed.logs_dir)
+    deadline = time.time() + 10
+    while reader.count("toy", kind="failures") < 1 and time.time() < deadline:
+        time.sleep(0.05)
+    failures = reader.failures("toy")
+    assert failures["request_id"].tolist() == ["late-1"]
+    row = failures.iloc[0]
+    assert (row["arm"], row["probability"], row["version"], row["status"], row["error"]) == ("baseline", 1.0, 1, 504, "DeadlineExceeded")

@@ -223,3 +223,39 @@ class FeedbackBuffer:
                 "label": pa.array(self.label, pa.float64()),
             }
         )
+
+
+class FailureBuffer:
+    """Requests a served version failed to answer (the arm routed there, the status sent back), since the last
+    flush: how error rates per arm are counted, since a failed request leaves no prediction row."""
+
+    def __init__(self) -> None:
+        self.request_id: list[str] = []
+        self.ts: list[float] = []
+        self.version: list[int] = []
+        self.arm: list[str] = []
+        self.probability: list[float] = []
+        self.status: list[int] = []
+        self.error: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.request_id)
+
+    def add(self, request_id: str, ts: float, version: int, arm: str, probability: float, status: int, error: str) -> None:
+        self.request_id.append(request_id)
+        self.ts.append(ts)
+        self.version.append(version)
+        self.arm.append(arm)
+        self.probability.append(probability)
+        self.status.append(status)
+        self.error.append(error[:200])
+
+    def table(self) -> Any:
+        import pyarrow as pa
+
+        return pa.table({
+            "request_id": pa.array(self.request_id, pa.string()), "ts": pa.array(self.ts, pa.float64()),
+            "version": pa.array(self.version, pa.int32()), "arm": pa.array(self.arm, pa.string()),
+            "probability": pa.array(self.probability, pa.float64()), "status": pa.array(self.status, pa.int16()),
+            "error": pa.array(self.error, pa.string()),
+        })

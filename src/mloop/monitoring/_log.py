@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.monitoring._buffer import INPUT_PREFIX, FeedbackBuffer, PredictionBuffer
+from mloop.monitoring._buffer import INPUT_PREFIX, FailureBuffer, FeedbackBuffer, PredictionBuffer
 from mloop.monitoring._transport import LocalSegments, SegmentSink
 from mloop.names import check_name
 
@@ -40,6 +40,7 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._predictions: dict[str, PredictionBuffer] = {}
         self._feedback: dict[str, FeedbackBuffer] = {}
+        self._failures: dict[str, FailureBuffer] = {}
         self._unwritten: list[tuple[str, str, Any]] = []  # (kind, deployment, table or buffer) not written yet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -70,6 +71,16 @@ class PredictionLog:
                 buffer = self._predictions[deployment] = PredictionBuffer()
             buffer.add(request_id, ts, version, latency_ms, inputs, scores, columns, arm, probability)
 
+    def log_failure(self, deployment: str, version: int, request_id: str, ts: float, *, arm: str, probability: float, status: int,
+                    error: str) -> None:
+        """Buffer one request the routed version failed (``status`` as answered, ``error`` its class): error rates
+        per arm come from these beside the predictions."""
+        with self._lock:
+            buffer = self._failures.get(deployment)
+            if buffer is None:
+                buffer = self._failures[deployment] = FailureBuffer()
+            buffer.add(request_id, ts, version, arm, probability, status, error)
+
     def log_feedback(self, deployment: str, request_id: str, labels: list[float], ts: float) -> None:
         with self._lock:
             buffer = self._feedback.get(deployment)
@@ -86,17 +97,19 @@ class PredictionLog:
             with self._lock:
                 predictions, self._predictions = self._predictions, {}
                 feedback, self._feedback = self._feedback, {}
+                failures, self._failures = self._failures, {}
             batches: list[tuple[str, str, Any]] = [
                 *self._unwritten,
                 *(("predictions", d, b) for d, b in predictions.items() if len(b)),
                 *(("feedback", d, b) for d, b in feedback.items() if len(b)),
+                *(("failures", d, b) for d, b in failures.items() if len(b)),
             ]
             self._unwritten = []
             written = 0
             failure: Exception | None = None
             for kind, deployment, batch in batches:
                 try:
-                    table = batch.table() if isinstance(batch, PredictionBuffer | FeedbackBuffer) else batch
+                    table = batch.table() if isinstance(batch, PredictionBuffer | FeedbackBuffer | FailureBuffer) else batch
                     self.sink.write(deployment, kind, table)
                 except Exception as exc:  # keep the rows: nothing acknowledged is dropped because a sink hiccuped
                     self._unwritten.append((kind, deployment, batch))
@@ -145,11 +158,11 @@ class LogReader:
         return str(folder / "*.parquet")
 
     def count(self, deployment: str, *, since: float | None = None, kind: str = "predictions") -> int:
-        """Rows of ``kind`` (``predictions`` or ``feedback``) written at or after ``since``."""
+        """Rows of ``kind`` (``predictions``, ``feedback`` or ``failures``) written at or after ``since``."""
         import duckdb
 
-        if kind not in ("predictions", "feedback"):
-            raise InvalidInput(f"kind must be 'predictions' or 'feedback', got {kind!r}.", field="kind")
+        if kind not in ("predictions", "feedback", "failures"):
+            raise InvalidInput(f"kind must be 'predictions', 'feedback' or 'failures', got {kind!r}.", field="kind")
         glob = self._glob(deployment, kind)
         if glob is None:
             return 0
@@ -191,6 +204,26 @@ class LogReader:
         with duckdb.connect() as con:
             frame = con.execute(f"SELECT * FROM read_parquet(?, union_by_name=true) {where} ORDER BY ts, request_id, row{tail}", params).df()
         return frame.rename(columns=lambda c: c.removeprefix(INPUT_PREFIX))
+
+    def failures(self, deployment: str, *, since: float | None = None, until: float | None = None) -> pd.DataFrame:
+        """Failed requests with ``since <= ts < until``, in time order: request id, version, arm, probability,
+        status and error class."""
+        import duckdb
+
+        glob = self._glob(deployment, "failures")
+        if glob is None:
+            return pd.DataFrame(columns=["request_id", "ts", "version", "arm", "probability", "status", "error"])
+        conds: list[str] = []
+        params: list[object] = [glob]
+        if since is not None:
+            conds.append("ts >= ?")
+            params.append(since)
+        if until is not None:
+            conds.append("ts < ?")
+            params.append(until)
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        with duckdb.connect() as con:
+            return con.execute(f"SELECT * FROM read_parquet(?, union_by_name=true) {where} ORDER BY ts, request_id", params).df()
 
     def labelled(
         self, deployment: str, *, since: float | None = None, until: float | None = None, labels_after: float | None = None

@@ -28,7 +28,7 @@ from mloop.store import redact_url
 
 log = logging.getLogger("mloop.monitoring")
 
-KINDS = ("predictions", "feedback")
+KINDS = ("predictions", "feedback", "failures")
 REDIS_STREAM = "mloop:log"
 NATS_STREAM = "MLOOP_LOG"
 NATS_SUBJECT = "mloop.log"

@@ -97,10 +97,17 @@ class Inference:
         key = headers.get("x-routing-key") or request_id
         if len(key) > 128:
             raise InvalidInput("X-Routing-Key must be at most 128 characters.", field="X-Routing-Key")
+        timeout_ms = self._timeout_ms(headers)  # a bad header is the client's fault, not the arm's
         sv, arm, probability = served.pick(key)
-        block = sv.runtime.prepare(columns)
-        rows = len(block)
-        output, queue_s, compute_s = await sv.batcher.submit(block, rows, timeout_ms=self._timeout_ms(headers))
+        try:
+            block = sv.runtime.prepare(columns)
+            rows = len(block)
+            output, queue_s, compute_s = await sv.batcher.submit(block, rows, timeout_ms=timeout_ms)
+        except Exception as exc:  # the routed version failed this request: an outcome of its arm, then the usual reply
+            status = exc.status_code if isinstance(exc, MloopError) else 500
+            self.predictions.log_failure(served.name, sv.version, request_id, time.time(), arm=arm, probability=probability, status=status,
+                                         error=type(exc).__name__)
+            raise
         total = time.perf_counter() - start
         sv.stats.request_done(total * 1000, queue_s * 1000, compute_s * 1000, rows)
         self.metrics.bound(served.name, sv.version).observe(protocol, rows, total, queue_s, compute_s)

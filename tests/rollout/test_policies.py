@@ -169,3 +169,16 @@ def test_bandits_move_traffic_to_the_better_arm_keep_the_floor_and_survive_a_res
     assert again.weights() == weights and again.decide(now=1.0) == policy.decide(now=1.0)
     keys = [f"sticky-{i}" for i in range(50)]
     assert [again.route(k) for k in keys] == [policy.route(k) for k in keys]
+
+
+def test_a_canary_carries_on_after_a_restart_from_its_stored_state() -> None:
+    spec = parse_policy({"policy": "canary", "baseline": "1", "candidate": "2", "steps": [10, 50, 100], "min_samples": 100, "min_seconds": 0})
+    policy = build_policy(spec)
+    assert isinstance(policy, CanaryPolicy)
+    rng = np.random.default_rng(6)
+    _feed(policy, rng, 0.05, 0.05, 3000)
+    policy.apply(policy.decide(now=5.0), now=5.0)
+    _feed(policy, rng, 0.05, 0.05, 500)
+    again = build_policy(spec, state=json.loads(json.dumps(policy.state())))
+    assert again.weights() == policy.weights() == {"baseline": 0.5, "candidate": 0.5}
+    assert again.decide(now=9.0) == policy.decide(now=9.0)

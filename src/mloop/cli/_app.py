@@ -1,30 +1,27 @@
-"""The command line: ``mloop init|demo|serve|runs|models|deployments``."""
+"""The command line: ``mloop init|demo|serve|runs|models|deployments|auth|keys|log|monitors``; ``drift`` and
+``deploy``/``rollout`` live in their own modules and register themselves on the same app."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.errors import InvalidInput, MloopError
+from mloop.cli import _drift, _rollouts  # noqa: F401 - their commands register on the app
+from mloop.cli._common import app, console, open_workspace, workspace_option
+from mloop.errors import MloopError
 from mloop.roles import ROLES
 
-app = typer.Typer(help="mloop: track, register, serve, monitor, retrain and roll out models.", no_args_is_help=True, add_completion=False)
 runs_app = typer.Typer(help="Tracked runs.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 deployments_app = typer.Typer(help="Deployments (a name served from a model alias).", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(deployments_app, name="deployments")
-drift_app = typer.Typer(help="Data drift between two tables.", no_args_is_help=True)
-app.add_typer(drift_app, name="drift")
 auth_app = typer.Typer(help="API keys and tokens for the server.", no_args_is_help=True)
 app.add_typer(auth_app, name="auth")
 keys_app = typer.Typer(help="The workspace's signing keys.", no_args_is_help=True)
@@ -33,34 +30,6 @@ log_app = typer.Typer(help="The prediction and feedback log.", no_args_is_help=T
 app.add_typer(log_app, name="log")
 monitors_app = typer.Typer(help="Monitors: drift windows, persistence and alarms per deployment.", no_args_is_help=True)
 app.add_typer(monitors_app, name="monitors")
-rollout_app = typer.Typer(help="Rollouts: traffic policies and the statistics that judge them.", no_args_is_help=True)
-app.add_typer(rollout_app, name="rollout")
-
-console = Console()
-_state: dict[str, Any] = {"workspace": None, "debug": False}
-
-
-def _quiet_libraries() -> None:
-    for name in ("mlflow", "alembic", "optuna", "httpx"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-
-
-@app.callback()
-def _main(
-    workspace: Annotated[Path | None, typer.Option("--workspace", "-w", help="Workspace folder (default: $MLOOP_HOME or ./.mloop).")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-) -> None:
-    _state["workspace"] = workspace
-    _state["debug"] = debug
-    _quiet_libraries()
-
-
-def _open() -> Any:
-    from mloop.workspace import Workspace
-
-    return Workspace.open(_state["workspace"])
 
 
 @app.command()
@@ -68,7 +37,7 @@ def init(path: Annotated[Path | None, typer.Argument(help="Where to create it (d
     """Create a workspace (idempotent: an existing one is upgraded, never wiped)."""
     from mloop.workspace import Workspace
 
-    ws = Workspace.init(path or _state["workspace"])
+    ws = Workspace.init(path or workspace_option())
     console.print(f"workspace ready at [bold]{ws.root}[/bold]")
 
 
@@ -82,7 +51,7 @@ def demo(
     """Run the whole loop on NYC flights 2013 and write an HTML report."""
     from mloop.demo import DemoConfig, run_demo, summary_rows
 
-    result = run_demo(_state["workspace"], DemoConfig(sample=sample, trials=trials, seed=seed, last_month=last_month), console)
+    result = run_demo(workspace_option(), DemoConfig(sample=sample, trials=trials, seed=seed, last_month=last_month), console)
     table = Table(title="mloop demo: month by month")
     for col in ("month", "rows", "served", "drift", "ADWIN", "AUC v1", "AUC loop"):
         table.add_column(col, no_wrap=True)
@@ -121,7 +90,7 @@ def serve(
     tls_options(tls_cert, tls_key)  # both or neither, and both present: checked before anything starts
     if no_auth:
         check_bind(host, False, source="--no-auth")
-    run_server(_open(), host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds,
+    run_server(open_workspace(), host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds,
                tls_cert=tls_cert, tls_key=tls_key, auth=False if no_auth else None, auth_source="--no-auth",
                announce=lambda line: console.print(line, highlight=False))
 
@@ -136,7 +105,7 @@ def runs_list(
 
     from rich.text import Text
 
-    runs = _open().tracker.list_runs(experiment, max_results=limit)
+    runs = open_workspace().tracker.list_runs(experiment, max_results=limit)
     if not runs:
         console.print("no runs yet: `mloop demo` makes some, or track your own with Workspace.tracker.start_run(...)")
         return
@@ -153,7 +122,7 @@ def runs_list(
 @models_app.command("list")
 def models_list() -> None:
     """Registered models with their aliases."""
-    models = _open().registry.list_models()
+    models = open_workspace().registry.list_models()
     if not models:
         console.print("no registered models yet: register one with Workspace.registry.register(...), or run `mloop demo`")
         return
@@ -172,7 +141,7 @@ def models_show(
     version: Annotated[str, typer.Option(help="Version number or alias.")] = "latest",
 ) -> None:
     """One model: its versions and the model card of one version."""
-    ws = _open()
+    ws = open_workspace()
     info = ws.registry.resolve(name, version)
     table = Table(title=f"{name} versions")
     for col in ("version", "aliases", "run", "manifest sha256"):
@@ -191,7 +160,7 @@ def models_export(
 ) -> None:
     """Write a model version as a bundle another workspace can import (files + digests, verified on the way out)."""
     ref: str | int = int(version) if version.isdigit() else version
-    path = _open().registry.export_bundle(name, ref, output)
+    path = open_workspace().registry.export_bundle(name, ref, output)
     console.print(f"wrote {path}")
 
 
@@ -202,14 +171,14 @@ def models_import(
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
 ) -> None:
     """Register a bundle as a new version: extracted safely, every digest checked, twin rebuilt, signed with this workspace's key."""
-    info = _open().registry.import_bundle(archive, name=name, alias=alias)
+    info = open_workspace().registry.import_bundle(archive, name=name, alias=alias)
     console.print(f"registered {info.name} v{info.version}" + (f" as {alias}" if alias else ""))
 
 
 @deployments_app.command("list")
 def deployments_list() -> None:
     """Deployments and what each serves."""
-    store = _open().store
+    store = open_workspace().store
     deployments = store.deployments.list()
     live = {p.deployment: p for p in store.rollouts.all_live()}
     if not deployments:
@@ -231,7 +200,7 @@ def auth_create_key(
     name: Annotated[str, typer.Option(help="What the key is for (shown in lists and the audit log).")] = "cli",
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    key, row = _open().store.api_keys.create(name, role)
+    key, row = open_workspace().store.api_keys.create(name, role)
     Console(stderr=True).print(f"API key {row.id} ({row.role}) created; it is shown only now:")
     sys.stdout.write(key + "\n")
 
@@ -244,7 +213,7 @@ def auth_list_keys() -> None:
     table = Table(title="API keys")
     for col in ("id", "name", "role", "created (UTC)", "revoked"):
         table.add_column(col)
-    for k in _open().store.api_keys.list():
+    for k in open_workspace().store.api_keys.list():
         fmt = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M") if t else ""  # noqa: E731
         table.add_row(k.id, k.name, k.role, fmt(k.created_at), fmt(k.revoked_at))
     console.print(table)
@@ -253,7 +222,7 @@ def auth_list_keys() -> None:
 @auth_app.command("revoke")
 def auth_revoke(key_id: str) -> None:
     """Revoke an API key (servers refuse it within two seconds)."""
-    _open().store.api_keys.revoke(key_id)
+    open_workspace().store.api_keys.revoke(key_id)
     console.print(f"revoked {key_id}")
 
 
@@ -266,7 +235,7 @@ def auth_token(
     """Mint a JWT (HS256 under the workspace secret) and print it."""
     from mloop.security import Authenticator
 
-    ws = _open()
+    ws = open_workspace()
     sys.stdout.write(Authenticator.configured(ws.settings, ws.keyring, ws.store.api_keys).mint(subject, role, ttl) + "\n")
 
 
@@ -275,7 +244,7 @@ def keys_rotate() -> None:
     """Make a new signing key, re-sign every model manifest with it (each old signature must verify first), drop the old key."""
     from mloop.security import rotate_signing_key
 
-    ws = _open()
+    ws = open_workspace()
     kid, count = rotate_signing_key(ws.keyring, ws.store)
     console.print(f"signing key {kid} active; {count} manifest(s) re-signed")
 
@@ -283,7 +252,7 @@ def keys_rotate() -> None:
 @keys_app.command("adopt")
 def keys_adopt() -> None:
     """Sign manifests registered before signing existed, after checking their files still match their digests."""
-    adopted = _open().registry.adopt_unsigned()
+    adopted = open_workspace().registry.adopt_unsigned()
     console.print(f"{len(adopted)} manifest(s) signed" + (f": {', '.join(adopted)}" if adopted else ""))
 
 
@@ -300,7 +269,7 @@ def log_collect(
     from mloop.monitoring import collector_for
     from mloop.store import redact_url
 
-    ws = _open()
+    ws = open_workspace()
     url = transport or ws.settings.log_transport
     collector = collector_for(url, ws.logs_dir, consumer=consumer)
     total = 0
@@ -324,7 +293,7 @@ def monitors_apply(file: Annotated[Path, typer.Argument(help="YAML file with a l
     """Create or update every monitor of FILE (all are checked before any is written)."""
     from mloop.monitoring import load_monitors, register_monitor
 
-    ws = _open()
+    ws = open_workspace()
     configs = load_monitors(file)
     for config in configs:
         ws.store.deployments.get(config.deployment)
@@ -336,7 +305,7 @@ def monitors_apply(file: Annotated[Path, typer.Argument(help="YAML file with a l
 @monitors_app.command("list")
 def monitors_list() -> None:
     """Monitors, their windows, the latest verdict and any error."""
-    ws = _open()
+    ws = open_workspace()
     table = Table(title="monitors")
     for col in ("deployment", "name", "window", "windows", "last", "alarm", "error"):
         table.add_column(col)
@@ -355,7 +324,7 @@ def monitors_list() -> None:
 @monitors_app.command("remove")
 def monitors_remove(deployment: str, name: str) -> None:
     """Delete a monitor and its window history."""
-    _open().store.monitors.remove(deployment, name)
+    open_workspace().store.monitors.remove(deployment, name)
     console.print(f"removed monitor {deployment}/{name}")
 
 
@@ -368,7 +337,7 @@ def monitors_windows(
     import datetime as dt
     import json
 
-    ws = _open()
+    ws = open_workspace()
     monitor = ws.store.monitors.get(deployment, name)
     rows = ws.store.monitors.windows(monitor.id, last=last)
     if as_json:
@@ -392,7 +361,7 @@ def monitors_run() -> None:
     """Evaluate every closed window now (what a server's scheduler does each tick), if no server holds the lease."""
     from mloop.monitoring import MonitorRunner, MonitorScheduler
 
-    ws = _open()
+    ws = open_workspace()
     runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=ws.settings.webhook_hosts)
     scheduler = MonitorScheduler(runner, interval=max(ws.settings.monitor_interval, 1.0))
     try:
@@ -406,246 +375,6 @@ def monitors_run() -> None:
         console.print(f"{r.deployment}/{r.monitor}: {r.rows} rows, {'drift' if r.drift else 'stable'}{', ALARM' if r.alarm else ''}"
                       + (f" ({', '.join(r.drifted)})" if r.drifted else ""))
     console.print(f"{len(results)} window(s) evaluated")
-
-
-def _pairs(items: list[str] | None, option: str, form: str) -> list[tuple[str, str]]:
-    """``KEY=VALUE`` options as pairs; anything else is refused naming the option."""
-    pairs = []
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise InvalidInput(f"{option} takes {form}, got {item!r}.", field=option)
-        pairs.append((key, value))
-    return pairs
-
-
-@drift_app.command("report")
-def drift_report(
-    reference: Annotated[Path, typer.Option("--reference", "-r", help="Reference table (Parquet, CSV or Arrow).")],
-    current: Annotated[Path, typer.Option("--current", "-c", help="Current table (Parquet, CSV or Arrow).")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write a self-contained HTML report here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
-    alpha: Annotated[float, typer.Option(help="Significance level after correction.")] = 0.05,
-    correction: Annotated[str, typer.Option(help="Multiple-testing correction: bh, bonferroni or none.")] = "bh",
-    floor: Annotated[
-        list[str] | None,
-        typer.Option("--floor", help="MEASURE=VALUE: the smallest effect that counts as drift (defaults: wasserstein_sd=0.1 σ, total_variation=0.075)."),
-    ] = None,
-    drift_share: Annotated[float, typer.Option(help="Share of drifted features that makes the dataset drift.")] = 0.3,
-    prediction: Annotated[str | None, typer.Option(help="Column of model outputs, tested on its own (prediction drift).")] = None,
-    test: Annotated[
-        list[str] | None,
-        typer.Option("--test", help="FEATURE=TEST to override the automatic choice (ks, chi_square, psi, jensen_shannon, wasserstein)."),
-    ] = None,
-) -> None:
-    """Compare two tables feature by feature (test chosen by dtype and size, corrected, with an effect-size floor)."""
-    import json
-
-    from mloop._memory import release_freed_memory
-    from mloop.data import read_columns
-    from mloop.monitoring import drift_detector, drift_summary, render_drift_report, write_html
-    from mloop.monitoring._drift_report import check_current
-
-    tests = dict(_pairs(test, "--test", "FEATURE=TEST"))
-    floors: dict[str, float] = {}
-    for measure, value in _pairs(floor, "--floor", "MEASURE=VALUE"):
-        try:
-            floors[measure] = float(value)
-        except ValueError:
-            raise InvalidInput(f"--floor {measure}= takes a number, got {value!r}.", field="--floor") from None
-    import pyarrow
-
-    pyarrow.set_memory_pool(pyarrow.system_memory_pool())  # a one-shot process: malloc gives freed columns back, mimalloc keeps them
-    ref = read_columns(reference)
-    fitted = drift_detector(ref, alpha=alpha, correction=correction, floors=floors, drift_share=drift_share,
-                            prediction=prediction, tests=tests)
-    names = list(ref)
-    del ref  # the fitted tests hold what they need: one table in memory at a time
-    release_freed_memory()
-    cur = read_columns(current)
-    check_current(names, cur)
-    report = fitted.score(cur)
-    if output is None and not as_json:
-        output = Path("drift-report.html")
-    if output is not None:
-        write_html(output, render_drift_report(None, cur, report, fitted=fitted, title=f"Data drift: {current.name} vs {reference.name}"))
-        if not as_json:
-            verdict = "drift" if report.drift else "no drift"
-            console.print(f"{verdict}: {len(report.drifted())} of {len(report.features)} features drifted; report: [bold]{output}[/bold]")
-    if as_json:
-        sys.stdout.write(json.dumps(drift_summary(report)) + "\n")
-
-
-def _rollouts() -> Any:
-    from mloop.serving import Rollouts
-
-    ws = _open()
-    return Rollouts(ws.registry, ws.store, ws.bus)
-
-
-def _actor() -> str:
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
-@app.command()
-def deploy(
-    name: Annotated[str, typer.Argument(help="The deployment.")],
-    model: Annotated[str, typer.Option("--model", help="The registered model.")],
-    version: Annotated[int, typer.Option("--version", help="The version to serve or roll out.", min=1)],
-    strategy: Annotated[str | None, typer.Option(help="canary, blue-green, bandit or shadow beside what the deployment serves now; "
-                                                      "none serves the version at once.")] = None,
-    steps: Annotated[str | None, typer.Option(help="Canary shares in percent, ending at 100 (default 1,5,25,50,100).")] = None,
-    alias: Annotated[str, typer.Option(help="The alias a new deployment serves.")] = "champion",
-) -> None:
-    """Serve a model version, or roll it out beside the one served now under a traffic policy."""
-    from mloop.serving import Deployments
-
-    ws = _open()
-    shares = None
-    if steps is not None:
-        try:
-            shares = [float(s) for s in steps.split(",") if s.strip()]
-        except ValueError:
-            raise InvalidInput(f"--steps takes shares separated by commas (1,5,25,50,100), got {steps!r}.", field="--steps") from None
-    exists = name in {d.name for d in ws.store.deployments.list()}
-    if strategy is None:
-        if shares is not None:
-            raise InvalidInput("--steps needs --strategy canary.", field="--steps")
-        current_alias = ws.store.deployments.get(name).alias if exists else alias
-        ws.registry.set_alias(model, current_alias, version)
-        if not exists:
-            Deployments(ws.registry, ws.store, ws.bus).deploy(name, model, current_alias, actor=_actor())
-        console.print(f"{name}: serves {model} version {version} ({model}@{current_alias})")
-        return
-    if not exists:
-        raise InvalidInput(f"{name!r} does not exist yet: deploy a first version without --strategy.", field="name")
-    if ws.store.deployments.get(name).model_name != model:
-        raise InvalidInput(f"{name!r} serves {ws.store.deployments.get(name).model_name!r}, not {model!r}.", field="--model")
-    row = _rollouts().start(name, version, strategy, steps=shares, actor=_actor())
-    console.print(f"{name}: {row.kind} rollout of version {version} started (policy revision {row.revision}); "
-                  f"`mloop rollout status {name}` follows it")
-
-
-@rollout_app.command("status")
-def rollout_status(
-    name: Annotated[str, typer.Argument(help="The deployment.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
-) -> None:
-    """The deployment's traffic policy: its arms and shares, its history, and the decisions taken with their statistics."""
-    import json
-
-    from mloop.rollout import build_policy, parse_policy
-
-    rollouts = _rollouts()
-    served = rollouts.served_version(name)
-    live = rollouts.store.rollouts.live(name)
-    weights = build_policy(parse_policy(live.document), state=live.state).weights() if live else {}
-    history = rollouts.store.rollouts.history(name)
-    decisions = rollouts.store.rollouts.decisions(name, last=20)
-    if as_json:
-        sys.stdout.write(json.dumps({
-            "deployment": name, "serves": served, "live": None if live is None else {
-                "kind": live.kind, "revision": live.revision, "status": live.status, "document": live.document, "weights": weights},
-            "history": [{"revision": p.revision, "kind": p.kind, "status": p.status, "actor": p.actor, "reason": p.reason, "created_at": p.created_at}
-                        for p in history],
-            "decisions": [{"action": d.action, "actor": d.actor, "created_at": d.created_at, "decision": d.decision} for d in decisions],
-        }) + "\n")
-        return
-    if live is None:
-        console.print(f"{name}: serves version {served}; no rollout in progress")
-    else:
-        shares = ", ".join(f"{arm} {w:.0%}" for arm, w in weights.items())
-        console.print(f"{name}: {live.kind} (revision {live.revision}, {live.status}) over version {served}: {shares}")
-    table = Table(title=f"{name}: policies")
-    for col in ("revision", "kind", "status", "by", "why"):
-        table.add_column(col)
-    for p in history:
-        table.add_row(str(p.revision), p.kind, p.status, p.actor, p.reason)
-    console.print(table)
-    if decisions:
-        table = Table(title=f"{name}: last decisions")
-        for col in ("action", "by", "why"):
-            table.add_column(col)
-        for d in decisions:
-            table.add_row(d.action, d.actor, str(d.decision.get("reason", "")))
-        console.print(table)
-
-
-@rollout_app.command("promote")
-def rollout_promote(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
-    """End the rollout by making its new version the one the deployment serves."""
-    version = _rollouts().promote(name, actor=_actor())
-    console.print(f"{name}: promoted; serves version {version}")
-
-
-@rollout_app.command("rollback")
-def rollout_rollback(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
-    """Return to the version served before the last switch or promotion, and print it."""
-    version = _rollouts().rollback(name, actor=_actor())
-    console.print(f"{name}: rolled back; serves version {version}")
-
-
-@rollout_app.command("pause")
-def rollout_pause(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
-    """Hold the rollout where it is: shares stay, no automatic decision is taken."""
-    _rollouts().pause(name, actor=_actor())
-    console.print(f"{name}: rollout paused")
-
-
-@rollout_app.command("resume")
-def rollout_resume(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
-    """Let a paused rollout go on."""
-    _rollouts().resume(name, actor=_actor())
-    console.print(f"{name}: rollout resumed")
-
-
-@rollout_app.command("simulate")
-def rollout_simulate(
-    policy: Annotated[str, typer.Option(help="The policy to plan (canary).")] = "canary",
-    baseline_error: Annotated[float, typer.Option(help="The baseline's error rate (0–1).")] = 0.05,
-    candidate_error: Annotated[float, typer.Option(help="The candidate's error rate (0–1).")] = 0.05,
-    runs: Annotated[int, typer.Option(help="Simulated rollouts.")] = 1000,
-    requests: Annotated[int, typer.Option(help="Requests per rollout at most.")] = 50_000,
-    steps: Annotated[str, typer.Option(help="The candidate's shares, in percent, ending at 100.")] = "1,5,25,50,100",
-    min_samples: Annotated[int, typer.Option(help="Candidate outcomes per stage before it may pass.")] = 100,
-    alpha: Annotated[float, typer.Option(help="Error rate of the judge's decisions (0–0.5).")] = 0.05,
-    seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same figures).")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
-) -> None:
-    """Plan a rollout with the code the server runs: how often it rolls back or promotes, and after how many requests,
-    beside a naive judge that repeats a fixed-sample test at every look."""
-    import json
-
-    from mloop.rollout import simulate_canary
-
-    if policy != "canary":
-        raise InvalidInput(f"--policy: simulate plans canary rollouts, got {policy!r}.", field="--policy")
-    try:
-        shares = [float(s) for s in steps.split(",") if s.strip()]
-    except ValueError:
-        raise InvalidInput(f"--steps takes shares separated by commas (1,5,25,50,100), got {steps!r}.", field="--steps") from None
-    with console.status(f"simulating {runs:,} canary rollouts …", spinner="dots") if not as_json else contextlib.nullcontext():
-        result = simulate_canary(baseline_error=baseline_error, candidate_error=candidate_error, runs=runs, requests=requests,
-                                 seed=seed, steps=shares, min_samples=min_samples, alpha=alpha)
-    if as_json:
-        sys.stdout.write(json.dumps(result) + "\n")
-        return
-    table = Table(title=f"canary {baseline_error:.3g} → {candidate_error:.3g} errors, {runs:,} runs of up to {requests:,} requests")
-    for col in ("judge", "rolled back", "promoted", "undecided", "median requests to a decision"):
-        table.add_column(col, justify="right")
-    median = result["median_requests_to_decision"]
-    table.add_row("mloop (always-valid)", f"{result['rollback_rate']:.1%}", f"{result['promote_rate']:.1%}", f"{result['undecided_rate']:.1%}",
-                  f"{median:,.0f}" if median is not None else "—")
-    table.add_row("naive (fixed test at every look)", f"{result['naive_rollback_rate']:.1%}", "", "", "")
-    console.print(table)
-    if result["false_rollback_rate"] is not None:
-        console.print(f"equal error rates, so every rollback is a false one: mloop {result['false_rollback_rate']:.1%}, "
-                      f"naive {result['naive_rollback_rate']:.1%}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -85,12 +85,12 @@ def _objects(name: str, values: np.ndarray) -> Column:
     """An array of Python objects: numbers (with None or NaN among them) stay numbers, anything else is categories."""
     import pandas as pd
 
-    if pd.api.types.infer_dtype(values, skipna=True) in _NUMBERS:
-        try:
-            return np.asarray(values, dtype=float)
-        except (TypeError, ValueError):
-            pass
-    return factorize(values)
+    if pd.api.types.infer_dtype(values, skipna=True) not in _NUMBERS:
+        return factorize(values)
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):  # numbers too large for a float (huge Decimals): compare them as categories
+        return factorize(values)
 
 
 def _column(name: str, values: Any) -> Column:

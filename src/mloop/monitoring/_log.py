@@ -144,6 +144,19 @@ class PredictionLog:
             self.sink.close()
 
 
+def _window(since: float | None, until: float | None) -> tuple[list[str], list[object]]:
+    """SQL conditions and parameters for ``since <= ts < until`` (either bound optional)."""
+    conds: list[str] = []
+    params: list[object] = []
+    if since is not None:
+        conds.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        conds.append("ts < ?")
+        params.append(until)
+    return conds, params
+
+
 class LogReader:
     """Query the segments of ``root`` with DuckDB; late feedback is joined to predictions by (request id, row)."""
 
@@ -188,14 +201,8 @@ class LogReader:
         glob = self._glob(deployment, "predictions")
         if glob is None:
             return pd.DataFrame()
-        conds: list[str] = []
-        params: list[object] = [glob]
-        if since is not None:
-            conds.append("ts >= ?")
-            params.append(since)
-        if until is not None:
-            conds.append("ts < ?")
-            params.append(until)
+        conds, params = _window(since, until)
+        params.insert(0, glob)
         if after is not None:
             conds.append("(ts > ? OR (ts = ? AND (request_id > ? OR (request_id = ? AND row > ?))))")
             params += [after[0], after[0], after[1], after[1], after[2]]
@@ -213,17 +220,10 @@ class LogReader:
         glob = self._glob(deployment, "failures")
         if glob is None:
             return pd.DataFrame(columns=["request_id", "ts", "version", "arm", "probability", "status", "error"])
-        conds: list[str] = []
-        params: list[object] = [glob]
-        if since is not None:
-            conds.append("ts >= ?")
-            params.append(since)
-        if until is not None:
-            conds.append("ts < ?")
-            params.append(until)
+        conds, params = _window(since, until)
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         with duckdb.connect() as con:
-            return con.execute(f"SELECT * FROM read_parquet(?, union_by_name=true) {where} ORDER BY ts, request_id", params).df()
+            return con.execute(f"SELECT * FROM read_parquet(?, union_by_name=true) {where} ORDER BY ts, request_id", [glob, *params]).df()
 
     def labelled(
         self, deployment: str, *, since: float | None = None, until: float | None = None, labels_after: float | None = None

@@ -182,7 +182,7 @@ class CanaryPolicy:
         return {
             "stage": self.stage, "stage_started": self.stage_started, "stage_candidate": self.stage_candidate,
             "done": self.done.value if self.done else None, "streak": self._streak,
-            "tests": {name: {"crossed": t.crossed, **{arm: [m.n, m.total, m.total_sq] for arm, m in t.arms.items()}}
+            "tests": {name: {arm: [m.n, m.total, m.total_sq] for arm, m in t.arms.items()}
                       for name, t in self.tests.items()},
         }
 
@@ -198,7 +198,6 @@ class CanaryPolicy:
             test = self.tests.get(name)
             if test is None:
                 continue
-            test.crossed = bool(saved.get("crossed", False))
             for arm in ("baseline", "candidate"):
                 if arm in saved:
                     n, total, total_sq = saved[arm]

@@ -158,7 +158,6 @@ class WorseThan:
         self.metric, self.alpha, self.tau, self.margin, self.min_samples, self.kind = metric, alpha, tau, margin, min_samples, kind
         self.tolerance = tolerance
         self.arms = {"baseline": Moments(), "candidate": Moments()}
-        self.crossed = False  # once crossed, the rejection stands (the guarantee is about ever crossing)
 
     def observe(self, arm: str, value: float, count: int = 1) -> None:
         if math.isfinite(value):
@@ -178,9 +177,8 @@ class WorseThan:
         excess = cand.mean - base.mean - self.margin if ready else math.nan
         variance = self._variance() if ready else 0.0
         log_ratio = log_ratio_of(excess, variance, self.tau) if ready else -math.inf
-        self.crossed = self.crossed or log_ratio >= threshold
-        upper = cand.mean - base.mean + cs_radius(self._spread() if ready else 0.0, self.tau, self.alpha) if ready else math.inf
-        return Evidence(self.metric, base.n, cand.n, base.mean, cand.mean, excess, log_ratio, threshold, self.crossed,
+        upper = cand.mean - base.mean + cs_radius(self._spread(), self.tau, self.alpha) if ready else math.inf
+        return Evidence(self.metric, base.n, cand.n, base.mean, cand.mean, excess, log_ratio, threshold, log_ratio >= threshold,
                         upper, self.tolerance, bool(upper < self.tolerance))
 
     def _spread(self) -> float:

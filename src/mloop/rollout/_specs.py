@@ -12,7 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from mloop.errors import InvalidInput
 from mloop.rollout._bandit import BanditPolicy, BanditSpec
-from mloop.rollout._canary_policy import CanaryPolicy, CanarySpec, PolicyDecision, _Strict
+from mloop.rollout._canary_policy import Action, CanaryPolicy, CanarySpec, PolicyDecision, _Strict
 
 
 class BlueGreenSpec(_Strict):
@@ -65,68 +65,54 @@ class TrafficPolicy(Protocol):
     def restore(self, state: dict[str, Any]) -> None: ...
 
 
-class BlueGreenPolicy:
+class _ByCommand:
+    """A policy whose traffic follows fixed weights and whose changes are an operator's commands: it observes
+    nothing and decides nothing."""
+
+    name = "by-command"
+    fixed: dict[str, float] = {}
+    why = ""
+
+    def __init__(self, spec: Any, *, started: float = 0.0) -> None:
+        self.spec = spec
+
+    def weights(self) -> dict[str, float]:
+        return dict(self.fixed)
+
+    def route(self, key: str) -> tuple[str, float]:
+        arm = max(self.fixed, key=self.fixed.__getitem__)
+        return arm, self.fixed[arm]
+
+    def observe(self, arm: str, metric: str, value: float, count: int = 1) -> None:
+        return None
+
+    def decide(self, now: float) -> PolicyDecision:
+        return PolicyDecision(Action.WAIT, 0, 0.0, self.why)
+
+    def apply(self, decision: PolicyDecision, now: float) -> None:
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        return None
+
+
+class BlueGreenPolicy(_ByCommand):
     """Routes everything to the active version; switching is an operator's decision, not the evidence's."""
 
     name = "blue-green"
-
-    def __init__(self, spec: BlueGreenSpec, *, started: float = 0.0) -> None:
-        self.spec = spec
-
-    def weights(self) -> dict[str, float]:
-        return {"active": 1.0, "standby": 0.0}
-
-    def route(self, key: str) -> tuple[str, float]:
-        return "active", 1.0
-
-    def observe(self, arm: str, metric: str, value: float, count: int = 1) -> None:
-        return None
-
-    def decide(self, now: float) -> PolicyDecision:
-        from mloop.rollout._canary_policy import Action
-
-        return PolicyDecision(Action.WAIT, 0, 0.0, "blue-green switches on command")
-
-    def apply(self, decision: PolicyDecision, now: float) -> None:
-        return None
-
-    def state(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        return None
+    fixed = {"active": 1.0, "standby": 0.0}
+    why = "blue-green switches on command"
 
 
-class ShadowPolicy:
+class ShadowPolicy(_ByCommand):
     """Routes everything to the primary; the shadow's answers are compared by the server, never served or decided on."""
 
     name = "shadow"
-
-    def __init__(self, spec: ShadowSpec, *, started: float = 0.0) -> None:
-        self.spec = spec
-
-    def weights(self) -> dict[str, float]:
-        return {"primary": 1.0, "shadow": 0.0}
-
-    def route(self, key: str) -> tuple[str, float]:
-        return "primary", 1.0
-
-    def observe(self, arm: str, metric: str, value: float, count: int = 1) -> None:
-        return None
-
-    def decide(self, now: float) -> PolicyDecision:
-        from mloop.rollout._canary_policy import Action
-
-        return PolicyDecision(Action.WAIT, 0, 0.0, "a shadow compares; an operator decides what to do with the comparison")
-
-    def apply(self, decision: PolicyDecision, now: float) -> None:
-        return None
-
-    def state(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        return None
+    fixed = {"primary": 1.0, "shadow": 0.0}
+    why = "a shadow compares; an operator decides what to do with the comparison"
 
 
 #: kind → (its validated document, its logic)

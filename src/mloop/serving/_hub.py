@@ -203,10 +203,10 @@ class ModelHub:
             logic = build_policy(parse_policy(policy.document), state=policy.state)
             weights = logic.weights()
             doc = policy.document
-            labels = {"candidate": doc.get("candidate"), "baseline": doc.get("baseline"), "active": doc.get("active"), "standby": doc.get("standby")}
             order = ["candidate", "baseline"] if "candidate" in weights else list(weights)  # a canary's candidate first: sticky as it grows
-            labels |= {"primary": doc.get("primary"), "shadow": doc.get("shadow")}
-            routes = tuple(ArmRoute(label, version(str(labels.get(label) or label)), float(weights[label])) for label in order)
+            # An arm is named by the document field holding its version (baseline, candidate, active, standby, primary,
+            # shadow), or is the version itself (a bandit's arms).
+            routes = tuple(ArmRoute(label, version(str(doc.get(label, label))), float(weights[label])) for label in order)
             lane = None
             if policy.kind == "shadow":
                 lane = self._lanes.get((dep.name, policy.revision))

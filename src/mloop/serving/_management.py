@@ -5,7 +5,7 @@ Each handler runs its database work off the event loop and names the caller in t
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,6 +19,8 @@ from mloop.serving._replies import Reply, json_reply
 from mloop.serving._routes import Call, Route
 from mloop.store import MetadataStore
 
+M = TypeVar("M", bound=BaseModel)
+
 
 class NewKey(BaseModel):
     """The body of ``POST /api/keys``: nothing else is accepted (no id, hash or timestamps by mass assignment)."""
@@ -28,7 +30,8 @@ class NewKey(BaseModel):
     role: Role
 
 
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """A request body that must be one JSON object (``what`` says what it should hold, for the error)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -38,10 +41,11 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
     return data
 
 
-def _new_key(body: bytes) -> NewKey:
-    data = _json_object(body, "a key's name and role")
+def body_model(body: bytes, model: type[M], what: str) -> M:
+    """A request body validated as ``model``; the first problem becomes ``InvalidInput`` naming the field."""
+    data = json_object(body, what)
     try:
-        return NewKey.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
@@ -79,7 +83,7 @@ class Management:
         return json_reply({"keys": [{"id": k.id, "name": k.name, "role": k.role, "created_at": k.created_at, "revoked_at": k.revoked_at} for k in keys]})
 
     async def create_key(self, call: Call) -> Reply:
-        body = _new_key(call.body)
+        body = body_model(call.body, NewKey, "a key's name and role")
         key, row = await asyncio.to_thread(self.store.api_keys.create, body.name, body.role, actor=call.actor)
         return json_reply({"id": row.id, "name": row.name, "role": row.role, "key": key}, 201)
 
@@ -95,7 +99,7 @@ class Management:
         return json_reply({"monitors": [{"deployment": m.deployment, "name": m.name, "config": m.config} for m in rows]})
 
     async def put_monitor(self, call: Call) -> Reply:
-        data = _json_object(call.body, "a monitor's fields")
+        data = json_object(call.body, "a monitor's fields")
         row = await asyncio.to_thread(lambda: register_monitor(self.store, data, actor=call.actor))
         return json_reply({"deployment": row.deployment, "name": row.name, "config": row.config})
 

@@ -5,12 +5,11 @@ names the caller in the audit log, like the CLI's commands (the same ``Rollouts`
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Literal
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from mloop.errors import InvalidInput
+from mloop.serving._management import body_model
 from mloop.serving._replies import Reply, json_reply
 from mloop.serving._rollouts import Rollouts
 from mloop.serving._routes import Call, Route
@@ -24,21 +23,6 @@ class StartRollout(BaseModel):
     strategy: Literal["canary", "blue-green", "bandit", "shadow"]
     steps: list[float] | None = Field(default=None, min_length=2, max_length=20)
     reason: str = Field(default="", max_length=500)
-
-
-def _start(body: bytes) -> StartRollout:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"The body is not valid JSON: {exc}.", field="body") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("The body must be one JSON object: the version, the strategy and optionally steps.", field="body")
-    try:
-        return StartRollout.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise InvalidInput(f"{where}: {first.get('msg', 'invalid')}.", field=where) from None
 
 
 class RolloutRoutes:
@@ -62,29 +46,12 @@ class RolloutRoutes:
               )),
         ]
 
-    def _status(self, name: str) -> dict[str, Any]:
-        from mloop.rollout import build_policy, parse_policy
-
-        store = self.rollouts.store.rollouts
-        live = store.live(name)
-        return {
-            "deployment": name,
-            "serves": self.rollouts.served_version(name),
-            "live": None if live is None else {
-                "kind": live.kind, "revision": live.revision, "status": live.status, "document": live.document,
-                "weights": build_policy(parse_policy(live.document), state=live.state).weights(),
-            },
-            "history": [{"revision": p.revision, "kind": p.kind, "status": p.status, "actor": p.actor, "reason": p.reason,
-                         "created_at": p.created_at} for p in store.history(name)],
-            "decisions": [{"action": d.action, "actor": d.actor, "created_at": d.created_at, "decision": d.decision}
-                          for d in store.decisions(name, last=50)],
-        }
-
     async def status(self, call: Call) -> Reply:
-        return json_reply(await asyncio.to_thread(self._status, call.params["name"]))
+        name = call.params["name"]
+        return json_reply(await asyncio.to_thread(lambda: self.rollouts.status(name, last=50)))
 
     async def start(self, call: Call) -> Reply:
-        body, name = _start(call.body), call.params["name"]
+        body, name = body_model(call.body, StartRollout, "the version, the strategy and optionally steps"), call.params["name"]
         row = await asyncio.to_thread(lambda: self.rollouts.start(name, body.version, body.strategy, steps=body.steps, actor=call.actor,
                                                                   reason=body.reason))
         return json_reply({"deployment": name, "kind": row.kind, "revision": row.revision, "document": row.document}, 201)

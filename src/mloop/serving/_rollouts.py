@@ -87,6 +87,26 @@ class Rollouts:
             raise InvalidInput("steps apply to canary rollouts only.", field="steps")
         return self.set(deployment, document, actor=actor, reason=reason or f"{strategy} of version {version}")
 
+    def status(self, deployment: str, *, last: int = 50) -> dict[str, Any]:
+        """The deployment's served version, its live policy with the weights in force, the policy history and the last
+        ``last`` decisions: what ``mloop rollout status`` and ``GET /api/deployments/NAME/rollout`` show."""
+        from mloop.rollout import build_policy
+
+        store = self.store.rollouts
+        live = store.live(deployment)
+        return {
+            "deployment": deployment,
+            "serves": self.served_version(deployment),
+            "live": None if live is None else {
+                "kind": live.kind, "revision": live.revision, "status": live.status, "document": live.document,
+                "weights": build_policy(parse_policy(live.document), state=live.state).weights(),
+            },
+            "history": [{"revision": p.revision, "kind": p.kind, "status": p.status, "actor": p.actor, "reason": p.reason,
+                         "created_at": p.created_at} for p in store.history(deployment)],
+            "decisions": [{"action": d.action, "actor": d.actor, "created_at": d.created_at, "decision": d.decision}
+                          for d in store.decisions(deployment, last=last)],
+        }
+
     def _live(self, deployment: str) -> PolicyRow:
         row = self.store.rollouts.live(deployment)
         if row is None:

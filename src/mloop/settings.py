@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     ``MLOOP_JWT_ISSUER`` / ``MLOOP_JWT_AUDIENCE`` (default ``mloop``), ``MLOOP_JWT_LEEWAY`` (seconds, at most 60).
     ``MLOOP_WEBHOOK_ALLOW`` — hosts that alarm webhooks may call besides loopback (comma-separated).
     ``MLOOP_MONITOR_INTERVAL`` — seconds between monitor ticks in a server (0 turns the scheduler off).
+    ``MLOOP_ROLLOUT_INTERVAL`` — seconds between the rollout driver's passes in ``mloop serve`` (default 1; 0 turns
+    it off): how soon a canary advances, promotes or rolls back once its evidence suffices.
     ``MLOOP_EVENT_POLL_INTERVAL`` — seconds between a server's looks at the event bus: how soon it serves a new
     deployment or alias (default 0.5; each look is one indexed read).
 
@@ -57,6 +59,7 @@ class Settings(BaseSettings):
     jwt_leeway: float = Field(default=30.0, ge=0, le=60)
     webhook_allow: str = ""
     monitor_interval: float = Field(default=10.0, ge=0, le=86_400)
+    rollout_interval: float = Field(default=1.0, ge=0, le=3600)
     event_poll_interval: float = Field(default=0.5, gt=0, le=60)
 
     def __init__(self, **values: Any) -> None:

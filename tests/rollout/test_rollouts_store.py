@@ -132,8 +132,20 @@ def test_the_rollout_api_starts_follows_and_promotes_with_roles(deployed: Worksp
         promoted = client.post("/api/deployments/toy/rollout/promote", headers=operator)
         assert promoted.status_code == 200 and promoted.json() == {"deployment": "toy", "serves": 2}
         assert client.post("/api/deployments/toy/rollout/pause", headers=operator).status_code == 404  # nothing live
+        document = {"policy": "canary", "baseline": "2", "candidate": "1", "steps": [10, 100], "min_seconds": 0,
+                    "metrics": {"errors": {}, "latency": {"tau": 0.1, "tolerance": 0.1}}, "reason": "back to v1, watched"}
+        for bad, field in [({**document, "metrics": {"accuracy": {}}}, "metrics"), ({**document, "candidate": "9"}, "candidate"),
+                           ({**document, "policy": "yolo"}, "policy"), ({**document, "reason": ["x"]}, "reason")]:
+            answer = client.put("/api/deployments/toy/rollout", json=bad, headers=operator)
+            assert answer.status_code == 422 and field in answer.json()["error"], answer.text
+        assert client.put("/api/deployments/toy/rollout", json=document, headers=viewer).status_code == 403
+        put = client.put("/api/deployments/toy/rollout", json=document, headers=operator)
+        assert put.status_code == 201 and put.json()["document"]["metrics"]["latency"]["tau"] == 0.1
+        assert client.get("/api/deployments/toy/rollout", headers=viewer).json()["history"][-1]["reason"] == "back to v1, watched"
+        assert client.post("/api/deployments/toy/rollout/rollback", headers=operator).json() == {"deployment": "toy", "serves": 2}
         assert client.get("/api/deployments/nope/rollout", headers=viewer).status_code == 404
         paths = client.get("/openapi.json", headers=viewer).json()["paths"]
         assert {"/api/deployments/{name}/rollout", "/api/deployments/{name}/rollout/promote"} <= set(paths)
     audit = [e for e in deployed.store.audit.list(target="toy") if e.action.startswith("rollout.")]
-    assert [e.action for e in audit] == ["rollout.policy_set", "rollout.promote"] and audit[-1].actor == "api_key:o"
+    assert [e.action for e in audit] == ["rollout.policy_set", "rollout.promote", "rollout.policy_set", "rollout.rollback"]
+    assert audit[-1].actor == "api_key:o"

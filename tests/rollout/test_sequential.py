@@ -10,6 +10,7 @@ import pytest
 from scipy import integrate, stats
 
 from mloop.errors import InvalidInput
+from mloop.rollout import Action, CanaryPolicy, CanarySpec
 from mloop.rollout._sequential import Moments, WorseThan, fixed_z_worse, log_mixture_ratio, stream_log_ratios
 
 
@@ -87,3 +88,29 @@ def test_the_scalar_and_the_array_forms_of_the_ratio_agree() -> None:
         assert log_ratio(float(x), float(v), float(tau)) == pytest.approx(float(log_mixture_ratio(x, v, tau)), rel=1e-9, abs=1e-9)
     assert log_ratio(-1.0, 1e-8, 0.02) == pytest.approx(float(log_mixture_ratio(-1.0, 1e-8, 0.02)), rel=1e-6)  # deep in the tail
     assert log_ratio(0.1, 0.0, 0.02) == -math.inf
+
+
+def test_a_candidate_that_never_fails_beside_a_baseline_that_never_fails_can_be_promoted() -> None:
+    policy = CanaryPolicy(CanarySpec(baseline="1", candidate="2", steps=[50, 100], min_samples=100, min_seconds=0))
+    decisions = []
+    for i in range(5000):
+        arm, _ = policy.route(f"k{i}")
+        policy.observe(arm, "errors", 0.0)
+        if i % 100 == 99:
+            decisions.append(policy.decide(now=0.0).action)
+    assert Action.PROMOTE in decisions and Action.ROLLBACK not in decisions
+    first = decisions.index(Action.PROMOTE)
+    assert 300 <= 100 * (first + 1) <= 3000  # shown within tolerance after some hundreds of outcomes, not at once
+
+
+def test_a_shift_of_the_predictions_either_way_is_found_and_no_shift_is_not() -> None:
+    rng = np.random.default_rng(3)
+    for offset, expected in [(0.05, True), (-0.05, True), (0.0, False)]:
+        test = WorseThan("score", alpha=0.05, tau=0.02, min_samples=100, kind="shift", tolerance=0.02)
+        for _ in range(5000):
+            test.observe("baseline", rng.normal(0.4, 0.1))
+            test.observe("candidate", rng.normal(0.4 + offset, 0.1))
+        evidence = test.evidence()
+        assert evidence.worse is expected, (offset, evidence)
+        assert evidence.threshold == pytest.approx(np.log(2 / 0.05))  # two one-sided tests at α/2
+        assert evidence.no_worse is (not expected)

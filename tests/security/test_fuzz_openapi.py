@@ -18,7 +18,8 @@ schemathesis = pytest.importorskip("schemathesis")
 # canary steps), so a schema-valid body may rightly get a 422 naming the field: the positive-data check is off for
 # them; every other check still runs.
 LIVE_STATE = {("POST", "/invocations"), ("POST", "/models/{name}/invocations"), ("POST", "/v2/models/{name}/infer"),
-              ("POST", "/v2/models/{name}/feedback"), ("PUT", "/api/monitors"), ("POST", "/api/deployments/{name}/rollout")}
+              ("POST", "/v2/models/{name}/feedback"), ("PUT", "/api/monitors"), ("POST", "/api/deployments/{name}/rollout"),
+              ("PUT", "/api/deployments/{name}/rollout")}
 
 
 @pytest.mark.slow

@@ -90,9 +90,12 @@ def serve(
     tls_options(tls_cert, tls_key)  # both or neither, and both present: checked before anything starts
     if no_auth:
         check_bind(host, False, source="--no-auth")
+    from mloop.automation import create_server_app
+
     run_server(open_workspace(), host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds,
                tls_cert=tls_cert, tls_key=tls_key, auth=False if no_auth else None, auth_source="--no-auth",
-               announce=lambda line: console.print(line, highlight=False))
+               announce=lambda line: console.print(line, highlight=False), app_factory=create_server_app,
+               worker_factory="mloop.automation:app_from_env")
 
 
 @runs_app.command("list")

@@ -1,9 +1,10 @@
-"""Deploying and rolling out: ``mloop deploy`` and ``mloop rollout status|promote|rollback|pause|resume|simulate``."""
+"""Deploying and rolling out: ``mloop deploy`` and ``mloop rollout status|set|promote|rollback|pause|resume|simulate``."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -88,6 +89,28 @@ def rollout_status(
         for d in status["decisions"]:
             table.add_row(d["action"], d["actor"], str(d["decision"].get("reason", "")))
         console.print(table)
+
+
+@rollout_app.command("set")
+def rollout_set(
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    file: Annotated[Path, typer.Argument(help="A policy document, YAML or JSON: `policy: canary`, its versions, steps, metrics…")],
+    reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
+) -> None:
+    """Make a policy document the deployment's live traffic policy (validated first; the server's driver takes it from there)."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"No policy file at {file}.", field="file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{file} is not valid YAML or JSON: {exc}", field="file") from None
+    try:
+        row = open_rollouts().set(name, document, actor=actor(), reason=reason or f"set from {file.name}")
+    except InvalidInput as exc:
+        raise InvalidInput(f"{file}: {exc.message}", field=exc.field) from None
+    console.print(f"{name}: {row.kind} policy set (revision {row.revision}); `mloop rollout status {name}` follows it")
 
 
 @rollout_app.command("promote")

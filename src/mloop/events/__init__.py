@@ -7,9 +7,10 @@ from mloop.events._bus import (
     DRIFT_DETECTED,
     DRIFT_RESOLVED,
     MODEL_ALIAS_CHANGED,
+    ROLLOUT_DECIDED,
     Event,
     EventBus,
     SqlEventBus,
 )
 
-__all__ = ["DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "DRIFT_RESOLVED", "MODEL_ALIAS_CHANGED", "Event", "EventBus", "SqlEventBus"]
+__all__ = ["DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "DRIFT_RESOLVED", "MODEL_ALIAS_CHANGED", "ROLLOUT_DECIDED", "Event", "EventBus", "SqlEventBus"]

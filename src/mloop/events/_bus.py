@@ -20,6 +20,7 @@ MODEL_ALIAS_CHANGED = "model.alias_changed"
 DEPLOYMENT_CHANGED = "deployment.changed"
 DRIFT_DETECTED = "monitor.drift_detected"
 DRIFT_RESOLVED = "monitor.drift_resolved"
+ROLLOUT_DECIDED = "rollout.decided"
 
 
 @dataclass(frozen=True)

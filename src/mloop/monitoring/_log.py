@@ -225,12 +225,33 @@ class LogReader:
         with duckdb.connect() as con:
             return con.execute(f"SELECT * FROM read_parquet(?, union_by_name=true) {where} ORDER BY ts, request_id", [glob, *params]).df()
 
+    def outcomes(self, deployment: str, *, since: float, until: float) -> pd.DataFrame:
+        """One row per request with ``since <= ts < until``, answered or failed, in time order: request id, ts,
+        version, arm, ``ok`` (1 answered, 0 failed) and ``latency_ms`` (NaN for a failure). What a canary's error
+        and latency tests read; a request's rows collapse to one, so a large batch counts once."""
+        import duckdb
+
+        parts, params = [], []
+        if (glob := self._glob(deployment, "predictions")) is not None:
+            parts.append("SELECT request_id, min(ts) AS ts, any_value(version) AS version, any_value(arm) AS arm, 1 AS ok, "
+                         "max(latency_ms) AS latency_ms FROM read_parquet(?, union_by_name=true) WHERE ts >= ? AND ts < ? GROUP BY request_id")
+            params += [glob, since, until]
+        if (glob := self._glob(deployment, "failures")) is not None:
+            parts.append("SELECT request_id, ts, version, arm, 0 AS ok, CAST(NULL AS DOUBLE) AS latency_ms "
+                         "FROM read_parquet(?, union_by_name=true) WHERE ts >= ? AND ts < ?")
+            params += [glob, since, until]
+        if not parts:
+            return pd.DataFrame(columns=["request_id", "ts", "version", "arm", "ok", "latency_ms"])
+        with duckdb.connect() as con:
+            return con.execute(" UNION ALL ".join(parts) + " ORDER BY ts, request_id", params).df()
+
     def labelled(
-        self, deployment: str, *, since: float | None = None, until: float | None = None, labels_after: float | None = None
+        self, deployment: str, *, since: float | None = None, until: float | None = None, labels_after: float | None = None,
+        labels_until: float | None = None,
     ) -> pd.DataFrame:
         """Predictions in ``[since, until)`` with their ``label`` and its arrival time ``label_ts``
-        (NaN while none arrived); inputs under their own names. ``labels_after`` keeps only rows whose label
-        arrived after that time: what a streaming consumer has not seen yet."""
+        (NaN while none arrived); inputs under their own names. ``labels_after`` (and ``labels_until``) keep only
+        rows whose label arrived in ``(labels_after, labels_until]``: what a streaming consumer has not seen yet."""
         import duckdb
 
         preds = self._glob(deployment, "predictions")
@@ -243,10 +264,13 @@ class LogReader:
             conds.append("p.ts >= ?")
         if until is not None:
             conds.append("p.ts < ?")
-        if labels_after is not None:
+        if labels_after is not None or labels_until is not None:
             if feedback is None:
                 return pd.DataFrame()
+        if labels_after is not None:
             conds.append("f.label_ts > ?")
+        if labels_until is not None:
+            conds.append("f.label_ts <= ?")
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         if feedback is None:
             sql = (
@@ -261,7 +285,7 @@ class LogReader:
                 "FROM read_parquet(?, union_by_name=true) GROUP BY request_id, row) f "
                 f"USING (request_id, row) {where} ORDER BY p.ts, p.request_id, p.row"
             )
-        params += [v for v in (since, until, labels_after) if v is not None]
+        params += [v for v in (since, until, labels_after, labels_until) if v is not None]
         with duckdb.connect() as con:
             frame = con.execute(sql, params).df()
         return frame.rename(columns=lambda c: c.removeprefix(INPUT_PREFIX))

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import threading
 import time
-import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mloop._background import LeasedLoop
 from mloop.data import read_table
 from mloop.errors import InvalidInput, MloopError
 from mloop.events import DRIFT_DETECTED, DRIFT_RESOLVED, EventBus
@@ -327,42 +325,14 @@ class MonitorRunner:
             self._hooks.submit(deliver, url, payload, self.webhook_allow)
 
 
-class MonitorScheduler:
+class MonitorScheduler(LeasedLoop):
     """Runs ``runner.tick()`` every ``interval`` seconds on a daemon thread while holding the lease."""
 
     def __init__(self, runner: MonitorRunner, *, interval: float = 10.0, holder: str | None = None) -> None:
-        if interval <= 0:
-            raise InvalidInput(f"The monitor interval must be positive, got {interval}.", field="interval")
         self.runner = runner
-        self.interval = interval
-        self.holder = holder or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(LEASE, runner.store.monitors, runner.tick, interval=interval, holder=holder, on_stop=runner.close)
 
-    def run_once(self) -> list[WindowResult] | None:
+    def run_once(self) -> list[WindowResult] | None:  # type: ignore[override]
         """One tick if this process holds (or takes) the lease; None when another process has it."""
-        if not self.runner.store.monitors.acquire(LEASE, self.holder, ttl=3 * self.interval):
-            return None
-        return self.runner.tick()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.run_once()
-            except Exception:  # a bug in one tick must not stop monitoring for good
-                log.exception("monitor tick failed")
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="mloop-monitors", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
-        self.runner.store.monitors.release(LEASE, self.holder)
-        self.runner.close()
+        result: list[WindowResult] | None = super().run_once()
+        return result

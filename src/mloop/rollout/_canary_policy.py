@@ -51,12 +51,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The outcomes a canary can be judged on (what the rollout driver reads from the prediction and feedback log), each
+#: with the test that suits it: ``errors`` 1 for a request the version failed (non-2xx), 0 for one it answered;
+#: ``latency`` the natural log of an answered request's milliseconds (so ``tau`` 0.1 is about 10 % slower); ``loss``
+#: the squared error of a prediction against its label, once the label arrives; ``score`` the prediction itself,
+#: judged two-sided (a shift of the predictions' distribution against the baseline's, either way).
+METRICS: dict[str, str] = {"errors": "rate", "latency": "mean", "loss": "mean", "score": "shift"}
+
+
 class MetricSpec(_Strict):
-    """One judged metric: ``rate`` reads 0/1 outcomes (errors), ``mean`` any number (log latency, label loss).
+    """One judged metric: ``rate`` reads 0/1 outcomes (errors), ``mean`` any number (log latency, label loss),
+    ``shift`` a mean that must not move either way; by default the kind that suits the metric (:data:`METRICS`).
     ``tau``: the degradation the test finds fastest; ``margin``: a degradation that does not roll back;
     ``tolerance``: how much worse the candidate may be and still be promoted, once that is established."""
 
-    kind: Literal["rate", "mean"] = "rate"
+    kind: Literal["rate", "mean", "shift"] | None = None
     tau: float = Field(default=0.02, gt=0, le=1e6)
     margin: float = Field(default=0.0, ge=0, le=1e6)
     tolerance: float = Field(default=0.01, gt=0, le=1e6)
@@ -90,6 +99,14 @@ class CanarySpec(_Strict):
             raise ValueError(f"steps must increase, end at 100 and hold at least one share below it, got {shown}")
         return steps
 
+    @field_validator("metrics")
+    @classmethod
+    def _known(cls, metrics: dict[str, MetricSpec]) -> dict[str, MetricSpec]:
+        unknown = [name for name in metrics if name not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; a canary is judged on {', '.join(METRICS)}")
+        return metrics
+
     @model_validator(mode="after")
     def _versions(self) -> CanarySpec:
         if self.baseline == self.candidate:
@@ -118,8 +135,8 @@ class CanaryPolicy:
         self.stage_candidate = 0  # candidate outcomes in this stage
         self.done: Action | None = None
         alpha = spec.alpha / len(spec.metrics)
-        self.tests = {name: WorseThan(name, alpha=alpha, tau=m.tau, margin=m.margin, min_samples=m.min_samples, kind=m.kind,
-                                      tolerance=m.tolerance) for name, m in spec.metrics.items()}
+        self.tests = {name: WorseThan(name, alpha=alpha, tau=m.tau, margin=m.margin, min_samples=m.min_samples,
+                                      kind=m.kind or METRICS.get(name, "mean"), tolerance=m.tolerance) for name, m in spec.metrics.items()}
         self._streak = 0
 
     @property

@@ -101,6 +101,9 @@ class Evidence:
         }
 
 
+KINDS = ("rate", "mean", "shift")
+
+
 @dataclass
 class Moments:
     """Count, sum and sum of squares of one arm's observations (O(1) memory, mergeable)."""
@@ -131,7 +134,9 @@ class WorseThan:
 
     ``kind="rate"`` reads 0/1 outcomes (errors): the variance is the pooled rate's, as under the null, so that an
     arm without errors yet does not make the variance vanish. ``kind="mean"`` reads any numbers (log latency, loss):
-    each arm's own variance. ``tau`` is the size of degradation the test is tuned to find fastest (the mixture's
+    each arm's own variance. ``kind="shift"`` asks whether the mean moved either way (the predictions' distribution
+    against the baseline's): two one-sided tests at α/2 each, the larger ``log Λ`` reported, and "no worse" means
+    ``|difference|`` below the tolerance. ``tau`` is the size of degradation the test is tuned to find fastest (the mixture's
     scale); ``min_samples`` per arm keeps the normal approximation honest — a single error in the candidate's
     first requests never decides.
 
@@ -149,8 +154,8 @@ class WorseThan:
             raise InvalidInput(f"alpha must be within (0, 1), got {alpha}.", field="alpha")
         if not tau > 0.0 or not math.isfinite(tau):
             raise InvalidInput(f"tau must be a positive number, got {tau}.", field="tau")
-        if kind not in ("rate", "mean"):
-            raise InvalidInput(f"kind must be 'rate' or 'mean', got {kind!r}.", field="kind")
+        if kind not in KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}.", field="kind")
         if min_samples < 2:
             raise InvalidInput(f"min_samples must be at least 2, got {min_samples}.", field="min_samples")
         if not tolerance >= 0.0 or not math.isfinite(tolerance):
@@ -172,20 +177,31 @@ class WorseThan:
 
     def evidence(self) -> Evidence:
         base, cand = self.arms["baseline"], self.arms["candidate"]
-        threshold = math.log(1.0 / self.alpha)
+        two_sided = self.kind == "shift"
+        threshold = math.log((2.0 if two_sided else 1.0) / self.alpha)
         ready = base.n >= self.min_samples and cand.n >= self.min_samples
-        excess = cand.mean - base.mean - self.margin if ready else math.nan
+        difference = cand.mean - base.mean if ready else math.nan
+        excess = (abs(difference) if two_sided else difference) - self.margin
         variance = self._variance() if ready else 0.0
-        log_ratio = log_ratio_of(excess, variance, self.tau) if ready else -math.inf
-        upper = cand.mean - base.mean + cs_radius(self._spread(), self.tau, self.alpha) if ready else math.inf
+        if not ready:
+            log_ratio = -math.inf
+        elif two_sided:
+            log_ratio = max(log_ratio_of(difference - self.margin, variance, self.tau), log_ratio_of(-difference - self.margin, variance, self.tau))
+        else:
+            log_ratio = log_ratio_of(excess, variance, self.tau)
+        radius = cs_radius(self._spread(), self.tau, self.alpha) if ready else math.inf
+        upper = (abs(difference) if two_sided else difference) + radius if ready else math.inf
         return Evidence(self.metric, base.n, cand.n, base.mean, cand.mean, excess, log_ratio, threshold, log_ratio >= threshold,
                         upper, self.tolerance, bool(upper < self.tolerance))
 
     def _spread(self) -> float:
-        """The difference's variance for the confidence sequence: each arm's own (the pooled one assumes no difference)."""
+        """The difference's variance for the confidence sequence: each arm's own (the pooled one assumes no difference).
+        A rate's is taken at (errors + 1) / (n + 2) (Agresti–Caffo), so arms without a single error yet still have a
+        positive variance and a candidate that never fails can be shown to be no worse."""
         base, cand = self.arms["baseline"], self.arms["candidate"]
         if self.kind == "rate":
-            return base.mean * (1 - base.mean) / base.n + cand.mean * (1 - cand.mean) / cand.n or self._variance()
+            pb, pc = (base.total + 1.0) / (base.n + 2.0), (cand.total + 1.0) / (cand.n + 2.0)
+            return pb * (1 - pb) / base.n + pc * (1 - pc) / cand.n
         return base.variance / base.n + cand.variance / cand.n
 
 

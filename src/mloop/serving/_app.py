@@ -5,7 +5,7 @@ fast path, driven by the same table) in front."""
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mloop import __version__
+from mloop._background import LeasedLoop
 from mloop.monitoring import MonitorMetrics, MonitorRunner, MonitorScheduler, PredictionLog, sink_for
 from mloop.security import Authenticator
 from mloop.serving._gateway import Gateway
@@ -30,6 +31,9 @@ from mloop.serving._routes import Call, Route, RouteTable, read_body
 from mloop.serving._stats import StatsBook
 from mloop.serving._status import Status
 from mloop.workspace import Workspace
+
+#: Background work a server runs beside its routes: built from the workspace and the app's Prometheus registry, or None when off.
+BackgroundFactory = Callable[[Workspace, Any], LeasedLoop | None]
 
 #: Routes the web framework answers itself (the API's own documentation); they need a role like any other.
 FRAMEWORK_ROUTES = tuple(Route("GET", path, "viewer") for path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"))
@@ -89,6 +93,7 @@ def create_app(
     fast_path: bool = True,
     monitor_interval: float | None = None,
     auth: bool | None = None,
+    background: Sequence[BackgroundFactory] = (),
 ) -> Gateway:
     """An ASGI app serving every deployment of ``workspace``.
 
@@ -98,7 +103,9 @@ def create_app(
     outermost layer without the framework's middleware and routing; ``fast_path=False`` sends them through
     FastAPI (same handlers). The hub looks at the event bus every ``poll_interval`` seconds (default
     ``MLOOP_EVENT_POLL_INTERVAL``). The workspace's monitors run on a scheduler thread every ``monitor_interval``
-    seconds (default ``MLOOP_MONITOR_INTERVAL``; 0 turns it off); of several processes one holds the lease."""
+    seconds (default ``MLOOP_MONITOR_INTERVAL``; 0 turns it off); of several processes one holds the lease.
+    ``background`` adds more leased work built from the workspace and the app's Prometheus registry (the layers
+    above serving hand it in: ``mloop serve`` runs the rollout driver this way)."""
     settings = workspace.settings
     metrics = ServingMetrics()
     stats = StatsBook(
@@ -120,6 +127,8 @@ def create_app(
             metrics=MonitorMetrics(metrics.registry), webhook_allow=settings.webhook_hosts,
         )
         scheduler = MonitorScheduler(runner, interval=interval)
+    loops: list[LeasedLoop] = [*([scheduler] if scheduler is not None else []),
+                               *(loop for make in background if (loop := make(workspace, metrics.registry)) is not None)]
     status = Status(hub, metrics)
     table = RouteTable([
         *status.routes(), *Inference(hub, predictions, metrics).routes(), *Management(workspace.store, authenticator).routes(),
@@ -136,14 +145,14 @@ def create_app(
         gc.collect()
         gc.freeze()
         predictions.start()
-        if scheduler is not None:
-            scheduler.start()
+        for loop in loops:
+            loop.start()
         try:
             yield
         finally:
             status.stopping.set()
-            if scheduler is not None:
-                await run_in_threadpool(scheduler.stop)
+            for loop in loops:
+                await run_in_threadpool(loop.stop)
             await run_in_threadpool(hub.stop)
             await run_in_threadpool(predictions.close)
 
@@ -151,4 +160,5 @@ def create_app(
     app.state.hub = hub
     app.state.predictions = predictions
     app.state.scheduler = scheduler
+    app.state.background = loops
     return Gateway(app, table, authenticator, fast=fast_path)

@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mloop.serving._management import body_model
+from mloop.errors import InvalidInput
+from mloop.serving._management import body_model, json_object
 from mloop.serving._replies import Reply, json_reply
 from mloop.serving._rollouts import Rollouts
 from mloop.serving._routes import Call, Route
@@ -25,6 +26,16 @@ class StartRollout(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+#: The documented body of ``PUT .../rollout``: one of the registered policy kinds (``mloop.rollout.POLICIES``).
+POLICY_SCHEMA = {
+    "type": "object", "required": ["policy"],
+    "properties": {"policy": {"type": "string", "enum": ["canary", "blue-green", "bandit", "shadow"]},
+                   "reason": {"type": "string", "maxLength": 500}},
+    "additionalProperties": True,
+    "description": "A traffic policy document: `policy` names its kind; the other fields are that kind's (checked when set).",
+}
+
+
 class RolloutRoutes:
     """The HTTP face of :class:`Rollouts`."""
 
@@ -37,6 +48,8 @@ class RolloutRoutes:
                   summary="The deployment's served version, live traffic policy and weights, policy history and last decisions."),
             Route("POST", "/api/deployments/{name}/rollout", "operator", self.start, status=201, body=StartRollout.model_json_schema(),
                   summary="Roll a version out beside the one served: canary, blue-green, bandit or shadow."),
+            Route("PUT", "/api/deployments/{name}/rollout", "operator", self.set, status=201, body=POLICY_SCHEMA,
+                  summary="Set a whole policy document (kind, versions, steps, metrics, thresholds) as the live traffic policy."),
             *(Route("POST", f"/api/deployments/{{name}}/rollout/{action}", "operator", getattr(self, action), summary=summary)
               for action, summary in (
                   ("promote", "End the rollout: its new version becomes the deployment's."),
@@ -54,6 +67,14 @@ class RolloutRoutes:
         body, name = body_model(call.body, StartRollout, "the version, the strategy and optionally steps"), call.params["name"]
         row = await asyncio.to_thread(lambda: self.rollouts.start(name, body.version, body.strategy, steps=body.steps, actor=call.actor,
                                                                   reason=body.reason))
+        return json_reply({"deployment": name, "kind": row.kind, "revision": row.revision, "document": row.document}, 201)
+
+    async def set(self, call: Call) -> Reply:
+        document, name = json_object(call.body, "a policy document with a 'policy' field"), call.params["name"]
+        reason = document.pop("reason", "")
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise InvalidInput("reason: a string of at most 500 characters.", field="reason")
+        row = await asyncio.to_thread(lambda: self.rollouts.set(name, document, actor=call.actor, reason=reason))
         return json_reply({"deployment": name, "kind": row.kind, "revision": row.revision, "document": row.document}, 201)
 
     async def promote(self, call: Call) -> Reply:

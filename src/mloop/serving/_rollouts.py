@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from mloop.errors import Conflict, InvalidInput, NotFound
-from mloop.events import DEPLOYMENT_CHANGED, EventBus
+from mloop.events import DEPLOYMENT_CHANGED, ROLLOUT_DECIDED, EventBus
 from mloop.registry import Registry
 from mloop.rollout import BanditSpec, BlueGreenSpec, CanarySpec, ShadowSpec, parse_policy
 from mloop.store import MetadataStore, PolicyRow
@@ -51,13 +51,23 @@ class Rollouts:
             self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": deployment, "policy": row.revision})
         return row
 
-    def record(self, row: PolicyRow, decision: dict[str, Any], *, state: dict[str, Any] | None, actor: str, status: str | None = None) -> int:
-        """Store a decision taken under ``row`` (its statistic inside), the policy's state after it, and the status it
-        leads to; announced on the bus so that every server swaps its routing."""
+    def record(self, row: PolicyRow, decision: dict[str, Any], *, state: dict[str, Any] | None = None, actor: str, status: str | None = None,
+               active_only: bool = False) -> int:
+        """Store a decision taken under ``row`` (its statistic inside), the policy's state after it (``None`` keeps the
+        stored state: an operator's command must not rewind the driver's evidence), and the status it leads to;
+        announced on the bus (``rollout.decided``, with the decision) so that every server swaps its routing."""
         with self.store.transaction() as conn:
-            decision_id = self.store.rollouts.decide(conn, row.id, decision, state=state, actor=actor, status=status)
-            self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": row.deployment, "policy": row.revision, "decision": decision_id})
+            decision_id = self.store.rollouts.decide(conn, row.id, decision, state=state, actor=actor, status=status, active_only=active_only)
+            self.bus.publish(conn, ROLLOUT_DECIDED, {"name": row.deployment, "policy": row.revision, "decision": decision_id, "actor": actor,
+                                                     "status": status, **decision})
         return decision_id
+
+    def move_alias(self, deployment: str, version: int) -> int:
+        """Point the deployment's alias at ``version`` (a promotion's effect); returns the version it pointed at."""
+        dep = self.store.deployments.get(deployment)
+        before = self.served_version(deployment)
+        self.registry.set_alias(dep.model_name, dep.alias, int(version))
+        return before
 
     # -- operators' commands -------------------------------------------------------------------------
 
@@ -126,11 +136,8 @@ class Rollouts:
         else:
             weights = (row.state or {}).get("applied") or {arm: 1.0 for arm in doc["arms"]}
             winner = max(doc["arms"], key=lambda arm: float(weights.get(arm, 0.0)))
-        dep = self.store.deployments.get(deployment)
-        before = self.served_version(deployment)
-        self.registry.set_alias(dep.model_name, dep.alias, int(winner))
-        self.record(row, {"action": "promote", "reason": f"promoted by {actor}", "from": before, "to": int(winner)}, state=row.state,
-                    actor=actor, status="promoted")
+        before = self.move_alias(deployment, int(winner))
+        self.record(row, {"action": "promote", "reason": f"promoted by {actor}", "from": before, "to": int(winner)}, actor=actor, status="promoted")
         return int(winner)
 
     def rollback(self, deployment: str, *, actor: str = "local") -> int:
@@ -138,7 +145,7 @@ class Rollouts:
         ends (all traffic back to the deployment's alias); with none live, the last promotion is undone."""
         row = self.store.rollouts.live(deployment)
         if row is not None:
-            self.record(row, {"action": "rollback", "reason": f"rolled back by {actor}"}, state=row.state, actor=actor, status="rolled_back")
+            self.record(row, {"action": "rollback", "reason": f"rolled back by {actor}"}, actor=actor, status="rolled_back")
             return self.served_version(deployment)
         promoted = [p for p in self.store.rollouts.history(deployment) if p.status == "promoted"]
         if not promoted:
@@ -161,12 +168,12 @@ class Rollouts:
         row = self._live(deployment)
         if row.status == "paused":
             raise Conflict(f"The rollout of {deployment!r} is already paused.")
-        self.record(row, {"action": "pause", "reason": f"paused by {actor}"}, state=row.state, actor=actor, status="paused")
+        self.record(row, {"action": "pause", "reason": f"paused by {actor}"}, actor=actor, status="paused")
         return self._live(deployment)
 
     def resume(self, deployment: str, *, actor: str = "local") -> PolicyRow:
         row = self._live(deployment)
         if row.status != "paused":
             raise Conflict(f"The rollout of {deployment!r} is not paused.")
-        self.record(row, {"action": "resume", "reason": f"resumed by {actor}"}, state=row.state, actor=actor, status="active")
+        self.record(row, {"action": "resume", "reason": f"resumed by {actor}"}, actor=actor, status="active")
         return self._live(deployment)

@@ -89,13 +89,17 @@ def serve(
     auth: bool | None = None,
     auth_source: str = "auth",
     announce: Callable[[str], None] | None = None,
+    app_factory: Callable[..., Any] | None = None,
+    worker_factory: str = "mloop.serving._server:app_from_env",
 ) -> None:
     """Serve every deployment of ``workspace`` until SIGTERM/SIGINT: readiness turns 503 (for ``drain_seconds``),
     in-flight requests finish, the prediction log is flushed, and the process exits 0. With ``tls_cert`` and
     ``tls_key`` it serves HTTPS, TLS 1.3 or newer only.
 
     ``auth`` (default ``MLOOP_AUTH``) off is refused unless ``host`` is a loopback address, whichever way it was
-    turned off; ``announce`` receives one line saying what is served where, and whether authentication is on."""
+    turned off; ``announce`` receives one line saying what is served where, and whether authentication is on.
+    ``app_factory`` (default :func:`create_app`) builds the app of a single process, ``worker_factory`` (an import
+    path) each worker's: ``mloop serve`` passes the ones that add the background decisions (``mloop.automation``)."""
     import signal
 
     import uvicorn
@@ -117,7 +121,7 @@ def serve(
         if workers == 1:
             from mloop.serving._app import create_app
 
-            app = create_app(workspace, log_flush_interval=flush, auth=auth_on)
+            app = (app_factory or create_app)(workspace, log_flush_interval=flush, auth=auth_on)
             _draining_server(uvicorn.Config(app, **options), drain_seconds).run()
             return
         # Worker processes build their own app from Settings: these settings are handed down as MLOOP_*
@@ -127,7 +131,7 @@ def serve(
         saved = dict(os.environ)
         os.environ.update(settings.environment())
         try:
-            uvicorn.run("mloop.serving._server:app_from_env", factory=True, workers=workers, **options)
+            uvicorn.run(worker_factory, factory=True, workers=workers, **options)
         finally:  # the variables were for the workers; this process reads its settings as they were
             os.environ.clear()
             os.environ.update(saved)

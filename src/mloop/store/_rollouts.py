@@ -102,19 +102,22 @@ class RolloutRepository:
             rows = conn.execute(sa.select(rollout_policies).where(rollout_policies.c.deployment == deployment).order_by(rollout_policies.c.revision)).all()
         return [_policy(r) for r in rows]
 
-    def _live_row(self, conn: Connection, policy_id: int) -> Any:
+    def _live_row(self, conn: Connection, policy_id: int, statuses: tuple[str, ...]) -> Any:
         row = conn.execute(sa.select(rollout_policies).where(rollout_policies.c.id == policy_id)).first()
         if row is None:
             raise NotFound(f"No rollout policy with id {policy_id}.")
-        if row.status not in (ACTIVE, PAUSED):
+        if row.status not in statuses:
+            if row.status == PAUSED:
+                raise Conflict(f"The rollout of {row.deployment!r} (revision {row.revision}) is paused; `mloop rollout resume` releases it.")
             raise Conflict(f"The rollout policy of {row.deployment!r} (revision {row.revision}) has ended ({row.status}); set a new one.")
         return row
 
     def decide(self, conn: Connection, policy_id: int, decision: dict[str, Any], *, state: dict[str, Any] | None, actor: str,
-               status: str | None = None) -> int:
-        """Record one decision, the policy's state after it and, when it ends or pauses the policy, its new status: one
-        transaction, so a crash leaves all of it or none."""
-        row = self._live_row(conn, policy_id)
+               status: str | None = None, active_only: bool = False) -> int:
+        """Record one decision, the policy's state after it (``None`` keeps the stored one) and, when it ends or
+        pauses the policy, its new status: one transaction, so a crash leaves all of it or none. ``active_only``
+        refuses a paused policy too (the driver's decisions: an operator's pause wins)."""
+        row = self._live_row(conn, policy_id, (ACTIVE,) if active_only else (ACTIVE, PAUSED))
         if status is not None and status not in (ACTIVE, PAUSED, *ENDED):
             raise InvalidInput(f"Unknown policy status {status!r}.", field="status")
         now = time.time()
@@ -132,6 +135,16 @@ class RolloutRepository:
         conn.execute(sa.update(rollout_policies).where(rollout_policies.c.id == policy_id).values(**values))
         AuditLog.record(conn, f"rollout.{decision.get('action', 'decision')}", row.deployment, decision, actor=actor)
         return int(decision_id)
+
+    def save_state(self, policy_id: int, state: dict[str, Any]) -> bool:
+        """Store the policy's state (its evidence and the driver's cursor) between decisions; False, and nothing
+        written, when the policy has ended or paused meanwhile (an operator's command wins over the driver)."""
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                sa.update(rollout_policies).where(rollout_policies.c.id == policy_id, rollout_policies.c.status == ACTIVE)
+                .values(state=json.dumps(state, sort_keys=True), updated_at=time.time())
+            )
+        return done.rowcount == 1
 
     def decisions(self, deployment: str, *, last: int = 100) -> builtins.list[DecisionRow]:
         with read_connection(self._engine) as conn:

@@ -1,0 +1,39 @@
+"""The whole server: serving's app plus the background decisions above it (the rollout driver), composed here
+because serving may not import automation. ``mloop serve`` runs this; ``create_app`` alone serves without them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mloop._background import LeasedLoop
+from mloop.settings import Settings
+from mloop.workspace import Workspace
+
+
+def rollout_driver(workspace: Workspace, registry: Any = None) -> LeasedLoop | None:
+    """The rollout driver as leased background work every ``MLOOP_ROLLOUT_INTERVAL`` seconds (None when 0). It reads
+    outcomes that are ``2 × MLOOP_LOG_FLUSH_INTERVAL + 1`` seconds old, so every server has written them."""
+    from mloop.automation._rollout_driver import LEASE, RolloutDriver, RolloutMetrics
+    from mloop.serving import Rollouts
+
+    settings = workspace.settings
+    if settings.rollout_interval <= 0:
+        return None
+    driver = RolloutDriver(Rollouts(workspace.registry, workspace.store, workspace.bus), workspace.logs_dir,
+                           grace=2 * settings.log_flush_interval + 1.0, metrics=RolloutMetrics(registry) if registry is not None else None)
+    return LeasedLoop(LEASE, workspace.store.monitors, driver.tick, interval=settings.rollout_interval)
+
+
+BACKGROUND = (rollout_driver,)
+
+
+def create_server_app(workspace: Workspace, **options: Any) -> Any:
+    """``serving.create_app`` with the background decisions running beside it (each under its lease)."""
+    from mloop.serving import create_app
+
+    return create_app(workspace, background=BACKGROUND, **options)
+
+
+def app_from_env() -> Any:
+    """Factory for uvicorn's worker processes: everything comes from ``Settings`` (``MLOOP_*``)."""
+    return create_server_app(Workspace.open(settings=Settings()))

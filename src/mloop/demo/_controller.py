@@ -10,14 +10,15 @@ import httpx
 import pandas as pd
 from rich.console import Console
 
+from mloop.automation import DriverStep, RolloutDriver
 from mloop.demo._flights import SPEC
 from mloop.demo._records import Clock, DemoAction, DemoConfig, WindowResult
 from mloop.errors import Unavailable
 from mloop.monitoring import LogReader
 from mloop.monitoring.drift import ADWIN, DatasetDrift
 from mloop.registry import LoadedModel
-from mloop.rollout import Arm, Canary, Decision
-from mloop.serving import Deployments
+from mloop.rollout import Action
+from mloop.serving import Rollouts
 from mloop.training import auc, fit
 from mloop.workspace import Workspace
 
@@ -34,7 +35,6 @@ class Controller:
         self, ws: Workspace, cfg: DemoConfig, console: Console, reference: pd.DataFrame, params: dict[str, Any], champion: int, clock: Clock
     ) -> None:
         self.ws = ws
-        self.deployments = Deployments(ws.registry, ws.store, ws.bus)
         self.client: httpx.Client | None = None
         self.cfg = cfg
         self.console = console
@@ -45,9 +45,9 @@ class Controller:
         self.drift = DatasetDrift().fit(reference[SPEC.features])
         self.adwin = ADWIN(delta=0.002, one_sided=True)
         self.label_cursor = 0.0
-        self.canary: Canary | None = None
-        self.canary_version: int | None = None
-        self.step_started = 0.0
+        self.canary_version: int | None = None  # the challenger under a canary, while one runs
+        self.rollouts = Rollouts(ws.registry, ws.store, ws.bus)
+        self.driver = RolloutDriver(self.rollouts, ws.logs_dir, grace=0.0)  # the server's own driver, ticked at reproducible points
         self.last_retrain_month = 0
         self.events: list[tuple[float, str]] = []
         self.versions: list[dict[str, Any]] = []
@@ -60,10 +60,11 @@ class Controller:
         self.events.append((time.time(), message))
         self.console.log(message)
 
-    def act(self, actions: list[str], month: int, kind: str, text: str, version: int | None = None, *, log: bool = True, **evidence: float) -> None:
+    def act(self, actions: list[str], month: int, kind: str, text: str, version: int | None = None, *, log: bool = True,
+            facts: dict[str, float] | None = None, **evidence: float) -> None:
         """Record a decision: the sentence for the report, and the structured action with its evidence."""
         actions.append(text)
-        self.actions.append(DemoAction(month, kind, version, text, {k: float(v) for k, v in evidence.items()}))
+        self.actions.append(DemoAction(month, kind, version, text, {k: float(v) for k, v in {**(facts or {}), **evidence}.items()}))
         if log:
             self.note(text)
 
@@ -113,7 +114,7 @@ class Controller:
             ([f"data drift ({len(result.drifted)} features)"] if result.drift else []) + (["ADWIN alarm"] if result.concept_drift else [])
         )
         month = result.month
-        if self.canary is not None:
+        if self.canary_version is not None:
             self.act(result.actions, month, "skip", f"{why}: canary already running", log=False)
             return
         if month - self.last_retrain_month < 2:
@@ -162,73 +163,77 @@ class Controller:
         self.act(result.actions, month, "register",
                  f"v{info.version} registered as challenger (holdout AUC {auc_challenger:.3f} vs champion {auc_champion:.3f})",
                  info.version, challenger_auc=auc_challenger, champion_auc=auc_champion)
-        min_samples = max(30, int(400 * self.cfg.sample))
-        self.canary = Canary(steps=[10, 50, 100], min_samples=min_samples, tolerance=0.05)
         self.canary_version = info.version
-        self._set_canary(self.canary.percent)
+        self._start_canary(month, result.actions)
 
     # -- canary -------------------------------------------------------------------------------
 
-    def deploy(self, rollout: dict[str, Any] | None = None) -> None:
-        """Change the deployment and wait until the server applies it, so every later request meets the new
-        policy (the replay stays reproducible)."""
-        revision = self.deployments.deploy(DEPLOYMENT, MODEL, "champion", rollout=rollout).revision
+    def _start_canary(self, month: int, actions: list[str]) -> None:
+        """Set the canary as a policy document: the server routes by it, the driver judges it on the label loss."""
+        assert self.canary_version is not None
+        per_stage = max(100, int(1000 * self.cfg.sample))
+        document = {
+            "policy": "canary", "baseline": str(self.champion), "candidate": str(self.canary_version), "steps": [10, 50, 100],
+            "min_samples": per_stage, "min_seconds": 0,
+            # The demo's server never fails a request; the evidence it has is the labels: the Brier loss of each arm.
+            "metrics": {"loss": {"tau": 0.01, "tolerance": 0.01, "min_samples": per_stage}},
+        }
+        row = self.rollouts.set(DEPLOYMENT, document, actor="demo", reason=f"v{self.canary_version} passed the offline gate")
+        self._await_served(f"canary r{row.revision}", candidate_percent=10.0)
+        self.note(f"canary: v{self.canary_version} gets 10% of traffic")
+
+    def _await_served(self, policy: str | None, *, candidate_percent: float = 0.0, baseline: int | None = None) -> None:
+        """Wait until the server routes by what was decided, so every later request meets it (the replay stays
+        reproducible)."""
         if self.client is None:
             return
         deadline = time.monotonic() + 30
-        while self.client.get(f"/v2/models/{DEPLOYMENT}/stats").json().get("revision", 0) < revision:
+        while True:
+            rollout = self.client.get(f"/v2/models/{DEPLOYMENT}/stats").json()["rollout"]
+            if rollout["policy"] == policy and abs(rollout["candidate_percent"] - candidate_percent) < 1e-9 and (
+                baseline is None or rollout["baseline_version"] == baseline
+            ):
+                return
             if time.monotonic() > deadline:
-                raise Unavailable("The server did not apply the new deployment within 30 s; see server.log.")
+                raise Unavailable(f"The server did not apply the rollout within 30 s ({rollout}); see server.log.")
             time.sleep(0.02)
 
-    def _set_canary(self, percent: float) -> None:
-        self.deploy({"candidate_alias": "challenger", "percent": percent, "strategy": "canary"})
-        self.step_started = time.time()
-        self.note(f"canary: v{self.canary_version} gets {percent:.0f}% of traffic")
-
     def check_canary(self, month: int, actions: list[str]) -> None:
-        if self.canary is None:
+        if self.canary_version is None:
             return
         with self.phase("canary"):
-            self._check_canary(month, actions)
+            now = time.time()  # everything sent so far is on disk (the replay waited for it): read up to now
+            for step in self.driver.tick(now=now, horizon=now):
+                if step.applied:
+                    self._carried_out(month, actions, step)
 
-    def _check_canary(self, month: int, actions: list[str]) -> None:
-        assert self.canary is not None
-        rows = self.reader.labelled(DEPLOYMENT, since=self.step_started)
-        rows = rows[rows["label"].notna()]
-        self.canary.clear()
-        losses = (rows["score"].to_numpy() - rows["label"].to_numpy()) ** 2
-        for version, loss in zip(rows["version"].to_numpy(), losses, strict=True):
-            self.canary.observe(Arm.CANDIDATE if int(version) == self.canary_version else Arm.BASELINE, float(loss))
-        decision = self.canary.decision()
-        if decision is Decision.ADVANCE:
-            stats = self.canary.arm_stats()
-            self.act(actions, month, "advance",
-                     f"canary step {self.canary.percent:.0f}% passed (Brier {stats['candidate'][1]:.4f} vs {stats['baseline'][1]:.4f})",
-                     self.canary_version, percent=self.canary.percent, candidate_brier=stats["candidate"][1], baseline_brier=stats["baseline"][1],
-                     candidate_n=stats["candidate"][0], baseline_n=stats["baseline"][0], z=float(self.canary.history[-1]["z"]))
-            percent = self.canary.advance()
-            if self.canary.decision() is Decision.PROMOTE:
-                self._promote(month, actions)
-            else:
-                self._set_canary(percent)
-        elif decision is Decision.PROMOTE:
-            self._promote(month, actions)
-        elif decision is Decision.ROLLBACK:
-            stats = self.canary.arm_stats()
-            self.act(actions, month, "rollback", f"canary rolled back: v{self.canary_version} was worse", self.canary_version,
-                     percent=self.canary.percent, candidate_brier=stats["candidate"][1], baseline_brier=stats["baseline"][1],
-                     candidate_n=stats["candidate"][0], baseline_n=stats["baseline"][0], z=float(self.canary.history[-1]["z"]))
-            self.deploy()
-            self.canary = None
-
-    def _promote(self, month: int, actions: list[str]) -> None:
-        assert self.canary_version is not None
-        self.ws.registry.set_alias(MODEL, "champion", self.canary_version)
-        self.deploy()
-        self.act(actions, month, "promote", f"v{self.canary_version} promoted to champion", self.canary_version)
-        self.champion = self.canary_version
-        if self.challenger_reference is not None:
-            # The new champion was trained on recent data: that is the reference from now on.
-            self.drift = DatasetDrift().fit(self.challenger_reference)
-        self.canary = None
+    def _carried_out(self, month: int, actions: list[str], step: DriverStep) -> None:
+        """Report what the driver decided and carried out, with the statistic it decided on."""
+        version, decision = self.canary_version, step.decision
+        loss = next(e for e in decision.evidence if e.metric == "loss")
+        evidence = {"share": decision.share, "candidate_loss": loss.candidate, "baseline_loss": loss.baseline, "candidate_n": loss.n_candidate,
+                    "baseline_n": loss.n_baseline, "log_ratio": loss.log_ratio, "threshold": loss.threshold, "upper": loss.upper,
+                    "tolerance": loss.tolerance}
+        brier = f"Brier {loss.candidate:.4f} vs {loss.baseline:.4f} on {loss.n_candidate:,} / {loss.n_baseline:,} labels"
+        row = self.ws.store.rollouts.history(DEPLOYMENT)[-1]
+        if decision.action is Action.ADVANCE:
+            self.act(actions, month, "advance", f"canary stage {decision.share:g}% passed ({brier}; log Λ {loss.log_ratio:.2f} < "
+                     f"{loss.threshold:.2f})", version, facts=evidence)
+            share = row.document["steps"][decision.stage + 1]
+            self._await_served(f"canary r{row.revision}", candidate_percent=float(share))
+            self.note(f"canary: v{version} gets {share:g}% of traffic")
+        elif decision.action is Action.PROMOTE:
+            self.act(actions, month, "promote", f"v{version} promoted to champion ({brier}; worse by at most {loss.upper:+.4f} < "
+                     f"{loss.tolerance:g})", version, facts=evidence)
+            self._await_served(None, baseline=version)
+            assert version is not None
+            self.champion = version
+            if self.challenger_reference is not None:
+                # The new champion was trained on recent data: that is the reference from now on.
+                self.drift = DatasetDrift().fit(self.challenger_reference)
+            self.canary_version = None
+        elif decision.action is Action.ROLLBACK:
+            self.act(actions, month, "rollback", f"canary rolled back: v{version} was worse ({brier}; log Λ {loss.log_ratio:.2f} ≥ "
+                     f"{loss.threshold:.2f})", version, facts=evidence)
+            self._await_served(None, baseline=self.champion)
+            self.canary_version = None

@@ -26,7 +26,7 @@ from mloop.demo._records import Clock, DemoConfig, DemoResult, WindowResult
 from mloop.demo._server_process import ServerProcess
 from mloop.errors import Unavailable
 from mloop.monitoring import LogReader
-from mloop.serving import Deployments
+from mloop.serving import Deployments, Rollouts
 from mloop.training import auc, fit, tune
 from mloop.workspace import Workspace
 
@@ -82,6 +82,8 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
         console.log(f"registered {MODEL} v{v1.version} as champion (validation AUC {best:.3f})")
         versions = [{"version": v1.version, "month": 2, "rows": len(train), "holdout_auc": best, "champion_auc": float("nan"), "trigger": "initial"}]
         Deployments(ws.registry, ws.store, ws.bus).deploy(DEPLOYMENT, MODEL, "champion")
+        if ws.store.rollouts.live(DEPLOYMENT) is not None:  # an earlier walk's canary that never concluded: end it
+            Rollouts(ws.registry, ws.store, ws.bus).rollback(DEPLOYMENT, actor="demo")
         static_model = ws.registry.load(MODEL, v1.version)
 
     # A fresh replay: earlier demo logs of this deployment are archived, never deleted.
@@ -96,7 +98,9 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
     windows: list[WindowResult] = []
     server_log = ws.root / "server.log"
     request_month: dict[str, int] = {}
-    server = ServerProcess(ws.root, log_file=server_log, event_poll_interval=0.05)  # each rollout change waits for the server
+    # Each rollout change waits for the server; the server's own rollout driver is off: the controller ticks the same
+    # driver at reproducible points of the replay (after the log holds everything sent), so a rerun decides alike.
+    server = ServerProcess(ws.root, log_file=server_log, event_poll_interval=0.05, settings={"MLOOP_ROLLOUT_INTERVAL": "0"})
     with clock.phase("server start"):
         server.start()
     with server, server.client(timeout=30.0) as client:
@@ -129,7 +133,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
                     truth.answered(rid, labels[start : start + n])
                     sent += n
                     progress.advance(task, n)
-                    if controller.canary is not None and b % 10 == 9:
+                    if controller.canary_version is not None and b % 10 == 9:
                         _wait_for_log(controller.reader, since, sent, truth.sent)
                         controller.check_canary(month, actions)
                 until = time.time()

@@ -26,8 +26,9 @@ class ServerProcess:
 
     def __init__(
         self, workspace: Path, *, port: int | None = None, log_flush_interval: float = 0.2, log_file: Path | None = None, drain_seconds: float = 0.0,
-        event_poll_interval: float | None = None,
+        event_poll_interval: float | None = None, settings: dict[str, str] | None = None,
     ) -> None:
+        self.settings = dict(settings or {})  # more MLOOP_* variables for the child
         self.event_poll_interval = event_poll_interval
         self.drain_seconds = drain_seconds
         self.workspace = workspace
@@ -58,7 +59,7 @@ class ServerProcess:
             "--drain-seconds", str(self.drain_seconds),
         ]
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **self.settings}
         if self.event_poll_interval is not None:  # handed down as the setting it is
             env["MLOOP_EVENT_POLL_INTERVAL"] = str(self.event_poll_interval)
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)

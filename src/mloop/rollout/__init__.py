@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from mloop.rollout._bandit import BanditPolicy, BanditSpec
-from mloop.rollout._canary import Canary, Decision
 from mloop.rollout._canary_policy import Action, CanaryPolicy, CanarySpec, MetricSpec, PolicyDecision
 from mloop.rollout._routing import Arm, bucket, route
 from mloop.rollout._sequential import Evidence, WorseThan
@@ -29,10 +28,8 @@ __all__ = [
     "BanditSpec",
     "BlueGreenPolicy",
     "BlueGreenSpec",
-    "Canary",
     "CanaryPolicy",
     "CanarySpec",
-    "Decision",
     "Evidence",
     "MetricSpec",
     "PolicyDecision",

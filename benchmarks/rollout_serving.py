@@ -4,6 +4,9 @@
    of every request, and what the shadow found (copies offered, dropped, compared, agreement).
 2. Blue-green under load: at concurrency 8, switch to the other version, then roll back; for each, the time from
    the command (a new policy in the store) until answers come from the new version, and the failed requests.
+3. The server's rollout driver under load (concurrency 8, default settings: the driver ticks every second and reads
+   outcomes 2 × the log flush interval + 1 s old): a canary of a version that fails every live request, and one of
+   a healthy version; the time from setting the policy to the driver's decision, and the requests that failed.
 
     python benchmarks/rollout_serving.py [--seconds 10]
 """
@@ -46,6 +49,46 @@ def _models(ws: Workspace) -> bytes:
         ws.registry.register(uri, "hgb", alias=alias)
     Deployments(ws.registry, ws.store, ws.bus).deploy("hgb", "hgb", "champion")
     return json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": frame.iloc[[7]].to_numpy().tolist()}}).encode()
+
+
+def _broken(ws: Workspace, columns: list[str]) -> int:
+    """A version that fails every live request: trained on positive inputs, it takes their log and refuses the NaN a
+    negative input gives (a model that worked offline and breaks on production data)."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y = make_classification(n_samples=2000, n_features=len(columns), random_state=3)
+    frame = pd.DataFrame(np.abs(X) + 1.0, columns=columns)
+    model = make_pipeline(FunctionTransformer(np.log), FunctionTransformer(validate=True), HistGradientBoostingClassifier(max_iter=20)).fit(frame, y)
+    with ws.tracker.start_run("bench", run_name="broken-on-live-data") as run:
+        uri = run.log_sklearn_model(model, frame)
+    return ws.registry.register(uri, "hgb").version
+
+
+def _driven(server: ServerProcess, ws: Workspace, rollouts: Rollouts, body: bytes, document: dict[str, object], seconds: float) -> dict[str, object]:
+    """Set ``document`` under load and wait for the driver's final decision: how long, what, and what failed."""
+    outcome: dict[str, object] = {}
+    stop = threading.Event()
+
+    def load() -> None:
+        outcome["run"] = run_load(server.port, "/models/hgb/invocations", body, concurrency=8, seconds=seconds, headers=server.headers, warmup=0)
+        stop.set()
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    time.sleep(1.0)
+    started = time.time()
+    row = rollouts.set("hgb", document, actor="benchmark", reason="driver benchmark")
+    while not stop.is_set() and ws.store.rollouts.live("hgb") is not None:
+        time.sleep(0.02)
+    decided = time.time() - started
+    thread.join()
+    decisions = [d for d in ws.store.rollouts.decisions("hgb", last=20) if d.policy_id == row.id and d.actor == "driver"]
+    final = decisions[-1].decision if decisions else {"action": "none", "reason": "no decision within the run"}
+    return {"seconds": decided, "decisions": [d.action for d in decisions], "reason": final.get("reason", ""), "run": outcome["run"]}
 
 
 def _until_version(server: ServerProcess, body: bytes, version: str, timeout: float = 10.0) -> float:
@@ -115,6 +158,25 @@ def main() -> None:
                 t.add_row(step, f"{seconds * 1000:.0f}")
             console.print(t)
             console.print(f"failed requests across the switch and the rollback: {run.errors}")  # type: ignore[attr-defined]
+
+            columns = json.loads(body)["dataframe_split"]["columns"]
+            broken = _broken(ws, columns)
+            time.sleep(0.5)
+            cases = {
+                "dead candidate (fails every request)": {"policy": "canary", "baseline": "1", "candidate": str(broken)},
+                "healthy candidate": {"policy": "canary", "baseline": "1", "candidate": "2", "steps": [5, 50, 100], "min_samples": 300,
+                                      "min_seconds": 2},
+            }
+            t = Table(title="3. The rollout driver in mloop serve, under load (concurrency 8; log flushed every 1 s, so outcomes are read 3 s late)")
+            for col in ("canary", "decisions", "policy set → final decision (s)", "requests", "failed", "why"):
+                t.add_column(col, justify="right")
+            for label, document in cases.items():
+                found = _driven(server, ws, rollouts, body, document, seconds=max(args.seconds, 40.0))
+                load_run = found["run"]
+                t.add_row(label, " → ".join(found["decisions"]) or "none", f"{found['seconds']:.1f}", f"{load_run.requests:,}",  # type: ignore[attr-defined]
+                          f"{load_run.errors:,}", str(found["reason"]))  # type: ignore[attr-defined]
+                time.sleep(0.5)
+            console.print(t)
 
 
 if __name__ == "__main__":

@@ -79,3 +79,33 @@ def test_a_policy_file_with_a_problem_is_refused_naming_the_file_and_field(
     code, _, err = run_cli(["rollout", "set", "toy", str(tmp_path / "missing.yaml")], capsys)
     assert code == 2 and "No policy file" in err
     assert deployed.store.rollouts.history("toy") == []
+
+
+def _fresh_answers(server: ServerProcess, n: int) -> set[str]:
+    """The versions that answered ``n`` requests, each on a new connection (so the workers share them)."""
+    return {httpx.post(f"{server.url}/invocations", json=BODY, headers=server.headers, timeout=10.0).headers["x-model-version"] for _ in range(n)}
+
+
+def _within(server: ServerProcess, version: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _fresh_answers(server, 30) == {version}:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_a_blue_green_switch_and_its_rollback_reach_every_worker(
+    deployed: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_and_register(deployed, alias="challenger", seed=5)
+    monkeypatch.setenv("MLOOP_MONITOR_INTERVAL", "0")
+    monkeypatch.setenv("MLOOP_HOME", str(deployed.root))
+    with ServerProcess(deployed.root, log_file=tmp_path / "server.log", workers=2) as server:
+        assert _within(server, "1", 30.0), "both workers serve version 1 once started"
+        code, out, err = run_cli(["deploy", "toy", "--model", "toy", "--version", "2", "--strategy", "blue-green"], capsys)
+        assert code == 0, err
+        assert _within(server, "2", 5.0), "every worker answers from version 2 within 5 s of the switch"
+        code, out, err = run_cli(["rollout", "rollback", "toy"], capsys)
+        assert code == 0 and "serves version 1" in out, err
+        assert _within(server, "1", 5.0), "every worker is back on version 1 within 5 s of the rollback"

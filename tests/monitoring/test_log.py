@@ -1,3 +1,5 @@
+"""The prediction log: segments written whole, read back with late labels joined, one outcome per request."""
+
 from __future__ import annotations
 
 import time
@@ -5,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from mloop.errors import InvalidInput
 from mloop.monitoring import LogReader, PredictionLog
 
 
@@ -29,6 +33,31 @@ def test_predictions_and_late_labels_join_by_request_and_row(tmp_path: Path) -> 
     assert LogReader(tmp_path).labelled("dep", labels_after=t0 + 4)["request_id"].tolist() == ["r1", "r1"]
     assert LogReader(tmp_path).labelled("dep", labels_after=t0 + 6).empty
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_outcomes_are_one_per_request_and_labels_can_be_read_without_the_inputs(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    t0 = 1000.0
+    log.log_predictions("dep", 1, "r1", t0, pd.DataFrame({"x": [1.0, 2.0]}), np.array([0.1, 0.8]), 4.0, arm="baseline")
+    log.log_failure("dep", 2, "r2", t0 + 1, arm="candidate", probability=0.1, status=500, error="RuntimeError")
+    log.log_predictions("dep", 2, "r3", t0 + 2, pd.DataFrame({"x": [3.0]}), np.array([0.3]), 6.0, arm="candidate", probability=0.1)
+    log.log_feedback("dep", "r1", [0.0, 1.0], t0 + 3)
+    log.log_feedback("dep", "r3", [1.0], t0 + 9)
+    log.flush()
+    reader = LogReader(tmp_path)
+    outcomes = reader.outcomes("dep", since=t0, until=t0 + 2.5)
+    assert outcomes[["request_id", "arm", "version", "ok"]].to_dict("records") == [
+        {"request_id": "r1", "arm": "baseline", "version": 1, "ok": 1},  # two rows, one request
+        {"request_id": "r2", "arm": "candidate", "version": 2, "ok": 0},
+        {"request_id": "r3", "arm": "candidate", "version": 2, "ok": 1},
+    ]
+    assert np.isnan(outcomes["latency_ms"].iloc[1]) and outcomes["latency_ms"].iloc[2] == 6.0
+    assert reader.outcomes("dep", since=t0 + 1.5, until=t0 + 2.5)["request_id"].tolist() == ["r3"]  # half-open windows
+    labels = reader.labelled("dep", labels_after=t0, labels_until=t0 + 5, columns=("arm", "score"))
+    assert set(labels.columns) == {"ts", "request_id", "row", "arm", "score", "label", "label_ts"}  # no inputs read
+    assert labels["label"].tolist() == [0.0, 1.0]  # r3's label arrived after the window
+    with pytest.raises(InvalidInput, match="columns: 'x; DROP' is not a column"):
+        reader.labelled("dep", columns=("x; DROP",))
 
 
 def test_reader_on_an_empty_log(tmp_path: Path) -> None:

@@ -171,7 +171,8 @@ class RolloutDriver:
             cursor["outcomes"] = horizon
         labels_after = float(cursor.get("labels", row.created_at))
         if metrics & {"loss", reward} and horizon > labels_after:
-            frame = self.reader.labelled(row.deployment, since=row.created_at, labels_after=labels_after, labels_until=horizon)
+            frame = self.reader.labelled(row.deployment, since=row.created_at, labels_after=labels_after, labels_until=horizon,
+                                         columns=("arm", "version", "score"))
             if not frame.empty:
                 frame = _own(frame.sort_values(["label_ts", "ts"], kind="stable"), arms)
                 observed |= feed_labels(policy, frame, metrics, reward=reward or "reward")

@@ -26,8 +26,9 @@ class ServerProcess:
 
     def __init__(
         self, workspace: Path, *, port: int | None = None, log_flush_interval: float = 0.2, log_file: Path | None = None, drain_seconds: float = 0.0,
-        event_poll_interval: float | None = None, settings: dict[str, str] | None = None,
+        event_poll_interval: float | None = None, settings: dict[str, str] | None = None, workers: int = 1,
     ) -> None:
+        self.workers = workers
         self.settings = dict(settings or {})  # more MLOOP_* variables for the child
         self.event_poll_interval = event_poll_interval
         self.drain_seconds = drain_seconds
@@ -56,7 +57,7 @@ class ServerProcess:
         cmd = [
             sys.executable, "-m", "mloop", "--workspace", str(self.workspace), "serve",
             "--host", "127.0.0.1", "--port", str(self.port), "--log-flush-interval", str(self.log_flush_interval),
-            "--drain-seconds", str(self.drain_seconds),
+            "--drain-seconds", str(self.drain_seconds), "--workers", str(self.workers),
         ]
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         env = {**os.environ, "OMP_NUM_THREADS": "1", **self.settings}

@@ -157,6 +157,17 @@ def _window(since: float | None, until: float | None) -> tuple[list[str], list[o
     return conds, params
 
 
+def _column(name: str) -> str:
+    """A log column for SQL: one of the log's own columns (never user text spliced into a query)."""
+    if name not in LOG_FIELDS:
+        raise InvalidInput(f"columns: {name!r} is not a column of the prediction log ({', '.join(LOG_FIELDS)}).", field="columns")
+    return name
+
+
+#: The prediction log's own columns (beside the inputs).
+LOG_FIELDS = ("request_id", "row", "ts", "version", "latency_ms", "score", "arm", "probability")
+
+
 class LogReader:
     """Query the segments of ``root`` with DuckDB; late feedback is joined to predictions by (request id, row)."""
 
@@ -247,11 +258,13 @@ class LogReader:
 
     def labelled(
         self, deployment: str, *, since: float | None = None, until: float | None = None, labels_after: float | None = None,
-        labels_until: float | None = None,
+        labels_until: float | None = None, columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Predictions in ``[since, until)`` with their ``label`` and its arrival time ``label_ts``
         (NaN while none arrived); inputs under their own names. ``labels_after`` (and ``labels_until``) keep only
-        rows whose label arrived in ``(labels_after, labels_until]``: what a streaming consumer has not seen yet."""
+        rows whose label arrived in ``(labels_after, labels_until]``: what a streaming consumer has not seen yet.
+        ``columns`` reads only those log columns of the predictions (say ``arm``, ``version``, ``score``): the inputs
+        are then never read."""
         import duckdb
 
         preds = self._glob(deployment, "predictions")
@@ -272,15 +285,16 @@ class LogReader:
         if labels_until is not None:
             conds.append("f.label_ts <= ?")
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        picked = "p.*" if columns is None else ", ".join(f"p.{_column(c)}" for c in dict.fromkeys(["ts", "request_id", "row", *columns]))
         if feedback is None:
             sql = (
-                "SELECT p.*, CAST(NULL AS DOUBLE) AS label, CAST(NULL AS DOUBLE) AS label_ts FROM read_parquet(?, union_by_name=true) p "
+                f"SELECT {picked}, CAST(NULL AS DOUBLE) AS label, CAST(NULL AS DOUBLE) AS label_ts FROM read_parquet(?, union_by_name=true) p "
                 f"{where} ORDER BY p.ts, p.request_id, p.row"
             )
         else:
             params.append(feedback)
             sql = (
-                "SELECT p.*, f.label, f.label_ts FROM read_parquet(?, union_by_name=true) p "
+                f"SELECT {picked}, f.label, f.label_ts FROM read_parquet(?, union_by_name=true) p "
                 "LEFT JOIN (SELECT request_id, row, last(label ORDER BY ts) AS label, max(ts) AS label_ts "
                 "FROM read_parquet(?, union_by_name=true) GROUP BY request_id, row) f "
                 f"USING (request_id, row) {where} ORDER BY p.ts, p.request_id, p.row"

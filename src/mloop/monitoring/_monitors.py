@@ -26,7 +26,7 @@ from mloop.errors import InvalidInput, MloopError
 from mloop.events import DRIFT_DETECTED, DRIFT_RESOLVED, EventBus
 from mloop.monitoring._charts import line_chart
 from mloop.monitoring._drift_report import render, summary, write_html
-from mloop.monitoring._log import LogReader
+from mloop.monitoring._log import LOG_FIELDS, LogReader
 from mloop.monitoring._monitor_config import MonitorConfig, parse_monitor
 from mloop.monitoring._webhooks import deliver
 from mloop.monitoring.drift import DatasetDrift, DriftReport, detector
@@ -35,7 +35,7 @@ from mloop.store import AlertLog, MetadataStore, MonitorRow
 log = logging.getLogger("mloop.monitoring")
 
 LEASE = "monitor-scheduler"
-LOG_COLUMNS = frozenset({"request_id", "row", "ts", "version", "latency_ms", "score", "arm", "probability", "label", "label_ts"})
+LOG_COLUMNS = frozenset({*LOG_FIELDS, "label", "label_ts"})
 MAX_WINDOWS_PER_TICK = 100
 
 

@@ -132,7 +132,7 @@ def create_app(
     status = Status(hub, metrics)
     table = RouteTable([
         *status.routes(), *Inference(hub, predictions, metrics).routes(), *Management(workspace.store, authenticator).routes(),
-        *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus)).routes(), *FRAMEWORK_ROUTES,
+        *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus), changed=hub.refresh).routes(), *FRAMEWORK_ROUTES,
     ])
 
     @asynccontextmanager

@@ -5,7 +5,9 @@ names the caller in the audit log, like the CLI's commands (the same ``Rollouts`
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+import logging
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +28,9 @@ class StartRollout(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+T = TypeVar("T")
+log = logging.getLogger("mloop.serving")
+
 #: The documented body of ``PUT .../rollout``: one of the registered policy kinds (``mloop.rollout.POLICIES``).
 POLICY_SCHEMA = {
     "type": "object", "required": ["policy"],
@@ -37,10 +42,22 @@ POLICY_SCHEMA = {
 
 
 class RolloutRoutes:
-    """The HTTP face of :class:`Rollouts`."""
+    """The HTTP face of :class:`Rollouts`. ``changed`` runs (off the event loop) after every command that changed a
+    policy: the server passes its hub's refresh, so the worker that took the command routes by it at once instead of
+    at its next look at the bus (the other workers hear the event within their poll interval)."""
 
-    def __init__(self, rollouts: Rollouts) -> None:
+    def __init__(self, rollouts: Rollouts, changed: Callable[[], None] | None = None) -> None:
         self.rollouts = rollouts
+        self.changed = changed
+
+    async def _then_refresh(self, work: Callable[[], T]) -> T:
+        result = await asyncio.to_thread(work)
+        if self.changed is not None:
+            try:
+                await asyncio.to_thread(self.changed)
+            except Exception:  # the change is stored and announced: the hub's watcher applies it at its next look
+                log.exception("applying the rollout change at once failed")
+        return result
 
     def routes(self) -> list[Route]:
         return [
@@ -65,7 +82,7 @@ class RolloutRoutes:
 
     async def start(self, call: Call) -> Reply:
         body, name = body_model(call.body, StartRollout, "the version, the strategy and optionally steps"), call.params["name"]
-        row = await asyncio.to_thread(lambda: self.rollouts.start(name, body.version, body.strategy, steps=body.steps, actor=call.actor,
+        row = await self._then_refresh(lambda: self.rollouts.start(name, body.version, body.strategy, steps=body.steps, actor=call.actor,
                                                                   reason=body.reason))
         return json_reply({"deployment": name, "kind": row.kind, "revision": row.revision, "document": row.document}, 201)
 
@@ -74,25 +91,25 @@ class RolloutRoutes:
         reason = document.pop("reason", "")
         if not isinstance(reason, str) or len(reason) > 500:
             raise InvalidInput("reason: a string of at most 500 characters.", field="reason")
-        row = await asyncio.to_thread(lambda: self.rollouts.set(name, document, actor=call.actor, reason=reason))
+        row = await self._then_refresh(lambda: self.rollouts.set(name, document, actor=call.actor, reason=reason))
         return json_reply({"deployment": name, "kind": row.kind, "revision": row.revision, "document": row.document}, 201)
 
     async def promote(self, call: Call) -> Reply:
         name = call.params["name"]
-        version = await asyncio.to_thread(lambda: self.rollouts.promote(name, actor=call.actor))
+        version = await self._then_refresh(lambda: self.rollouts.promote(name, actor=call.actor))
         return json_reply({"deployment": name, "serves": version})
 
     async def rollback(self, call: Call) -> Reply:
         name = call.params["name"]
-        version = await asyncio.to_thread(lambda: self.rollouts.rollback(name, actor=call.actor))
+        version = await self._then_refresh(lambda: self.rollouts.rollback(name, actor=call.actor))
         return json_reply({"deployment": name, "serves": version})
 
     async def pause(self, call: Call) -> Reply:
         name = call.params["name"]
-        row = await asyncio.to_thread(lambda: self.rollouts.pause(name, actor=call.actor))
+        row = await self._then_refresh(lambda: self.rollouts.pause(name, actor=call.actor))
         return json_reply({"deployment": name, "status": row.status})
 
     async def resume(self, call: Call) -> Reply:
         name = call.params["name"]
-        row = await asyncio.to_thread(lambda: self.rollouts.resume(name, actor=call.actor))
+        row = await self._then_refresh(lambda: self.rollouts.resume(name, actor=call.actor))
         return json_reply({"deployment": name, "status": row.status})

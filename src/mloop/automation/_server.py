@@ -1,4 +1,4 @@
-"""The whole server: serving's app plus the background decisions above it (the rollout driver), composed here
+"""The whole server: serving's app plus the background decisions above it (the rollout driver, the loop controller), composed here
 because serving may not import automation. ``mloop serve`` runs this; ``create_app`` alone serves without them."""
 
 from __future__ import annotations
@@ -24,7 +24,18 @@ def rollout_driver(workspace: Workspace, registry: Any = None) -> LeasedLoop | N
     return LeasedLoop(LEASE, workspace.store.monitors, driver.tick, interval=settings.rollout_interval)
 
 
-BACKGROUND = (rollout_driver,)
+def loop_controller(workspace: Workspace, registry: Any = None) -> LeasedLoop | None:
+    """The loop controller as leased background work every ``MLOOP_LOOP_INTERVAL`` seconds (None when 0)."""
+    from mloop.automation._controller import LEASE, LoopController
+
+    interval = workspace.settings.loop_interval
+    if interval <= 0:
+        return None
+    controller = LoopController(workspace.store, workspace.bus, workspace.registry, workspace.tracker, workspace.logs_dir, workspace.root / "loop")
+    return LeasedLoop(LEASE, workspace.store.monitors, controller.tick, interval=interval)
+
+
+BACKGROUND = (rollout_driver, loop_controller)
 
 
 def create_server_app(workspace: Workspace, **options: Any) -> Any:

@@ -11,6 +11,7 @@ from mloop.names import check_name
 from mloop.store._deployments import Deployment, DeploymentRepository, ServingConfig
 from mloop.store._engine import create_engine, normalize_url, redact_url
 from mloop.store._keys import ApiKey, ApiKeyRepository, secret_digest, split_key
+from mloop.store._loop import RESULTS, AttemptRow, LoopPolicyRow, LoopRepository, StepRow
 from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
 from mloop.store._records import AlertLog, AuditEntry, AuditLog, ManifestRepository, manifest_digest
 from mloop.store._rollouts import DecisionRow, PolicyRow, RolloutRepository
@@ -28,6 +29,11 @@ __all__ = [
     "DeploymentRepository",
     "ManifestRepository",
     "MonitorRepository",
+    "RESULTS",
+    "AttemptRow",
+    "LoopPolicyRow",
+    "LoopRepository",
+    "StepRow",
     "DecisionRow",
     "PolicyRow",
     "RolloutRepository",
@@ -60,6 +66,7 @@ class MetadataStore:
         self.monitors = MonitorRepository(self.engine)
         self.api_keys = ApiKeyRepository(self.engine)
         self.rollouts = RolloutRepository(self.engine)
+        self.loop = LoopRepository(self.engine)
 
     def migrate(self) -> None:
         from mloop.store._migrate import upgrade

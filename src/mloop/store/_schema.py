@@ -144,3 +144,56 @@ rollout_decisions = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+loop_policies = sa.Table(
+    "loop_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment", sa.String(128), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("deployment", "revision", name="uq_loop_policies_deployment_revision"),
+)
+
+loop_attempts = sa.Table(
+    "loop_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment", sa.String(128), nullable=False, index=True),
+    sa.Column("policy_id", sa.Integer, nullable=False),
+    sa.Column("trigger_kind", sa.String(32), nullable=False),
+    sa.Column("trigger_key", sa.String(256), nullable=False),
+    sa.Column("trigger_detail", sa.Text, nullable=False),
+    sa.Column("trigger_at", sa.Float, nullable=False),
+    sa.Column("step", sa.String(32), nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("result", sa.String(32), nullable=True),
+    sa.Column("human", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("deployment", "trigger_key", name="uq_loop_attempts_deployment_trigger"),
+)
+
+loop_steps = sa.Table(
+    "loop_steps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("attempt_id", sa.Integer, nullable=False, index=True),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -70,6 +70,19 @@ def fit(frame: pd.DataFrame, spec: TabularSpec, params: dict[str, Any], seed: in
     return pipe.fit(frame[spec.features], frame[spec.target].astype(int))
 
 
+def tabular(frame: pd.DataFrame, target: str, *, seed: int = 0, numeric: list[str] | None = None, categorical: list[str] | None = None,
+            **params: Any) -> Any:
+    """The default retraining recipe: the gradient-boosted pipeline over every column but ``target`` (numbers as
+    numeric features, anything else as categories, unless ``numeric`` / ``categorical`` say), with ``params`` over
+    :data:`DEFAULT_PARAMS`."""
+    features = [c for c in frame.columns if c != target]
+    if numeric is None:
+        numeric = [c for c in features if pd.api.types.is_numeric_dtype(frame[c]) and c not in (categorical or [])]
+    if categorical is None:
+        categorical = [c for c in features if c not in numeric]
+    return fit(frame, TabularSpec(tuple(numeric), tuple(categorical), target), params, seed)
+
+
 def auc(y_true: np.ndarray | pd.Series, score: np.ndarray) -> float:
     """ROC AUC, or NaN when only one class is present (a window with no positives)."""
     from sklearn.metrics import roc_auc_score

@@ -1,0 +1,266 @@
+"""The loop controller: background work (one process, under a lease) that turns triggers into attempts and carries
+each attempt through its steps — train a challenger on the log's labelled rows with the policy's recipe, judge it
+against the champion on held-out rows (the gate), roll it out through a traffic policy, and follow the rollout to
+its end. Every step is a row with its start, end, outcome and evidence, and each moves the attempt forward in one
+transaction, so a crash at any point leaves a step to redo (or an attempt to abandon), never half of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mloop.automation._gate import judge
+from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
+from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, trigger_for
+from mloop.errors import MloopError
+from mloop.events import EventBus
+from mloop.monitoring import LogReader
+from mloop.registry import Registry
+from mloop.serving import Rollouts
+from mloop.store import AttemptRow, AuditLog, MetadataStore
+from mloop.tracking import Tracker
+
+log = logging.getLogger("mloop.automation")
+
+LEASE = "loop-controller"
+CURSOR = "loop-controller.events"
+MAX_RETRIES = 2  # a step interrupted (the process died) this many times abandons its attempt
+LABEL = "label"
+
+
+class StepFailed(MloopError):
+    """A step could not do its work (too few rows, a recipe that raised): the attempt ends as ``failed``."""
+
+
+class LoopController:
+    """Drives the retraining policies of one workspace: ``tick()`` consumes new alarms and moves every open attempt
+    as far as it can go now."""
+
+    def __init__(self, store: MetadataStore, bus: EventBus, registry: Registry, tracker: Tracker, logs_dir: Path, loop_dir: Path, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.bus, self.registry, self.tracker = store, bus, registry, tracker
+        self.rollouts = Rollouts(registry, store, bus)
+        self.reader = LogReader(logs_dir)
+        self.loop_dir = loop_dir
+        self.clock = clock
+
+    # -- triggers ----------------------------------------------------------------------------
+
+    def policies(self) -> dict[str, tuple[int, LoopPolicy]]:
+        return {p.deployment: (p.id, parse_loop_policy(p.document)) for p in self.store.loop.policies()}
+
+    def consume(self) -> list[int]:
+        """Read the bus from the cursor; each alarm a policy listens to opens an attempt unless a guard holds it back
+        (then the skip is audited). The trigger and the cursor past it commit together: none is lost or acted on
+        twice."""
+        after = self.store.loop.cursor(CURSOR)
+        if after is None:
+            return []  # no policy was ever applied: nothing listens yet
+        opened = []
+        events = self.bus.poll(int(after), limit=500)
+        policies = self.policies()
+        for event in events:
+            trigger = trigger_for(event, {d: p for d, (_, p) in policies.items()})
+            with self.store.transaction() as conn:
+                if trigger is not None:
+                    attempt = self._open(conn, trigger, policies[trigger.deployment])
+                    if attempt is not None:
+                        opened.append(attempt)
+                self.store.loop.move_cursor(conn, CURSOR, event.id)
+        return opened
+
+    def _open(self, conn: Any, trigger: Trigger, policy: tuple[int, LoopPolicy], *, manual: bool = False, actor: str = "controller") -> int | None:
+        row = self.store.loop.policy_by_id(policy[0])
+        admission = admit(policy[1].guards, self.store.loop.attempts(trigger.deployment, last=1000), self.clock(), manual=manual)
+        if not admission.admitted:
+            AuditLog.record(conn, "loop.trigger_skipped", trigger.deployment,
+                            {"trigger": trigger.kind, "key": trigger.key, "detail": trigger.detail, "reason": admission.reason}, actor=actor)
+            log.info("loop %s: %s trigger skipped: %s", trigger.deployment, trigger.kind, admission.reason)
+            return None
+        return self.store.loop.open_attempt(conn, row, kind=trigger.kind, key=trigger.key, detail={**trigger.detail, "admitted": admission.reason},
+                                            at=trigger.at, step="train", actor=actor)
+
+    # -- attempts ----------------------------------------------------------------------------
+
+    def tick(self) -> list[AttemptRow]:
+        """Consume alarms, then move every open attempt; returns the attempts as they stand afterwards."""
+        self.consume()
+        moved = []
+        for attempt in self.store.loop.attempts(open_only=True, last=1000):
+            try:
+                moved.append(self.drive(attempt))
+            except Exception:  # one attempt's bug must not stop the others; it stays at its step and is retried
+                log.exception("loop attempt %d failed unexpectedly", attempt.id)
+        return moved
+
+    def drive(self, attempt: AttemptRow) -> AttemptRow:
+        """Run the attempt's steps until it ends or waits (a rollout in progress)."""
+        policy = parse_loop_policy(self.store.loop.policy_by_id(attempt.policy_id).document)
+        while attempt.open:
+            handler = {"train": self._train, "gate": self._gate, "rollout": self._rollout, "wait": self._wait}[attempt.step]
+            if attempt.step != "wait" and not self._may_run(attempt):
+                return self.store.loop.attempt(attempt.id)  # abandoned
+            before = (attempt.step, attempt.result)
+            handler(attempt, policy)
+            attempt = self.store.loop.attempt(attempt.id)
+            if (attempt.step, attempt.result) == before:
+                break  # waiting on the rollout
+        return attempt
+
+    def _may_run(self, attempt: AttemptRow) -> bool:
+        """A step that began and never finished (the process died in it) is marked interrupted and redone, up to
+        :data:`MAX_RETRIES` times; then the attempt is abandoned."""
+        steps = [s for s in self.store.loop.steps(attempt.id) if s.name == attempt.step]
+        unfinished = [s for s in steps if s.finished_at is None]
+        if not unfinished:
+            return True
+        interrupted = sum(1 for s in steps if s.outcome == "interrupted") + len(unfinished)
+        with self.store.transaction() as conn:
+            for s in unfinished:
+                self.store.loop.finish_step(conn, s.id, "interrupted", {**s.detail, "reason": "the process running it stopped"})
+            if interrupted >= MAX_RETRIES:
+                self.store.loop.advance(conn, attempt.id, step="done", state={**attempt.state, "reason": f"step {attempt.step} interrupted "
+                                        f"{interrupted} times"}, result="abandoned")
+                return False
+        return True
+
+    def _step(self, attempt: AttemptRow, name: str, work: Callable[[], tuple[str, dict[str, Any], str | None, dict[str, Any]]]) -> None:
+        """Record the step's start, do ``work`` → (next step, the step's evidence, the attempt's result or None, state
+        additions), and record its end with the attempt's move in one transaction. A :class:`StepFailed` ends the
+        attempt as failed, with its reason."""
+        with self.store.transaction() as conn:
+            step_id = self.store.loop.start_step(conn, attempt.id, name)
+        try:
+            following, detail, result, state = work()
+            outcome = "ok" if result is None or result == "promoted" else result
+        except StepFailed as exc:
+            following, detail, result, state, outcome = "done", {"reason": exc.message}, "failed", {"reason": exc.message}, "failed"
+        except Exception as exc:
+            log.exception("loop attempt %d: step %s failed", attempt.id, name)
+            message = f"{type(exc).__name__}: {exc}"
+            following, detail, result, state, outcome = "done", {"reason": message}, "failed", {"reason": message}, "failed"
+        with self.store.transaction() as conn:
+            self.store.loop.finish_step(conn, step_id, outcome, detail)
+            self.store.loop.advance(conn, attempt.id, step=following, state={**attempt.state, **state}, result=result)
+
+    # -- the steps -----------------------------------------------------------------------------
+
+    def _train(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
+        self._step(attempt, "train", lambda: self._do_train(attempt, policy))
+
+    def _do_train(self, attempt: AttemptRow, policy: LoopPolicy) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
+        deployment = self.store.deployments.get(attempt.deployment)
+        champion = self.rollouts.served_version(deployment.name)
+        features = self.registry.load(deployment.model_name, champion).feature_names
+        train, holdout = self._window(deployment.name, policy, features)
+        folder = self.loop_dir / deployment.name / f"attempt-{attempt.id:06d}"
+        holdout_path = folder / "holdout.parquet"
+        from mloop.files import replacing
+
+        with replacing(holdout_path) as tmp:
+            holdout.to_parquet(tmp, index=False)
+        recipe = policy.recipe.resolve()
+        tags = {"mloop.loop.attempt": str(attempt.id), "mloop.loop.trigger": attempt.trigger_kind, "mloop.loop.deployment": deployment.name,
+                "mloop.loop.recipe": policy.recipe.callable}
+        with self.tracker.start_run(f"loop-{deployment.name}", run_name=f"attempt-{attempt.id}", tags=tags) as run:
+            run.log_dataset(train, context="training", name=f"{deployment.name}-attempt-{attempt.id}-train", targets=LABEL)
+            run.log_dataset(holdout, context="holdout", name=f"{deployment.name}-attempt-{attempt.id}-holdout", targets=LABEL)
+            run.log_params({"recipe": policy.recipe.callable, **{f"recipe.{k}": v for k, v in policy.recipe.params.items()},
+                            "champion": champion, "train_rows": len(train), "holdout_rows": len(holdout)})
+            try:
+                model = recipe(train, LABEL, **policy.recipe.params)
+            except Exception as exc:
+                raise StepFailed(f"the recipe {policy.recipe.callable} raised {type(exc).__name__}: {exc}") from exc
+            uri = run.log_sklearn_model(model, train[features].head(5))
+            run_id = run.run_id
+        version = self.registry.register(uri, deployment.model_name).version
+        detail = {"run_id": run_id, "version": version, "champion": champion, "train_rows": len(train), "holdout_rows": len(holdout),
+                  "holdout": str(holdout_path)}
+        return "gate", detail, None, {"champion": champion, "challenger": version, "run_id": run_id, "holdout": str(holdout_path)}
+
+    def _window(self, deployment: str, policy: LoopPolicy, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The labelled rows to learn from and the newest ones held out for the gate (time order, never mixed)."""
+        data = policy.data
+        since = self.clock() - data.days * 86_400 if data.days is not None else None
+        frame = self.reader.labelled(deployment, since=since)
+        frame = frame[frame[LABEL].notna()] if not frame.empty else frame
+        if len(frame) < data.min_rows:
+            raise StepFailed(f"only {len(frame)} labelled rows in the log (the policy needs {data.min_rows})")
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise StepFailed(f"the log lacks the champion's input column(s) {missing}")
+        frame = frame.sort_values(["ts", "request_id", "row"], kind="stable").tail(data.rows)[[*features, LABEL]].reset_index(drop=True)
+        n_holdout = max(1, math.ceil(len(frame) * data.holdout))
+        train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:].reset_index(drop=True)
+        if data.base is not None and data.base_target is not None:
+            from mloop.data import read_table
+
+            base = read_table(Path(data.base)).rename(columns={data.base_target: LABEL})
+            absent = [c for c in [*features, LABEL] if c not in base.columns]
+            if absent:
+                raise StepFailed(f"the base data {data.base} lacks column(s) {absent}")
+            train = pd.concat([base[[*features, LABEL]], train], ignore_index=True)
+        return train, holdout
+
+    def _gate(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
+        self._step(attempt, "gate", lambda: self._do_gate(attempt, policy))
+
+    def _do_gate(self, attempt: AttemptRow, policy: LoopPolicy) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
+        deployment = self.store.deployments.get(attempt.deployment)
+        holdout = pd.read_parquet(attempt.state["holdout"])
+        features = [c for c in holdout.columns if c != LABEL]
+        champion = self.registry.load(deployment.model_name, int(attempt.state["champion"]))
+        challenger = self.registry.load(deployment.model_name, int(attempt.state["challenger"]))
+        result = judge(policy.gate, holdout[LABEL].to_numpy(dtype=float), champion.score(holdout[features]), challenger.score(holdout[features]))
+        detail = result.to_dict()
+        if not result.passed:
+            return "done", detail, "rejected_by_gate", {"gate": detail}
+        return "rollout", detail, None, {"gate": detail}
+
+    def _rollout(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
+        self._step(attempt, "rollout", lambda: self._do_rollout(attempt, policy))
+
+    def _do_rollout(self, attempt: AttemptRow, policy: LoopPolicy) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
+        champion, challenger = int(attempt.state["champion"]), int(attempt.state["challenger"])
+        live = self.store.rollouts.live(attempt.deployment)
+        if live is not None and str(live.document.get("candidate") or live.document.get("active")) == str(challenger):
+            row = live  # set before a crash: carry on with it
+        elif live is not None:
+            return "done", {"reason": f"another rollout ({live.kind} r{live.revision}) is in progress"}, "abandoned", {}
+        else:
+            served = self.rollouts.served_version(attempt.deployment)
+            if served != champion:
+                return "done", {"reason": f"the deployment now serves version {served}, not the champion {champion} it was judged against"}, \
+                    "abandoned", {}
+            row = self.rollouts.set(attempt.deployment, policy.rollout.document(champion, challenger), actor="controller",
+                                    reason=f"loop attempt {attempt.id}: version {challenger} passed the gate")
+        detail = {"policy": row.kind, "revision": row.revision, "policy_id": row.id}
+        if row.kind == "blue-green":
+            self.rollouts.promote(attempt.deployment, actor="controller")
+            return "done", {**detail, "promoted": challenger}, "promoted", {"rollout": detail}
+        return "wait", detail, None, {"rollout": detail}
+
+    def _wait(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
+        """A canary's end decides the attempt's: promoted, rolled back, or abandoned (replaced by someone else)."""
+        policy_id = int(attempt.state["rollout"]["policy_id"])
+        row = next((p for p in self.store.rollouts.history(attempt.deployment) if p.id == policy_id), None)
+        if row is None or row.live:
+            return
+        result = ROLLOUT_RESULTS.get(row.status, "abandoned")
+        decisions = [d for d in self.store.rollouts.decisions(attempt.deployment, last=1000) if d.policy_id == policy_id]
+        human = any(d.actor not in ("driver", "controller") for d in decisions)
+        last = decisions[-1].decision if decisions else {}
+        detail = {"status": row.status, "decided_by": decisions[-1].actor if decisions else None, "reason": last.get("reason", ""),
+                  "evidence": last.get("evidence", [])}
+        with self.store.transaction() as conn:
+            step_id = self.store.loop.start_step(conn, attempt.id, "rollout_end", {})
+            self.store.loop.finish_step(conn, step_id, result, detail)
+            self.store.loop.advance(conn, attempt.id, step="done", state={**attempt.state, "rollout_end": detail}, result=result,
+                                    human=human or None)

@@ -1,0 +1,200 @@
+"""Retraining policies as validated data: when to retrain a deployment (triggers), on what (data), how (the recipe),
+whether the challenger may go live (gate), how it goes live (rollout) and how often at most (guards).
+
+```yaml
+policies:
+  - deployment: flights
+    triggers: {monitors: [inputs], kinds: [data_drift, concept_drift]}
+    data: {rows: 120000, holdout: 0.25, base: data/train.parquet, base_target: delayed}
+    recipe: {callable: "mloop.training:tabular", params: {max_iter: 200}}
+    gate: {metric: auc, min_effect: 0.0, alpha: 0.05}
+    rollout: {strategy: canary, steps: [10, 50, 100]}
+    guards: {cooldown_seconds: 86400, max_per_day: 2}
+```
+
+Everything is checked when the file is applied, so a typo fails then, naming the file, the entry and the field, and
+never in the middle of the night when a monitor fires.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mloop.automation._gate import GateSpec
+from mloop.errors import InvalidInput
+
+AlarmKind = Literal["data_drift", "concept_drift"]
+ALARM_KINDS: tuple[AlarmKind, ...] = ("data_drift", "concept_drift")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TriggerSpec(_Strict):
+    """Which alarms start an attempt: those of ``monitors`` (all of the deployment's when omitted; none when empty),
+    of these ``kinds``. ``mloop retrain NAME`` always can."""
+
+    monitors: list[str] | None = None
+    kinds: list[AlarmKind] = Field(default_factory=lambda: list(ALARM_KINDS), min_length=1)
+
+
+class DataSpec(_Strict):
+    """The newest ``rows`` labelled predictions from the log (within the last ``days`` if given); the newest
+    ``holdout`` share of them is kept for the gate and never trained on; ``base`` (a Parquet, CSV or Arrow file of
+    the original training data, its label in ``base_target``) is added to the training rows."""
+
+    rows: int = Field(default=120_000, ge=100, le=100_000_000)
+    days: float | None = Field(default=None, gt=0, le=3650)
+    holdout: float = Field(default=0.25, gt=0.0, le=0.5)
+    min_rows: int = Field(default=500, ge=50, le=100_000_000)
+    base: str | None = None
+    base_target: str | None = None
+
+    @model_validator(mode="after")
+    def _base(self) -> DataSpec:
+        if (self.base is None) != (self.base_target is None):
+            raise ValueError("give base and base_target together (the original training file and its label column)")
+        if self.base is not None and not Path(self.base).is_file():
+            raise ValueError(f"base: no file at {self.base}")
+        return self
+
+
+class RecipeSpec(_Strict):
+    """The training code: ``module:function`` called as ``function(frame, target, **params)`` with the feature columns
+    and the label, returning a fitted scikit-learn style model (``predict_proba`` or ``predict``)."""
+
+    callable: str = Field(default="mloop.training:tabular", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def resolve(self) -> Callable[..., Any]:
+        """The function itself; an import that fails or a name that is not callable is refused, naming the field."""
+        module_name, _, name = self.callable.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            raise InvalidInput(f"recipe.callable: cannot import {module_name!r} ({type(exc).__name__}: {exc}).", field="recipe.callable") from None
+        function = getattr(module, name, None)
+        if not callable(function):
+            raise InvalidInput(f"recipe.callable: {module_name!r} has no function {name!r}.", field="recipe.callable")
+        return function  # type: ignore[no-any-return]
+
+
+class RolloutPlan(_Strict):
+    """How a challenger that passed the gate goes live: a ``canary`` judged by the rollout driver (its fields as in a
+    canary policy document), or ``blue-green`` (all traffic at once)."""
+
+    strategy: Literal["canary", "blue-green"] = "canary"
+    steps: list[float] | None = None
+    min_samples: int | None = None
+    min_seconds: float | None = None
+    metrics: dict[str, dict[str, Any]] | None = None
+
+    def document(self, baseline: int, candidate: int) -> dict[str, Any]:
+        """The traffic policy document for ``candidate`` beside ``baseline``."""
+        if self.strategy == "blue-green":
+            return {"policy": "blue-green", "active": str(candidate), "standby": str(baseline)}
+        extra = {k: v for k, v in {"steps": self.steps, "min_samples": self.min_samples, "min_seconds": self.min_seconds,
+                                   "metrics": self.metrics}.items() if v is not None}
+        return {"policy": "canary", "baseline": str(baseline), "candidate": str(candidate), **extra}
+
+    @model_validator(mode="after")
+    def _canary(self) -> RolloutPlan:
+        from mloop.rollout import parse_policy
+
+        if self.strategy == "blue-green" and any(v is not None for v in (self.steps, self.min_samples, self.min_seconds, self.metrics)):
+            raise ValueError("steps, min_samples, min_seconds and metrics apply to a canary only")
+        if self.strategy == "canary":
+            try:
+                parse_policy(self.document(1, 2))
+            except InvalidInput as exc:
+                raise ValueError(exc.message.rstrip(".")) from None
+        return self
+
+
+class Guards(_Strict):
+    """At most one attempt in flight per deployment, always; none within ``cooldown_seconds`` of the last one began,
+    and at most ``max_per_day`` in any 24 hours."""
+
+    cooldown_seconds: float = Field(default=0.0, ge=0, le=365 * 86400)
+    max_per_day: int = Field(default=4, ge=1, le=1000)
+
+
+class LoopPolicy(_Strict):
+    """One deployment's retraining policy."""
+
+    deployment: str = Field(min_length=1, max_length=128)
+    triggers: TriggerSpec = Field(default_factory=TriggerSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    recipe: RecipeSpec = Field(default_factory=RecipeSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    rollout: RolloutPlan = Field(default_factory=RolloutPlan)
+    guards: Guards = Field(default_factory=Guards)
+
+    @field_validator("deployment")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        from mloop.names import check_name
+
+        try:
+            check_name(name, "deployment")
+        except InvalidInput as exc:
+            raise ValueError(exc.message.rstrip(".")) from None
+        return name
+
+
+def parse_loop_policy(data: Any, *, where: str = "policy") -> LoopPolicy:
+    """A policy document validated; the first problem becomes ``InvalidInput`` naming ``where.field``; the recipe must
+    import."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where} must be a mapping with at least a deployment.", field=where)
+    try:
+        policy = LoopPolicy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        inner = re.match(r"^([A-Za-z_][\w.]*): (.*)$", message)  # a section's own check names its field: carry it into the path
+        if inner:
+            loc, message = f"{loc}.{inner.group(1)}" if loc else inner.group(1), inner.group(2)
+        field = f"{where}.{loc}" if loc else where
+        raise InvalidInput(f"{field}: {message}.", field=field) from None
+    try:
+        policy.recipe.resolve()
+    except InvalidInput as exc:
+        raise InvalidInput(f"{where}.{exc.message}", field=f"{where}.recipe.callable") from None
+    return policy
+
+
+def load_loop_policies(path: Path) -> list[LoopPolicy]:
+    """Every policy of a YAML (or JSON) file ``{policies: [...]}``; errors name the file, the entry and the field."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"No policy file at {path}.", field="file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path} is not valid YAML: {exc}", field="file") from None
+    if not isinstance(data, dict) or not isinstance(data.get("policies"), list) or not data["policies"]:
+        raise InvalidInput(f"{path} must hold a non-empty list under 'policies:'.", field="policies")
+    unknown = sorted(set(data) - {"policies"})
+    if unknown:
+        raise InvalidInput(f"{path}: unknown top-level key {unknown[0]!r} (only 'policies').", field=unknown[0])
+    policies = []
+    for i, entry in enumerate(data["policies"]):
+        try:
+            policies.append(parse_loop_policy(entry, where=f"policies[{i}]"))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{path}: {exc.message}", field=exc.field) from None
+    names = [p.deployment for p in policies]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidInput(f"{path}: deployment {twice[0]!r} has more than one policy.", field="policies")
+    return policies

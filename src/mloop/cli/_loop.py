@@ -1,0 +1,151 @@
+"""The closed loop: ``mloop loop apply|status|history|remove``, ``mloop retrain NAME`` and ``mloop controller`` (the
+background decisions, run alone in the foreground)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mloop.cli._common import actor, app, console, open_workspace
+
+loop_app = typer.Typer(help="The closed loop: retraining policies and what they did.", no_args_is_help=True)
+app.add_typer(loop_app, name="loop")
+
+
+def open_loop() -> Any:
+    from mloop.automation import Loop
+
+    ws = open_workspace()
+    return Loop(ws.store, ws.bus)
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "—"
+
+
+@loop_app.command("apply")
+def loop_apply(file: Annotated[Path, typer.Argument(help="A YAML file with `policies:`, one per deployment.")]) -> None:
+    """Validate every retraining policy of FILE and make each its deployment's (the server's controller acts on them)."""
+    rows = open_loop().apply_file(file, actor=actor())
+    for row in rows:
+        console.print(f"{row.deployment}: retraining policy revision {row.revision} applied")
+
+
+@loop_app.command("remove")
+def loop_remove(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+    """Stop retraining a deployment automatically (its history stays)."""
+    open_loop().remove(name, actor=actor())
+    console.print(f"{name}: retraining policy removed")
+
+
+@loop_app.command("status")
+def loop_status(
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+) -> None:
+    """The deployment's retraining policy, the attempt in flight and the last attempts."""
+    status = open_loop().status(name)
+    if as_json:
+        sys.stdout.write(json.dumps(status) + "\n")
+        return
+    policy = status["policy"]
+    console.print(f"{name}: " + ("no retraining policy" if policy is None else f"retraining policy revision {policy['revision']} "
+                                 f"(by {policy['actor']}, {_when(policy['created_at'])})"))
+    flight = status["in_flight"]
+    if flight is not None:
+        console.print(f"in flight: attempt {flight['id']} ({flight['trigger']['kind']}), at step {flight['step']}")
+    if status["recent"]:
+        table = Table(title=f"{name}: recent attempts")
+        for col in ("id", "trigger", "began", "step", "result"):
+            table.add_column(col)
+        for a in status["recent"]:
+            table.add_row(str(a["id"]), a["trigger"], _when(a["created_at"]), a["step"], a["result"] or "in flight")
+        console.print(table)
+
+
+@loop_app.command("history")
+def loop_history(
+    name: Annotated[str | None, typer.Argument(help="Only this deployment.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of attempts to stdout.")] = False,
+    last: Annotated[int, typer.Option(help="The newest N attempts.", min=1, max=10_000)] = 50,
+) -> None:
+    """Every attempt: its trigger and evidence, each step with its outcome and statistic, and its result."""
+    attempts = open_loop().history(name, last=last)
+    if as_json:
+        sys.stdout.write(json.dumps(attempts) + "\n")
+        return
+    if not attempts:
+        console.print("no attempts yet" + (f" for {name}" if name else ""))
+        return
+    for a in attempts:
+        who = "a person took part" if a["human"] else "no person needed"
+        console.print(f"[bold]attempt {a['id']}[/bold] {a['deployment']}: {a['trigger']['kind']} trigger at {_when(a['trigger']['at'])} → "
+                      f"{a['result'] or 'in flight (' + a['step'] + ')'} ({who})")
+        for s in a["steps"]:
+            console.print(f"  {s['name']:<12} {s['outcome'] or 'running':<16} {_summary(s)}", highlight=False)
+
+
+def _summary(step: dict[str, Any]) -> str:
+    d = step["detail"]
+    if step["name"] == "train" and "version" in d:
+        return f"version {d['version']} from {d['train_rows']:,} rows ({d['holdout_rows']:,} held out), run {d['run_id']}"
+    if step["name"] in ("gate", "rollout_end") or "reason" in d:
+        return str(d.get("reason", ""))
+    if step["name"] == "rollout":
+        return f"{d.get('policy', '')} r{d.get('revision', '')}" + (f", promoted version {d['promoted']}" if "promoted" in d else "")
+    return ""
+
+
+@app.command()
+def retrain(
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
+) -> None:
+    """Open a retraining attempt now under the deployment's policy (the controller trains, gates and rolls it out)."""
+    attempt = open_loop().retrain(name, actor=actor(), reason=reason)
+    console.print(f"{name}: attempt {attempt} opened; `mloop loop status {name}` follows it")
+
+
+@app.command()
+def controller(
+    once: Annotated[bool, typer.Option("--once", help="One pass of each, then exit (if no server holds their leases).")] = False,
+) -> None:
+    """Run the background decisions alone, in the foreground: the monitors, the rollout driver and the loop controller,
+    each under its lease (so it stands down while a server runs them). Ctrl-C or SIGTERM stops it."""
+    import signal
+    import threading
+
+    from mloop.automation import BACKGROUND
+    from mloop.monitoring import MonitorRunner, MonitorScheduler
+
+    ws = open_workspace()
+    settings = ws.settings
+    loops: list[Any] = []
+    if settings.monitor_interval > 0:
+        runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=settings.webhook_hosts)
+        loops.append(MonitorScheduler(runner, interval=settings.monitor_interval))
+    loops += [loop for make in BACKGROUND if (loop := make(ws, None)) is not None]
+    if once:
+        for loop in loops:
+            done = loop.run_once()
+            console.print(f"{loop.lease}: " + ("another process holds the lease; nothing done" if done is None else "one pass done"))
+            loop.stop()
+        return
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for loop in loops:
+            loop.start()
+        console.print(f"controller: running {', '.join(loop.lease for loop in loops) or 'nothing (every interval is 0)'}; Ctrl-C stops it")
+        stop.wait()
+    finally:
+        for loop in loops:
+            loop.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

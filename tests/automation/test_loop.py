@@ -1,0 +1,190 @@
+"""The loop controller's decisions, each checked against the evidence it recorded: a monitor's alarm opens one
+attempt (never two), guards hold triggers back and say why, a worse challenger is stopped at the gate with its
+statistic, a better one goes live and the alias moves, a rollout's end is the attempt's, and an interrupted step is
+redone or the attempt abandoned."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mloop.automation import Loop, LoopController, load_loop_policies, parse_loop_policy
+from mloop.automation._controller import CURSOR
+from mloop.errors import Conflict, InvalidInput, NotFound
+from mloop.events import DRIFT_DETECTED
+from mloop.monitoring import PredictionLog
+from mloop.serving import Rollouts
+from mloop.workspace import Workspace
+from tests.conftest import TOY_SPEC, toy_frame
+
+FEATURES = TOY_SPEC.features
+
+
+def _log_labelled(ws: Workspace, frame: pd.DataFrame, *, start: float = 1_000.0, per_request: int = 50) -> None:
+    """Labelled predictions of the champion in the log, as a server and the feedback endpoint write them."""
+    log = PredictionLog(ws.logs_dir, flush_interval=60)
+    for i in range(0, len(frame), per_request):
+        part = frame.iloc[i : i + per_request]
+        rid = f"r{start:.0f}-{i}"
+        log.log_predictions("toy", 1, rid, start + i, part[FEATURES], np.full(len(part), 0.5), 1.0)
+        log.log_feedback("toy", rid, part["y"].astype(float).tolist(), start + i + 0.5)
+    log.close()
+
+
+def _changed_world(n: int, seed: int) -> pd.DataFrame:
+    """Data whose label now depends on x3 (the champion learned x1 and x2): retraining pays off."""
+    frame = toy_frame(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    logit = 2.5 * frame["x3"] - 1.0 * (frame["color"] == "blue")
+    return frame.assign(y=(rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int))
+
+
+def _policy(**overrides: object) -> dict[str, object]:
+    return {"deployment": "toy", "data": {"rows": 5000, "min_rows": 300, "holdout": 0.3},
+            "recipe": {"callable": "mloop.training:tabular", "params": {"max_iter": 30}}, "rollout": {"strategy": "blue-green"}, **overrides}
+
+
+@pytest.fixture
+def loop(deployed: Workspace) -> Iterator[tuple[Workspace, Loop, LoopController]]:
+    controller = LoopController(deployed.store, deployed.bus, deployed.registry, deployed.tracker, deployed.logs_dir, deployed.root / "loop")
+    yield deployed, Loop(deployed.store, deployed.bus), controller
+
+
+def _alarm(ws: Workspace, monitor: str = "inputs", kind: str = "data_drift") -> None:
+    with ws.store.transaction() as conn:
+        ws.bus.publish(conn, DRIFT_DETECTED, {"status": "firing", "kind": kind, "deployment": "toy", "monitor": monitor,
+                                              "drifted": ["x3"], "window": {"start": 0, "end": 1, "rows": 500}, "details": {"share_drifted": 0.25}})
+
+
+def test_a_better_challenger_passes_the_gate_goes_live_and_the_history_says_why(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    _log_labelled(ws, _changed_world(3000, seed=1))
+    service.apply([parse_loop_policy(_policy())])
+    _alarm(ws)
+    [attempt] = controller.tick()
+    assert attempt.result == "promoted" and attempt.trigger_kind == "monitor" and not attempt.human
+    assert Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 2  # the alias moved to the challenger
+    [history] = service.history("toy")
+    assert history["trigger"]["detail"]["monitor"] == "inputs" and history["trigger"]["detail"]["drifted"] == ["x3"]
+    assert [(s["name"], s["outcome"]) for s in history["steps"]] == [("train", "ok"), ("gate", "ok"), ("rollout", "ok")]
+    train, gate, rollout = history["steps"]
+    assert train["detail"]["version"] == 2 and train["detail"]["holdout_rows"] == 900 and train["detail"]["train_rows"] == 2100
+    assert gate["detail"]["passed"] and gate["detail"]["lower"] > 0 and gate["detail"]["challenger"] > gate["detail"]["champion"]
+    assert rollout["detail"]["promoted"] == 2
+    run = ws.tracker.client.get_run(train["detail"]["run_id"])  # lineage: the run that made version 2 names its attempt
+    assert run.data.tags["mloop.loop.attempt"] == str(attempt.id) and run.data.params["recipe"] == "mloop.training:tabular"
+
+
+def test_a_worse_challenger_is_stopped_at_the_gate_and_the_champion_stays(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    _log_labelled(ws, toy_frame(2000, seed=3))
+    service.apply([parse_loop_policy(_policy(recipe={"callable": "tests.automation.recipes:shuffled", "params": {"max_iter": 30}}))])
+    service.retrain("toy", actor="alice", reason="try it")
+    [attempt] = controller.tick()
+    assert attempt.result == "rejected_by_gate"
+    assert Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 1 and ws.store.rollouts.history("toy") == []
+    gate = service.history("toy")[0]["steps"][1]
+    assert gate["name"] == "gate" and gate["outcome"] == "rejected_by_gate"
+    assert not gate["detail"]["passed"] and gate["detail"]["lower"] <= 0 and "not shown better" in gate["detail"]["reason"]
+
+
+def test_an_alarm_opens_one_attempt_and_guards_hold_the_next_back(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    _log_labelled(ws, toy_frame(600, seed=4))
+    _alarm(ws)  # before any policy: nobody listened, and it is never replayed later
+    service.apply([parse_loop_policy(_policy(triggers={"monitors": ["inputs"], "kinds": ["data_drift"]},
+                                             rollout={"strategy": "canary", "steps": [50, 100]}))])
+    assert controller.consume() == []
+    _alarm(ws, monitor="other")  # a monitor the policy does not listen to
+    _alarm(ws, kind="concept_drift")  # nor this kind
+    _alarm(ws)
+    [opened] = controller.consume()
+    assert controller.consume() == []  # consumed once: the cursor moved with it
+    _alarm(ws)  # a second alarm while the first attempt is in flight
+    assert controller.consume() == []
+    skipped = [e for e in ws.store.audit.list(target="toy") if e.action == "loop.trigger_skipped"]
+    assert len(skipped) == 1 and f"attempt {opened} is in flight" in (skipped[0].details or {})["reason"]
+    with pytest.raises(Conflict, match="in flight"):
+        service.retrain("toy")
+    assert [a.id for a in ws.store.loop.attempts("toy")] == [opened]
+    assert ws.store.loop.cursor(CURSOR) == ws.bus.last_id()
+
+
+def test_the_canary_s_end_is_the_attempt_s_and_a_person_s_hand_is_recorded(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    _log_labelled(ws, _changed_world(3000, seed=5))
+    service.apply([parse_loop_policy(_policy(rollout={"strategy": "canary", "steps": [50, 100], "min_seconds": 0}))])
+    attempt_id = service.retrain("toy")
+    [waiting] = controller.tick()
+    assert waiting.step == "wait" and waiting.result is None
+    live = ws.store.rollouts.live("toy")
+    assert live is not None and live.document["candidate"] == "2" and live.document["baseline"] == "1"
+    assert controller.tick()[0].step == "wait"  # nothing decided yet: it waits
+    Rollouts(ws.registry, ws.store, ws.bus).rollback("toy", actor="bob")
+    [ended] = controller.tick()
+    assert ended.id == attempt_id and ended.result == "rolled_back" and ended.human
+    end = service.history("toy")[0]["steps"][-1]
+    assert end["name"] == "rollout_end" and end["detail"]["decided_by"] == "bob"
+
+
+def test_an_interrupted_step_is_redone_and_one_interrupted_twice_is_abandoned(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    _log_labelled(ws, toy_frame(600, seed=6))
+    service.apply([parse_loop_policy(_policy(recipe={"callable": "tests.automation.recipes:shuffled", "params": {"max_iter": 10}}))])
+    first = service.retrain("toy")
+    with ws.store.transaction() as conn:  # the process died while training: a step begun, never finished
+        ws.store.loop.start_step(conn, first, "train")
+    [done] = controller.tick()
+    assert done.result == "rejected_by_gate"
+    assert [s.outcome for s in ws.store.loop.steps(first)][:2] == ["interrupted", "ok"]  # redone, and the attempt went on
+    second = service.retrain("toy")
+    for _ in range(2):
+        with ws.store.transaction() as conn:
+            ws.store.loop.start_step(conn, second, "train")
+        if _ == 0:
+            with ws.store.transaction() as conn:
+                step = ws.store.loop.steps(second)[-1]
+                ws.store.loop.finish_step(conn, step.id, "interrupted", {})
+    [abandoned] = controller.tick()
+    assert abandoned.id == second and abandoned.result == "abandoned" and "interrupted 2 times" in abandoned.state["reason"]
+
+
+def test_a_step_that_cannot_work_fails_the_attempt_with_its_reason(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    service.apply([parse_loop_policy(_policy())])
+    service.retrain("toy")
+    [attempt] = controller.tick()
+    assert attempt.result == "failed" and "only 0 labelled rows" in attempt.state["reason"]
+    _log_labelled(ws, toy_frame(600, seed=7))
+    service.apply([parse_loop_policy(_policy(recipe={"callable": "tests.automation.recipes:explodes"}))])
+    service.retrain("toy")
+    [attempt] = controller.tick()
+    assert attempt.result == "failed" and "RuntimeError: the recipe's own bug" in attempt.state["reason"]
+
+
+def test_policies_with_a_problem_are_refused_naming_the_file_entry_and_field(tmp_path: Path, loop: tuple[Workspace, Loop, LoopController]) -> None:
+    _, service, _ = loop
+    cases = {
+        "policies[0].gate.alpha": "policies:\n  - deployment: toy\n    gate: {alpha: 2}\n",
+        "policies[0].recipe.callable": "policies:\n  - deployment: toy\n    recipe: {callable: 'nowhere.module:train'}\n",
+        "policies[0].rollout": "policies:\n  - deployment: toy\n    rollout: {strategy: blue-green, steps: [5, 100]}\n",
+        "policies[0].rollout.steps": "policies:\n  - deployment: toy\n    rollout: {steps: [5, 300]}\n",
+        "policies[0].data": "policies:\n  - deployment: toy\n    data: {base: x.parquet}\n",
+        "policies[0].triggers.kinds.0": "policies:\n  - deployment: toy\n    triggers: {kinds: [vibes]}\n",
+        "policies[0].retrain": "policies:\n  - deployment: toy\n    retrain: often\n",
+        "policies": "policies: []\n",
+    }
+    for field, text in cases.items():
+        path = tmp_path / "loop.yaml"
+        path.write_text(text)
+        with pytest.raises(InvalidInput) as info:
+            load_loop_policies(path)
+        assert info.value.field is not None and info.value.field.startswith(field) and "loop.yaml" in info.value.message, (field, info.value)
+    with pytest.raises(InvalidInput, match="no deployment 'nope'"):
+        service.apply([parse_loop_policy({"deployment": "nope"})])
+    with pytest.raises(NotFound, match="no retraining policy"):
+        service.retrain("toy")

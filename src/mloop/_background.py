@@ -43,10 +43,27 @@ class LeasedLoop:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> Any:
-        """One tick if this process holds (or takes) the lease; None when another process has it."""
+        """One tick if this process holds (or takes) the lease; None when another process has it. While the tick runs
+        (training a model can take minutes) a heartbeat renews the lease every interval, so no other process takes
+        over work that is still going on; a process that dies stops renewing and is replaced within 3 intervals."""
         if not self.leases.acquire(self.lease, self.holder, ttl=3 * self.interval):
             return None
-        return self._tick()
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._renew, args=(done,), name=f"mloop-{self.lease}-lease", daemon=True)
+        heartbeat.start()
+        try:
+            return self._tick()
+        finally:
+            done.set()
+            heartbeat.join()
+
+    def _renew(self, done: threading.Event) -> None:
+        while not done.wait(self.interval):
+            try:
+                if not self.leases.acquire(self.lease, self.holder, ttl=3 * self.interval):
+                    log.error("%s: another process took the lease while this one was still working", self.lease)
+            except Exception:  # a database hiccup: the next beat tries again
+                log.exception("%s: renewing the lease failed", self.lease)
 
     def _run(self) -> None:
         while not self._stop.is_set():

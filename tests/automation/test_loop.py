@@ -188,3 +188,35 @@ def test_policies_with_a_problem_are_refused_naming_the_file_entry_and_field(tmp
         service.apply([parse_loop_policy({"deployment": "nope"})])
     with pytest.raises(NotFound, match="no retraining policy"):
         service.retrain("toy")
+
+
+def test_the_loop_api_reads_for_viewers_and_acts_for_operators(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    from fastapi.testclient import TestClient
+
+    from mloop.automation._loop_routes import loop_routes
+    from mloop.serving import create_app
+
+    ws, _, controller = loop
+    _log_labelled(ws, toy_frame(600, seed=8))
+    viewer = {"Authorization": f"Bearer {ws.store.api_keys.create('v', 'viewer')[0]}"}
+    operator = {"Authorization": f"Bearer {ws.store.api_keys.create('o', 'operator')[0]}"}
+    with TestClient(create_app(ws, monitor_interval=0, routes=(loop_routes,))) as client:
+        document = _policy(recipe={"callable": "tests.automation.recipes:shuffled", "params": {"max_iter": 10}})
+        assert client.put("/api/loop/policies", json=document, headers=viewer).status_code == 403
+        for bad, field in [({**document, "gate": {"alpha": 3}}, "body.gate.alpha"), ({**document, "deployment": "nope"}, "deployment"),
+                           ({**document, "recipe": {"callable": "no.such:thing"}}, "body.recipe.callable")]:
+            answer = client.put("/api/loop/policies", json=bad, headers=operator)
+            assert answer.status_code == 422 and field in answer.json()["error"], answer.text
+        assert client.put("/api/loop/policies", json=document, headers=operator).json() == {"deployment": "toy", "revision": 1}
+        assert client.get("/api/loop/policies", headers=viewer).json()["policies"][0]["document"]["recipe"]["params"] == {"max_iter": 10}
+        assert client.post("/api/deployments/toy/retrain", json={"reason": "x"}, headers=viewer).status_code == 403
+        assert client.post("/api/deployments/toy/retrain", json={"why": "x"}, headers=operator).status_code == 422
+        opened = client.post("/api/deployments/toy/retrain", json={"reason": "from the API"}, headers=operator)
+        assert opened.status_code == 201 and opened.json() == {"deployment": "toy", "attempt": 1}
+        assert client.post("/api/deployments/toy/retrain", headers=operator).status_code == 409  # one in flight
+        controller.tick()
+        status = client.get("/api/deployments/toy/loop", headers=viewer).json()
+        assert status["in_flight"] is None and status["attempts"][0]["result"] == "rejected_by_gate"
+        assert status["attempts"][0]["trigger"]["detail"]["reason"] == "from the API"
+        assert client.get("/api/loop/history", headers=viewer).json()["attempts"][0]["id"] == 1
+        assert client.get("/api/deployments/nope/loop", headers=viewer).status_code == 404

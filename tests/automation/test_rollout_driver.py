@@ -205,3 +205,28 @@ def test_only_the_lease_holder_drives(setup: tuple[Rollouts, Traffic, RolloutDri
     assert second.run_once() is None  # stands down while the first holds the lease
     first.stop()
     assert second.run_once() is not None  # and takes over once it is released
+
+
+def test_a_long_tick_keeps_its_lease(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
+    import threading
+    import time
+
+    rollouts = setup[0]
+    store = rollouts.store.monitors
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        return "done"
+
+    first = LeasedLoop("slow-work", store, slow, interval=0.1, holder="a")
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(first.run_once()))
+    worker.start()
+    started.wait(5)
+    time.sleep(0.5)  # five intervals: the lease's TTL (three) would have run out without the heartbeat
+    assert LeasedLoop("slow-work", store, lambda: "stolen", interval=0.1, holder="b").run_once() is None
+    release.set()
+    worker.join()
+    assert result == ["done"]

@@ -19,7 +19,7 @@ schemathesis = pytest.importorskip("schemathesis")
 # them; every other check still runs.
 LIVE_STATE = {("POST", "/invocations"), ("POST", "/models/{name}/invocations"), ("POST", "/v2/models/{name}/infer"),
               ("POST", "/v2/models/{name}/feedback"), ("PUT", "/api/monitors"), ("POST", "/api/deployments/{name}/rollout"),
-              ("PUT", "/api/deployments/{name}/rollout")}
+              ("PUT", "/api/deployments/{name}/rollout"), ("PUT", "/api/loop/policies"), ("POST", "/api/deployments/{name}/retrain")}
 
 
 @pytest.mark.slow

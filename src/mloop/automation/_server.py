@@ -40,9 +40,10 @@ BACKGROUND = (rollout_driver, loop_controller)
 
 def create_server_app(workspace: Workspace, **options: Any) -> Any:
     """``serving.create_app`` with the background decisions running beside it (each under its lease)."""
+    from mloop.automation._loop_routes import loop_routes
     from mloop.serving import create_app
 
-    return create_app(workspace, background=BACKGROUND, **options)
+    return create_app(workspace, background=BACKGROUND, routes=(loop_routes,), **options)
 
 
 def app_from_env() -> Any:

@@ -94,6 +94,7 @@ def create_app(
     monitor_interval: float | None = None,
     auth: bool | None = None,
     background: Sequence[BackgroundFactory] = (),
+    routes: Sequence[Callable[[Workspace], list[Route]]] = (),
 ) -> Gateway:
     """An ASGI app serving every deployment of ``workspace``.
 
@@ -105,7 +106,8 @@ def create_app(
     ``MLOOP_EVENT_POLL_INTERVAL``). The workspace's monitors run on a scheduler thread every ``monitor_interval``
     seconds (default ``MLOOP_MONITOR_INTERVAL``; 0 turns it off); of several processes one holds the lease.
     ``background`` adds more leased work built from the workspace and the app's Prometheus registry (the layers
-    above serving hand it in: ``mloop serve`` runs the rollout driver this way)."""
+    above serving hand it in: ``mloop serve`` runs the rollout driver this way), and ``routes`` more routes built from
+    the workspace (the loop's API)."""
     settings = workspace.settings
     metrics = ServingMetrics()
     stats = StatsBook(
@@ -132,7 +134,8 @@ def create_app(
     status = Status(hub, metrics)
     table = RouteTable([
         *status.routes(), *Inference(hub, predictions, metrics).routes(), *Management(workspace.store, authenticator).routes(),
-        *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus), changed=hub.refresh).routes(), *FRAMEWORK_ROUTES,
+        *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus), changed=hub.refresh).routes(),
+        *(route for make in routes for route in make(workspace)), *FRAMEWORK_ROUTES,
     ])
 
     @asynccontextmanager

@@ -19,3 +19,16 @@ def shuffled(frame: pd.DataFrame, target: str, **params: Any) -> Any:
 
 def explodes(frame: pd.DataFrame, target: str, **params: Any) -> Any:
     raise RuntimeError("the recipe's own bug")
+
+
+def waits(frame: pd.DataFrame, target: str, *, folder: str, **params: Any) -> Any:
+    """Say that training began (``folder/started``), then wait for ``folder/go`` before training: a training step a
+    test can kill a process in the middle of."""
+    import time
+    from pathlib import Path
+
+    Path(folder, "started").touch()
+    deadline = time.monotonic() + 120
+    while not Path(folder, "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return tabular(frame, target, **params)

@@ -220,3 +220,25 @@ def test_the_loop_api_reads_for_viewers_and_acts_for_operators(loop: tuple[Works
         assert status["attempts"][0]["trigger"]["detail"]["reason"] == "from the API"
         assert client.get("/api/loop/history", headers=viewer).json()["attempts"][0]["id"] == 1
         assert client.get("/api/deployments/nope/loop", headers=viewer).status_code == 404
+
+
+def test_a_promotion_that_committed_before_a_crash_is_not_repeated_or_undone(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    _log_labelled(ws, _changed_world(3000, seed=9))
+    service.apply([parse_loop_policy(_policy())])
+    attempt = service.retrain("toy")
+    original = controller._do_rollout
+
+    def dies_after_promoting(row, policy):  # type: ignore[no-untyped-def]
+        original(row, policy)  # the policy is set and the alias moved...
+        raise SystemExit("killed")  # ...and the process dies before the step is recorded
+
+    controller._do_rollout = dies_after_promoting  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        controller.tick()
+    assert ws.store.loop.attempt(attempt).step == "rollout" and Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 2
+    controller._do_rollout = original  # type: ignore[method-assign]
+    [done] = controller.tick()  # the restarted controller finds its own promoted policy: promoted, once
+    assert done.result == "promoted" and Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 2
+    assert [(s.name, s.outcome) for s in ws.store.loop.steps(attempt)][-2:] == [("rollout", "interrupted"), ("rollout", "ok")]
+    assert len([p for p in ws.store.rollouts.history("toy") if p.status == "promoted"]) == 1

@@ -229,21 +229,26 @@ class LoopController:
 
     def _do_rollout(self, attempt: AttemptRow, policy: LoopPolicy) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
         champion, challenger = int(attempt.state["champion"]), int(attempt.state["challenger"])
-        live = self.store.rollouts.live(attempt.deployment)
-        if live is not None and str(live.document.get("candidate") or live.document.get("active")) == str(challenger):
-            row = live  # set before a crash: carry on with it
-        elif live is not None:
-            return "done", {"reason": f"another rollout ({live.kind} r{live.revision}) is in progress"}, "abandoned", {}
+        me = f"controller:attempt-{attempt.id}"
+        mine = [p for p in self.store.rollouts.history(attempt.deployment) if p.actor == me]
+        if mine:  # set before the process died: carry on from where that rollout stands
+            row = mine[-1]
+            if not row.live:
+                result = ROLLOUT_RESULTS.get(row.status, "abandoned")
+                return "done", {"policy": row.kind, "revision": row.revision, "policy_id": row.id, "status": row.status}, result, {}
         else:
+            live = self.store.rollouts.live(attempt.deployment)
+            if live is not None:
+                return "done", {"reason": f"another rollout ({live.kind} r{live.revision}) is in progress"}, "abandoned", {}
             served = self.rollouts.served_version(attempt.deployment)
             if served != champion:
                 return "done", {"reason": f"the deployment now serves version {served}, not the champion {champion} it was judged against"}, \
                     "abandoned", {}
-            row = self.rollouts.set(attempt.deployment, policy.rollout.document(champion, challenger), actor="controller",
+            row = self.rollouts.set(attempt.deployment, policy.rollout.document(champion, challenger), actor=me,
                                     reason=f"loop attempt {attempt.id}: version {challenger} passed the gate")
         detail = {"policy": row.kind, "revision": row.revision, "policy_id": row.id}
         if row.kind == "blue-green":
-            self.rollouts.promote(attempt.deployment, actor="controller")
+            self.rollouts.promote(attempt.deployment, actor=me)  # the alias moves, then the promotion is recorded
             return "done", {**detail, "promoted": challenger}, "promoted", {"rollout": detail}
         return "wait", detail, None, {"rollout": detail}
 
@@ -255,7 +260,7 @@ class LoopController:
             return
         result = ROLLOUT_RESULTS.get(row.status, "abandoned")
         decisions = [d for d in self.store.rollouts.decisions(attempt.deployment, last=1000) if d.policy_id == policy_id]
-        human = any(d.actor not in ("driver", "controller") for d in decisions)
+        human = any(d.actor != "driver" and not d.actor.startswith("controller") for d in decisions)
         last = decisions[-1].decision if decisions else {}
         detail = {"status": row.status, "decided_by": decisions[-1].actor if decisions else None, "reason": last.get("reason", ""),
                   "evidence": last.get("evidence", [])}

@@ -1,0 +1,88 @@
+"""Crash safety with real processes: `mloop controller` killed with SIGKILL in the middle of training and while its
+canary waits; each restart resumes the attempt (the interrupted step redone), the champion alias never moves
+without a committed promotion, and the trigger is acted on exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mloop.automation import Loop, parse_loop_policy
+from mloop.serving import Rollouts
+from mloop.workspace import Workspace
+from tests.automation.test_loop import _changed_world, _log_labelled
+
+pytestmark = pytest.mark.slow
+
+
+def _controller(ws: Workspace, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MLOOP_LOOP_INTERVAL": "0.2", "MLOOP_ROLLOUT_INTERVAL": "0", "MLOOP_MONITOR_INTERVAL": "0", "OMP_NUM_THREADS": "1"}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "mloop", "--workspace", str(ws.root), "controller"], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
+
+
+def _until(what: Callable[[], bool], timeout: float, why: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not what():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {why}")
+        time.sleep(0.05)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def test_a_controller_killed_while_training_and_while_its_canary_waits_resumes_the_attempt(deployed: Workspace, tmp_path: Path) -> None:
+    ws = deployed
+    _log_labelled(ws, _changed_world(3000, seed=1))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    policy = {"deployment": "toy", "data": {"rows": 5000, "min_rows": 300, "holdout": 0.3},
+              "recipe": {"callable": "tests.automation.recipes:waits", "params": {"folder": str(marks), "max_iter": 30}},
+              "rollout": {"strategy": "canary", "steps": [50, 100], "min_seconds": 0}}
+    loop = Loop(ws.store, ws.bus)
+    loop.apply([parse_loop_policy(policy)])
+    attempt = loop.retrain("toy", reason="crash test")
+    rollouts = Rollouts(ws.registry, ws.store, ws.bus)
+    log = tmp_path / "controller.log"
+
+    first = _controller(ws, log)
+    _until(lambda: (marks / "started").exists(), 60, "the first controller began training")
+    _kill(first)  # SIGKILL in the middle of the train step
+    [row] = ws.store.loop.attempts("toy")
+    assert row.open and row.step == "train" and [s.finished_at for s in ws.store.loop.steps(attempt)] == [None]
+    assert rollouts.served_version("toy") == 1 and [v.version for v in ws.registry.versions("toy")] == [1]  # nothing half-registered
+
+    (marks / "go").touch()
+    second = _controller(ws, log)
+    try:
+        _until(lambda: ws.store.loop.attempt(attempt).step == "wait", 90, "the second controller trained, gated and set the canary")
+    finally:
+        _kill(second)  # SIGKILL while the canary waits for its verdict
+    steps = ws.store.loop.steps(attempt)
+    assert [(s.name, s.outcome) for s in steps] == [("train", "interrupted"), ("train", "ok"), ("gate", "ok"), ("rollout", "ok")]
+    live = ws.store.rollouts.live("toy")
+    assert live is not None and live.document["candidate"] == "2" and live.actor == f"controller:attempt-{attempt}"
+    assert rollouts.served_version("toy") == 1  # a canary is not a promotion
+
+    rollouts.rollback("toy", actor="carol")  # the verdict arrives while no controller runs
+    third = _controller(ws, log)
+    try:
+        _until(lambda: ws.store.loop.attempt(attempt).result is not None, 60, "the third controller saw the rollout end")
+    finally:
+        _kill(third)
+    done = ws.store.loop.attempt(attempt)
+    assert done.result == "rolled_back" and done.human
+    assert rollouts.served_version("toy") == 1
+    assert [a.id for a in ws.store.loop.attempts("toy")] == [attempt]  # one trigger, one attempt
+    assert len([p for p in ws.store.rollouts.history("toy") if p.actor == f"controller:attempt-{attempt}"]) == 1  # one canary, not two

@@ -75,3 +75,19 @@ def test_bad_holdouts_are_named() -> None:
         delong([1, 1, 1, 0], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4])
     with pytest.raises(InvalidInput, match="same length"):
         judge(GateSpec(), [0, 1], [0.1], [0.2, 0.3])
+
+
+def test_a_drop_of_auc_between_two_samples_is_found_and_no_drop_is_not() -> None:
+    from mloop.automation._gate import auc_drop, auc_with_variance
+
+    rng = np.random.default_rng(4)
+    y, a, _ = _pair(rng, 3000, 0.0)
+    value, variance = auc_with_variance(y, a)
+    boot = [roc_auc_score(y[i], a[i]) for i in (rng.integers(0, len(y), len(y)) for _ in range(400))]
+    assert value == pytest.approx(roc_auc_score(y, a)) and variance == pytest.approx(np.var(boot), rel=0.25)
+    y2, a2, _ = _pair(rng, 3000, 0.0)
+    assert not auc_drop((y, a), (y2, a2)).dropped  # the same model on a new sample
+    worse = auc_drop((y, a), (y2, a2 + rng.normal(scale=2.0, size=3000)))  # the scores lost most of their signal
+    assert worse.dropped and worse.z > 1.645 and worse.current < worse.reference
+    false_alarms = sum(auc_drop(_pair(rng, 1000, 0.0)[:2], _pair(rng, 1000, 0.0)[:2]).dropped for _ in range(200))
+    assert false_alarms / 200 <= 0.09

@@ -67,16 +67,18 @@ def test_a_better_challenger_passes_the_gate_goes_live_and_the_history_says_why(
     _alarm(ws)
     [attempt] = controller.tick()
     assert attempt.result == "promoted" and attempt.trigger_kind == "monitor" and not attempt.human
-    assert Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 2  # the alias moved to the challenger
+    assert Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 3  # the alias moved to the challenger, refit on every row
     [history] = service.history("toy")
     assert history["trigger"]["detail"]["monitor"] == "inputs" and history["trigger"]["detail"]["drifted"] == ["x3"]
     assert [(s["name"], s["outcome"]) for s in history["steps"]] == [("train", "ok"), ("gate", "ok"), ("rollout", "ok")]
     train, gate, rollout = history["steps"]
     assert train["detail"]["version"] == 2 and train["detail"]["holdout_rows"] == 900 and train["detail"]["train_rows"] == 2100
     assert gate["detail"]["passed"] and gate["detail"]["lower"] > 0 and gate["detail"]["challenger"] > gate["detail"]["champion"]
-    assert rollout["detail"]["promoted"] == 2
+    assert gate["detail"]["refit"]["version"] == 3 and gate["detail"]["refit"]["rows"] == 3000 and rollout["detail"]["promoted"] == 3
     run = ws.tracker.client.get_run(train["detail"]["run_id"])  # lineage: the run that made version 2 names its attempt
     assert run.data.tags["mloop.loop.attempt"] == str(attempt.id) and run.data.params["recipe"] == "mloop.training:tabular"
+    refit = ws.tracker.client.get_run(gate["detail"]["refit"]["run_id"])  # and the refit names the version it refits
+    assert refit.data.tags["mloop.loop.refit_of"] == "2" and history["challenger"] == 3
 
 
 def test_a_worse_challenger_is_stopped_at_the_gate_and_the_champion_stays(loop: tuple[Workspace, Loop, LoopController]) -> None:
@@ -122,7 +124,7 @@ def test_the_canary_s_end_is_the_attempt_s_and_a_person_s_hand_is_recorded(loop:
     [waiting] = controller.tick()
     assert waiting.step == "wait" and waiting.result is None
     live = ws.store.rollouts.live("toy")
-    assert live is not None and live.document["candidate"] == "2" and live.document["baseline"] == "1"
+    assert live is not None and live.document["candidate"] == "3" and live.document["baseline"] == "1"
     assert controller.tick()[0].step == "wait"  # nothing decided yet: it waits
     Rollouts(ws.registry, ws.store, ws.bus).rollback("toy", actor="bob")
     [ended] = controller.tick()
@@ -236,9 +238,39 @@ def test_a_promotion_that_committed_before_a_crash_is_not_repeated_or_undone(loo
     controller._do_rollout = dies_after_promoting  # type: ignore[method-assign]
     with pytest.raises(SystemExit):
         controller.tick()
-    assert ws.store.loop.attempt(attempt).step == "rollout" and Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 2
+    assert ws.store.loop.attempt(attempt).step == "rollout" and Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 3
     controller._do_rollout = original  # type: ignore[method-assign]
     [done] = controller.tick()  # the restarted controller finds its own promoted policy: promoted, once
-    assert done.result == "promoted" and Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 2
+    assert done.result == "promoted" and Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 3
     assert [(s.name, s.outcome) for s in ws.store.loop.steps(attempt)][-2:] == [("rollout", "interrupted"), ("rollout", "ok")]
     assert len([p for p in ws.store.rollouts.history("toy") if p.status == "promoted"]) == 1
+
+
+def test_a_fall_of_the_champion_s_own_auc_opens_an_attempt_once(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    rng = np.random.default_rng(11)
+    log = PredictionLog(ws.logs_dir, flush_interval=60)
+
+    def block(start: int, signal: float) -> None:  # 400 labelled predictions of v1 whose scores carry ``signal``
+        y = (rng.random(400) < 0.4).astype(float)
+        scores = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=400))))
+        frame = toy_frame(400, seed=start)
+        for i in range(0, 400, 50):
+            rid = f"p{start}-{i}"
+            log.log_predictions("toy", 1, rid, 2_000.0 + start + i / 1000, frame.iloc[i : i + 50][FEATURES], scores[i : i + 50], 1.0)
+            log.log_feedback("toy", rid, y[i : i + 50].tolist(), 2_000.0 + start + i / 1000 + 0.0005)
+        log.flush()
+
+    service.apply([parse_loop_policy(_policy(triggers={"monitors": [], "performance": {"rows": 400, "alpha": 0.05}}))])
+    block(0, 1.5)  # the reference block
+    block(1, 1.5)  # as good: no trigger
+    assert controller.watch() == []
+    block(2, 0.2)  # the champion's AUC falls
+    [opened] = controller.watch()
+    assert controller.watch() == []  # each block is judged once
+    attempt = ws.store.loop.attempt(opened)
+    detail = attempt.trigger_detail
+    assert attempt.trigger_kind == "performance" and detail["block"] == 2 and detail["dropped"]
+    assert detail["reference"] - detail["current"] > 0.2 and detail["z"] > 1.645
+    assert ws.store.loop.cursor("loop-performance:toy") == {"champion": 1, "block": 2}
+    log.close()

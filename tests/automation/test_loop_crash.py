@@ -72,7 +72,7 @@ def test_a_controller_killed_while_training_and_while_its_canary_waits_resumes_t
     steps = ws.store.loop.steps(attempt)
     assert [(s.name, s.outcome) for s in steps] == [("train", "interrupted"), ("train", "ok"), ("gate", "ok"), ("rollout", "ok")]
     live = ws.store.rollouts.live("toy")
-    assert live is not None and live.document["candidate"] == "2" and live.actor == f"controller:attempt-{attempt}"
+    assert live is not None and live.document["candidate"] == "3" and live.actor == f"controller:attempt-{attempt}"  # the refit of 2
     assert rollouts.served_version("toy") == 1  # a canary is not a promotion
 
     rollouts.rollback("toy", actor="carol")  # the verdict arrives while no controller runs

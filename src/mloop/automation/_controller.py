@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mloop.automation._gate import judge
+from mloop.automation._gate import auc_drop, judge
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
 from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, trigger_for
 from mloop.errors import MloopError
@@ -89,9 +89,44 @@ class LoopController:
 
     # -- attempts ----------------------------------------------------------------------------
 
+    def watch(self) -> list[int]:
+        """The performance triggers: for each policy that has one, compare every new complete block of the champion's
+        labelled predictions with its reference block (the first); a significant drop opens an attempt. The block
+        evaluated last is a cursor, moved with the attempt it opens."""
+        opened = []
+        for deployment, (policy_id, policy) in self.policies().items():
+            spec = policy.triggers.performance
+            if spec is None:
+                continue
+            champion = self.rollouts.served_version(deployment)
+            name = f"loop-performance:{deployment}"
+            seen = self.store.loop.cursor(name) or {}
+            done = int(seen.get("block", 0)) if seen.get("champion") == champion else 0
+            frame = self.reader.labelled(deployment, columns=("version", "score"))
+            if frame.empty:
+                continue
+            frame = frame[(frame["version"] == champion) & frame[LABEL].notna()].sort_values(["ts", "request_id", "row"], kind="stable")
+            blocks = len(frame) // spec.rows
+            if blocks < 2 or blocks - 1 <= done:
+                continue
+            reference = frame.iloc[: spec.rows]
+            for block in range(done + 1, blocks):
+                current = frame.iloc[block * spec.rows: (block + 1) * spec.rows]
+                drop = auc_drop((reference[LABEL], reference["score"]), (current[LABEL], current["score"]), alpha=spec.alpha, min_drop=spec.min_drop)
+                with self.store.transaction() as conn:
+                    if drop.dropped:
+                        trigger = Trigger(deployment, "performance", f"performance:v{champion}:block{block}", self.clock(),
+                                          {"champion": champion, "block": block, **drop.to_dict()})
+                        attempt = self._open(conn, trigger, (policy_id, policy))
+                        if attempt is not None:
+                            opened.append(attempt)
+                    self.store.loop.move_cursor(conn, name, {"champion": champion, "block": block})
+        return opened
+
     def tick(self) -> list[AttemptRow]:
-        """Consume alarms, then move every open attempt; returns the attempts as they stand afterwards."""
+        """Consume alarms and performance drops, then move every open attempt; returns the attempts as they stand."""
         self.consume()
+        self.watch()
         moved = []
         for attempt in self.store.loop.attempts(open_only=True, last=1000):
             try:
@@ -161,11 +196,12 @@ class LoopController:
         features = self.registry.load(deployment.model_name, champion).feature_names
         train, holdout = self._window(deployment.name, policy, features)
         folder = self.loop_dir / deployment.name / f"attempt-{attempt.id:06d}"
-        holdout_path = folder / "holdout.parquet"
+        holdout_path, train_path = folder / "holdout.parquet", folder / "train.parquet"
         from mloop.files import replacing
 
-        with replacing(holdout_path) as tmp:
-            holdout.to_parquet(tmp, index=False)
+        for frame, path in ((holdout, holdout_path), (train, train_path)):
+            with replacing(path) as tmp:
+                frame.to_parquet(tmp, index=False)
         recipe = policy.recipe.resolve()
         tags = {"mloop.loop.attempt": str(attempt.id), "mloop.loop.trigger": attempt.trigger_kind, "mloop.loop.deployment": deployment.name,
                 "mloop.loop.recipe": policy.recipe.callable}
@@ -183,7 +219,8 @@ class LoopController:
         version = self.registry.register(uri, deployment.model_name).version
         detail = {"run_id": run_id, "version": version, "champion": champion, "train_rows": len(train), "holdout_rows": len(holdout),
                   "holdout": str(holdout_path)}
-        return "gate", detail, None, {"champion": champion, "challenger": version, "run_id": run_id, "holdout": str(holdout_path)}
+        return "gate", detail, None, {"champion": champion, "challenger": version, "run_id": run_id, "holdout": str(holdout_path),
+                                      "train": str(train_path)}
 
     def _window(self, deployment: str, policy: LoopPolicy, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The labelled rows to learn from and the newest ones held out for the gate (time order, never mixed)."""
@@ -222,7 +259,28 @@ class LoopController:
         detail = result.to_dict()
         if not result.passed:
             return "done", detail, "rejected_by_gate", {"gate": detail}
-        return "rollout", detail, None, {"gate": detail}
+        if not policy.data.refit:
+            return "rollout", detail, None, {"gate": detail}
+        refit = self._refit(attempt, policy, deployment.model_name, holdout, features)
+        return "rollout", {**detail, "refit": refit}, None, {"gate": detail, "gated": attempt.state["challenger"], "challenger": refit["version"]}
+
+    def _refit(self, attempt: AttemptRow, policy: LoopPolicy, model_name: str, holdout: pd.DataFrame, features: list[str]) -> dict[str, Any]:
+        """The recipe that passed the gate, fit again on every row of the window (the held-out newest ones too)."""
+        frame = pd.concat([pd.read_parquet(attempt.state["train"]), holdout], ignore_index=True)
+        tags = {"mloop.loop.attempt": str(attempt.id), "mloop.loop.refit_of": str(attempt.state["challenger"]),
+                "mloop.loop.recipe": policy.recipe.callable}
+        with self.tracker.start_run(f"loop-{attempt.deployment}", run_name=f"attempt-{attempt.id}-refit", tags=tags) as run:
+            run.log_dataset(frame, context="training", name=f"{attempt.deployment}-attempt-{attempt.id}-all", targets=LABEL)
+            run.log_params({"recipe": policy.recipe.callable, **{f"recipe.{k}": v for k, v in policy.recipe.params.items()},
+                            "refit_of": attempt.state["challenger"], "train_rows": len(frame)})
+            try:
+                model = policy.recipe.resolve()(frame, LABEL, **policy.recipe.params)
+            except Exception as exc:
+                raise StepFailed(f"the recipe {policy.recipe.callable} raised {type(exc).__name__} on the refit: {exc}") from exc
+            uri = run.log_sklearn_model(model, frame[features].head(5))
+            run_id = run.run_id
+        version = self.registry.register(uri, model_name).version
+        return {"version": version, "run_id": run_id, "rows": len(frame)}
 
     def _rollout(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
         self._step(attempt, "rollout", lambda: self._do_rollout(attempt, policy))

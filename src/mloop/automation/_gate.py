@@ -131,3 +131,44 @@ def judge(spec: GateSpec, labels: ArrayLike, champion: ArrayLike, challenger: Ar
     reason = (f"challenger {name} {second:.4f} vs champion {first:.4f}: {verdict} by more than {spec.min_effect:g} "
               f"(lower bound {lower:+.4f}, z {z:.2f})")
     return GateResult(shown, spec.metric, first, second, difference, se, z, lower, spec.min_effect, spec.alpha, rows, reason)
+
+
+def auc_with_variance(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
+    """One model's AUC on a sample and DeLong's variance of it (for comparing two independent samples)."""
+    y, s = np.asarray(labels, dtype=float), np.asarray(scores, dtype=float)
+    positive = y >= 0.5
+    m, n = int(positive.sum()), int((~positive).sum())
+    if m < 2 or n < 2:
+        raise InvalidInput(f"An AUC needs at least two rows of each class, got {m} positive and {n} negative.", field="labels")
+    pos, neg = s[positive], s[~positive]
+    tz = _midranks(np.concatenate([pos, neg]))
+    v10 = (tz[:m] - _midranks(pos)) / n
+    v01 = 1.0 - (tz[m:] - _midranks(neg)) / m
+    auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
+    return float(auc), float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Has the champion's AUC fallen below its own reference? The statistic behind a performance trigger."""
+
+    dropped: bool
+    reference: float
+    current: float
+    z: float
+    alpha: float
+    min_drop: float
+    rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def auc_drop(reference: tuple[ArrayLike, ArrayLike], current: tuple[ArrayLike, ArrayLike], *, alpha: float = 0.05, min_drop: float = 0.0) -> Drop:
+    """A one-sided z-test that the AUC on ``current`` (labels, scores) is lower than on ``reference`` by more than
+    ``min_drop``: the two samples are independent (different rows), so their DeLong variances add."""
+    ref_auc, ref_var = auc_with_variance(*reference)
+    cur_auc, cur_var = auc_with_variance(*current)
+    se = math.sqrt(ref_var + cur_var)
+    z = (ref_auc - cur_auc - min_drop) / se if se > 0 else (math.inf if ref_auc - cur_auc > min_drop else -math.inf)
+    return Drop(bool(z >= _phi_inverse(1.0 - alpha)), ref_auc, cur_auc, z, alpha, min_drop, len(np.asarray(current[0])))

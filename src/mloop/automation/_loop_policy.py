@@ -37,23 +37,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PerformanceTrigger(_Strict):
+    """The champion's own labelled predictions, in blocks of ``rows``: the first block is its reference; a later block
+    whose AUC is lower by more than ``min_drop`` (one-sided z-test at ``alpha``, DeLong variances) is a trigger."""
+
+    rows: int = Field(default=20_000, ge=200, le=10_000_000)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_drop: float = Field(default=0.0, ge=0, le=1)
+
+
 class TriggerSpec(_Strict):
     """Which alarms start an attempt: those of ``monitors`` (all of the deployment's when omitted; none when empty),
-    of these ``kinds``. ``mloop retrain NAME`` always can."""
+    of these ``kinds``; and, with ``performance``, a fall of the champion's AUC below its own reference. ``mloop
+    retrain NAME`` always can."""
 
     monitors: list[str] | None = None
     kinds: list[AlarmKind] = Field(default_factory=lambda: list(ALARM_KINDS), min_length=1)
+    performance: PerformanceTrigger | None = None
 
 
 class DataSpec(_Strict):
     """The newest ``rows`` labelled predictions from the log (within the last ``days`` if given); the newest
     ``holdout`` share of them is kept for the gate and never trained on; ``base`` (a Parquet, CSV or Arrow file of
-    the original training data, its label in ``base_target``) is added to the training rows."""
+    the original training data, its label in ``base_target``) is added to the training rows. With ``refit`` (the
+    default) what goes live after the gate is the same recipe fit on all the rows: the gate judged the recipe on rows
+    it had not seen, and the newest rows are the most telling."""
 
     rows: int = Field(default=120_000, ge=100, le=100_000_000)
     days: float | None = Field(default=None, gt=0, le=3650)
     holdout: float = Field(default=0.25, gt=0.0, le=0.5)
     min_rows: int = Field(default=500, ge=50, le=100_000_000)
+    refit: bool = True  # once the gate passes, the recipe is fit again on every row of the window, held-out ones too
     base: str | None = None
     base_target: str | None = None
 

@@ -6,12 +6,12 @@ end of each month.
 - monthly-last: retrain at the end of every month on that month alone, promote without a gate;
 - monthly-recent: retrain every month on the newest 120,000 labelled rows, promote without a gate;
 - mloop, two triggers: a monthly drift monitor's alarm (``DatasetDrift`` with the monitors' defaults, against the
-  champion's training data), or a drop of the champion's own AUC below its first month's (one-sided z, α 5 %,
-  Hanley–McNeil variances). Then ``admit`` applies the guards, a challenger is trained by the recipe on the newest
-  labelled rows minus a held-out newest share, and ``judge`` (DeLong's paired test, α 5 %) lets the recipe replace
-  the champion only if the challenger is shown better; what goes live is the recipe refit on all those rows. The
-  decision functions are the controller's own; the rollout is immediate here (the canary's error rates are measured
-  in ``rollout_stats.py``).
+  champion's training data), or a drop of the champion's own AUC below its first month's (the controller's
+  performance trigger, ``auc_drop``: one-sided z, α 5 %, DeLong variances, a month a block). Then ``admit``
+  applies the guards, a challenger is trained by the recipe on the newest labelled rows minus a held-out newest
+  share, and ``judge`` (DeLong's paired test, α 5 %) lets the recipe replace the champion only if the challenger is
+  shown better; what goes live is the recipe refit on all those rows. The decision functions are the controller's
+  own; the rollout is immediate here (the canary's error rates are measured in ``rollout_stats.py``).
 
 Each month is scored by the model in force when it began; the table prints each policy's mean monthly AUC, retrains
 and promotions, and for mloop each attempt with its statistic, and the rows and seconds from the alarm's window to
@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mloop.automation import GateSpec, admit, judge
+from mloop.automation._gate import auc_drop
 from mloop.automation._loop_policy import Guards
 from mloop.demo._flights import SPEC, load_flights
 from mloop.monitoring.drift import DatasetDrift
@@ -64,12 +65,6 @@ def _score(model: Any, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict_proba(frame[SPEC.features])[:, 1])
 
 
-def _auc_variance(a: float, positives: int, negatives: int) -> float:
-    """Hanley & McNeil's variance of an AUC over ``positives`` and ``negatives`` (for comparing two months unpaired)."""
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    return (a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)) / max(positives * negatives, 1)
-
-
 class LoopRun:
     """mloop's decisions month by month under one trigger, with the controller's guards and gate."""
 
@@ -77,7 +72,7 @@ class LoopRun:
         self.trigger, self.args = trigger, args
         self.policy = Policy(f"mloop ({'drift alarm' if trigger == 'drift' else 'AUC drop'})", model)
         self.reference = DatasetDrift().fit(initial[SPEC.features])
-        self.champion_reference: tuple[float, float] | None = None
+        self.champion_reference: tuple[np.ndarray, np.ndarray] | None = None
         self.guards = Guards(cooldown_seconds=args.cooldown_months * MONTH, max_per_day=1)
         self.gate = GateSpec(metric="auc", min_effect=0.0, alpha=0.05)
         self.attempts: list[AttemptRow] = []
@@ -92,16 +87,14 @@ class LoopRun:
                 self.rows.append((f"{month:02d}", evidence, "no alarm", "", "", ""))
                 return None
             return evidence
-        month_auc = self.policy.aucs[-1]
-        n_pos = int(rows[SPEC.target].sum())
-        current = (month_auc, _auc_variance(month_auc, n_pos, len(rows) - n_pos))
+        current = (rows[SPEC.target].to_numpy(float), _score(self.policy.model, rows))
         if self.champion_reference is None:
             self.champion_reference = current
-            self.rows.append((f"{month:02d}", f"AUC {month_auc:.3f}", "the champion's reference month", "", "", ""))
+            self.rows.append((f"{month:02d}", f"AUC {self.policy.aucs[-1]:.3f}", "the champion's reference month", "", "", ""))
             return None
-        z = (self.champion_reference[0] - current[0]) / math.sqrt(self.champion_reference[1] + current[1])
-        evidence = f"AUC {month_auc:.3f} vs {self.champion_reference[0]:.3f}, z {z:.2f}"
-        if z < 1.645:
+        drop = auc_drop(self.champion_reference, current, alpha=0.05)  # the controller's performance trigger, a month a block
+        evidence = f"AUC {drop.current:.3f} vs {drop.reference:.3f}, z {drop.z:.2f}"
+        if not drop.dropped:
             self.rows.append((f"{month:02d}", evidence, "no drop", "", "", ""))
             return None
         return evidence

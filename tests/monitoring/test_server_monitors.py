@@ -43,8 +43,10 @@ def test_the_server_scheduler_raises_an_alarm_and_exports_it(deployed: Workspace
                 time.sleep(0.2)
             windows = deployed.store.monitors.windows(monitor.id)
             assert [w.drift for w in windows] == [False, True]
-            metrics = client.get("/metrics").text
-            assert 'mloop_monitor_alarm{deployment="toy",monitor="inputs"} 1.0' in metrics
+            alarm = 'mloop_monitor_alarm{deployment="toy",monitor="inputs"} 1.0'
+            while alarm not in (metrics := client.get("/metrics").text) and time.time() < deadline:
+                time.sleep(0.1)  # the window is stored before its alarm reaches the gauge, in the same tick
+            assert alarm in metrics
             assert client.post("/invocations", json={"dataframe_split": {"columns": ["x1"], "data": [[1.0]]}}).status_code == 422
     finally:
         assert server.stop() == 0

@@ -60,6 +60,7 @@ def _alarm(ws: Workspace, monitor: str = "inputs", kind: str = "data_drift") -> 
                                               "drifted": ["x3"], "window": {"start": 0, "end": 1, "rows": 500}, "details": {"share_drifted": 0.25}})
 
 
+@pytest.mark.slow
 def test_a_better_challenger_passes_the_gate_goes_live_and_the_history_says_why(loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = loop
     _log_labelled(ws, _changed_world(3000, seed=1))
@@ -116,6 +117,7 @@ def test_an_alarm_opens_one_attempt_and_guards_hold_the_next_back(loop: tuple[Wo
     assert ws.store.loop.cursor(CURSOR) == ws.bus.last_id()
 
 
+@pytest.mark.slow
 def test_the_canary_s_end_is_the_attempt_s_and_a_person_s_hand_is_recorded(loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = loop
     _log_labelled(ws, _changed_world(3000, seed=5))
@@ -133,6 +135,7 @@ def test_the_canary_s_end_is_the_attempt_s_and_a_person_s_hand_is_recorded(loop:
     assert end["name"] == "rollout_end" and end["detail"]["decided_by"] == "bob"
 
 
+@pytest.mark.slow
 def test_an_interrupted_step_is_redone_and_one_interrupted_twice_is_abandoned(loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = loop
     _log_labelled(ws, toy_frame(600, seed=6))
@@ -155,6 +158,7 @@ def test_an_interrupted_step_is_redone_and_one_interrupted_twice_is_abandoned(lo
     assert abandoned.id == second and abandoned.result == "abandoned" and "interrupted 2 times" in abandoned.state["reason"]
 
 
+@pytest.mark.slow
 def test_a_step_that_cannot_work_fails_the_attempt_with_its_reason(loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = loop
     service.apply([parse_loop_policy(_policy())])
@@ -192,6 +196,7 @@ def test_policies_with_a_problem_are_refused_naming_the_file_entry_and_field(tmp
         service.retrain("toy")
 
 
+@pytest.mark.slow
 def test_the_loop_api_reads_for_viewers_and_acts_for_operators(loop: tuple[Workspace, Loop, LoopController]) -> None:
     from fastapi.testclient import TestClient
 
@@ -224,6 +229,7 @@ def test_the_loop_api_reads_for_viewers_and_acts_for_operators(loop: tuple[Works
         assert client.get("/api/deployments/nope/loop", headers=viewer).status_code == 404
 
 
+@pytest.mark.slow
 def test_a_promotion_that_committed_before_a_crash_is_not_repeated_or_undone(loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = loop
     _log_labelled(ws, _changed_world(3000, seed=9))

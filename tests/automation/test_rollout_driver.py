@@ -134,6 +134,7 @@ def test_one_failure_at_one_percent_does_not_roll_back_but_a_dead_candidate_does
     assert "were all errors" in decision.decision["reason"]
 
 
+@pytest.mark.slow
 def test_each_outcome_is_counted_once_across_ticks_and_restarts(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
     rollouts, traffic, driver = setup
     canary(rollouts, traffic, min_samples=100_000)  # never enough: the driver only accumulates
@@ -148,6 +149,7 @@ def test_each_outcome_is_counted_once_across_ticks_and_restarts(setup: tuple[Rol
     assert counted == {arm: routed.get(arm, 0) + more.get(arm, 0) for arm in ("baseline", "candidate")}
 
 
+@pytest.mark.slow
 def test_an_operators_pause_wins_and_resume_carries_on_with_the_evidence(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
     rollouts, traffic, driver = setup
     canary(rollouts, traffic)
@@ -158,6 +160,7 @@ def test_an_operators_pause_wins_and_resume_carries_on_with_the_evidence(setup: 
     assert tick(driver, traffic) == ["advance"]  # the outcomes sent while paused still count
 
 
+@pytest.mark.slow
 def test_the_label_loss_rolls_back_a_candidate_whose_predictions_are_worse(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
     rollouts, traffic, driver = setup
     canary(rollouts, traffic, steps=[50, 100], metrics={"errors": {}, "loss": {"tau": 0.05}})
@@ -173,6 +176,7 @@ def test_the_label_loss_rolls_back_a_candidate_whose_predictions_are_worse(setup
     assert not errors["worse"]
 
 
+@pytest.mark.slow
 def test_a_bandit_moves_traffic_to_the_arm_with_better_rewards_and_keeps_its_state(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
     from prometheus_client import CollectorRegistry
 
@@ -207,6 +211,7 @@ def test_only_the_lease_holder_drives(setup: tuple[Rollouts, Traffic, RolloutDri
     assert second.run_once() is not None  # and takes over once it is released
 
 
+@pytest.mark.slow
 def test_a_long_tick_keeps_its_lease(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
     import threading
     import time

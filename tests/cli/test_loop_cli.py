@@ -19,6 +19,7 @@ POLICY = """policies:
 """
 
 
+@pytest.mark.slow
 def test_apply_retrain_run_once_and_read_the_history(deployed: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     import json

@@ -82,6 +82,7 @@ def test_a_better_challenger_passes_the_gate_goes_live_and_the_history_says_why(
     assert refit.data.tags["mloop.loop.refit_of"] == "2" and history["challenger"] == 3
 
 
+@pytest.mark.slow
 def test_a_worse_challenger_is_stopped_at_the_gate_and_the_champion_stays(loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = loop
     _log_labelled(ws, toy_frame(2000, seed=3))
@@ -252,6 +253,7 @@ def test_a_promotion_that_committed_before_a_crash_is_not_repeated_or_undone(loo
     assert len([p for p in ws.store.rollouts.history("toy") if p.status == "promoted"]) == 1
 
 
+@pytest.mark.slow
 def test_a_fall_of_the_champion_s_own_auc_opens_an_attempt_once(loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = loop
     rng = np.random.default_rng(11)

@@ -106,6 +106,7 @@ def test_a_good_candidate_advances_stage_by_stage_and_is_promoted_with_its_evide
     assert events[-1].payload["evidence"][0]["upper"] == errors["upper"]
 
 
+@pytest.mark.slow
 def test_a_worse_candidate_is_rolled_back_on_its_statistic_and_the_alias_stays(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
     rollouts, traffic, driver = setup
     canary(rollouts, traffic, steps=[50, 100])
@@ -199,6 +200,7 @@ def test_a_bandit_moves_traffic_to_the_arm_with_better_rewards_and_keeps_its_sta
     assert restored.weights() == live.state["applied"]
 
 
+@pytest.mark.slow
 def test_only_the_lease_holder_drives(setup: tuple[Rollouts, Traffic, RolloutDriver]) -> None:
     rollouts, traffic, driver = setup
     canary(rollouts, traffic)

@@ -61,6 +61,7 @@ def test_a_canary_set_from_the_cli_is_advanced_and_promoted_by_the_server_alone(
     assert code == 0 and "every metric shown to be within its tolerance" in out
 
 
+@pytest.mark.slow
 def test_a_policy_file_with_a_problem_is_refused_naming_the_file_and_field(
     deployed: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,7 @@ def _make(name: str, one_sided: bool = True):  # type: ignore[no-untyped-def]
     return detector(name, one_sided=one_sided, **params)
 
 
-@pytest.mark.parametrize("name", list(DETECTORS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "kswin" else n for n in DETECTORS])  # KSWIN: seconds each
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_detects_a_degradation_soon_after_it_happens(name: str, seed: int) -> None:
     det = _make(name)
@@ -34,7 +34,7 @@ def test_detects_a_degradation_soon_after_it_happens(name: str, seed: int) -> No
     assert det.n_seen == len(stream)
 
 
-@pytest.mark.parametrize("name", [n for n in DETECTORS if n not in ("ddm", "eddm")])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "kswin" else n for n in DETECTORS if n not in ("ddm", "eddm")])
 def test_one_sided_ignores_an_improvement(name: str) -> None:
     stream = _stream(False, 0.4, 0.1, 3)
     two_sided, one_sided = _make(name, one_sided=False), _make(name, one_sided=True)

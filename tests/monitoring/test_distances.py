@@ -47,6 +47,7 @@ def test_wasserstein_is_scipys_over_the_reference_spread() -> None:
     assert result.p_value == KSTest().fit(ref).score(cur).p_value
 
 
+@pytest.mark.slow
 def test_mmd_permutation_test_is_calibrated_and_seeded() -> None:
     rng = np.random.default_rng(3)
     ref = rng.normal(size=(400, 4))

@@ -103,6 +103,7 @@ def test_one_error_at_one_percent_does_not_roll_back() -> None:
     assert policy.decide(now=1e9).action is not Action.ROLLBACK
 
 
+@pytest.mark.slow
 def test_the_simulator_measures_both_judges_on_the_same_streams() -> None:
     equal = simulate_canary(baseline_error=0.05, candidate_error=0.05, runs=120, seed=3)
     assert equal["false_rollback_rate"] == equal["rollback_rate"] <= 0.06

@@ -68,6 +68,7 @@ def test_policies_keep_their_history_and_decisions_their_statistics(rollouts: Ro
     ]
 
 
+@pytest.mark.slow
 def test_the_server_routes_by_the_live_policy_and_logs_each_arm_with_its_probability(deployed: Workspace) -> None:
     """A stored canary at its first stage sends its share to the candidate, sticky by X-Routing-Key; each log row
     names the arm and the probability it had; a blue-green policy then sends everything to its active version."""

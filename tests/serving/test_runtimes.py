@@ -131,6 +131,7 @@ def test_onnx_failure_falls_back_to_the_native_model_and_is_counted(workspace: W
         assert 'mloop_runtime_fallbacks_total{deployment="h",version="1"} 1.0' in client.get("/metrics").text
 
 
+@pytest.mark.slow
 def test_a_slow_onnx_batch_is_aborted_and_answered_natively(workspace: Workspace) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 

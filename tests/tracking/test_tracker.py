@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 import mlflow
+import pytest
 
 from mloop.workspace import Workspace
 from tests.conftest import toy_frame
@@ -64,6 +65,7 @@ def test_code_version_outside_git(tmp_path: Path) -> None:
     assert code_version(tmp_path).commit is None
 
 
+@pytest.mark.slow
 def test_two_workspaces_in_one_process_log_to_their_own_stores(tmp_path: Path) -> None:
     """No MLflow process-wide state: runs interleaved between two workspaces (one nested inside the other's) land
     in their own stores, and MLflow's global tracking URI and active run are left alone."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 
 class MloopError(Exception):
     """Base of every error mloop raises on purpose; its message tells the user what to do next."""
@@ -82,3 +85,18 @@ class Forbidden(MloopError):
     """A valid credential whose role does not allow this action."""
 
     status_code = 403
+
+
+def invalid_from(exc: Any, where: str = "", *, default: str | None = "body", label: str | None = None) -> InvalidInput:
+    """The first problem of a pydantic ``ValidationError`` as ``InvalidInput`` naming its field under ``where``
+    (``steps.2``, ``policies[0].gate.alpha``; ``default`` when nothing names one, and the message then says ``label``).
+    A model-level check whose message starts with ``name: `` names a field of its own (``rollout: steps: …`` becomes
+    ``rollout.steps``); pydantic's ``Value error, `` prefix is dropped."""
+    first = exc.errors()[0]
+    parts = [str(p) for p in first.get("loc", ()) if not str(p).startswith("function-")]
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    inner = re.match(r"^([A-Za-z_][\w.]*): (.*)$", message)
+    if inner:
+        parts, message = [*parts, inner.group(1)], inner.group(2)
+    field = ".".join([where, *parts] if where else parts) or where or default
+    return InvalidInput(f"{field or label}: {message.rstrip('.')}.", field=field)

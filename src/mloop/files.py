@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -79,3 +80,18 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_folder(path.parent)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """A YAML (or JSON) file a person wrote (monitors, policies): a missing file or bad syntax is refused naming the
+    file, as ``InvalidInput`` on the field ``file``."""
+    import yaml
+
+    from mloop.errors import InvalidInput
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"No {what} file at {path}.", field="file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path} is not valid YAML: {exc}", field="file") from None

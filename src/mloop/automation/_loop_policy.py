@@ -19,7 +19,6 @@ never in the middle of the night when a monitor fires.
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mloop.automation._gate import GateSpec
-from mloop.errors import InvalidInput
+from mloop.errors import InvalidInput, invalid_from
 
 AlarmKind = Literal["data_drift", "concept_drift"]
 ALARM_KINDS: tuple[AlarmKind, ...] = ("data_drift", "concept_drift")
@@ -171,14 +170,7 @@ def parse_loop_policy(data: Any, *, where: str = "policy") -> LoopPolicy:
     try:
         policy = LoopPolicy.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        inner = re.match(r"^([A-Za-z_][\w.]*): (.*)$", message)  # a section's own check names its field: carry it into the path
-        if inner:
-            loc, message = f"{loc}.{inner.group(1)}" if loc else inner.group(1), inner.group(2)
-        field = f"{where}.{loc}" if loc else where
-        raise InvalidInput(f"{field}: {message}.", field=field) from None
+        raise invalid_from(exc, where) from None
     try:
         policy.recipe.resolve()
     except InvalidInput as exc:
@@ -188,14 +180,9 @@ def parse_loop_policy(data: Any, *, where: str = "policy") -> LoopPolicy:
 
 def load_loop_policies(path: Path) -> list[LoopPolicy]:
     """Every policy of a YAML (or JSON) file ``{policies: [...]}``; errors name the file, the entry and the field."""
-    import yaml
+    from mloop.files import read_yaml
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput(f"No policy file at {path}.", field="file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}", field="file") from None
+    data = read_yaml(path, "policy")
     if not isinstance(data, dict) or not isinstance(data.get("policies"), list) or not data["policies"]:
         raise InvalidInput(f"{path} must hold a non-empty list under 'policies:'.", field="policies")
     unknown = sorted(set(data) - {"policies"})

@@ -98,14 +98,9 @@ def rollout_set(
     reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
 ) -> None:
     """Make a policy document the deployment's live traffic policy (validated first; the server's driver takes it from there)."""
-    import yaml
+    from mloop.files import read_yaml
 
-    try:
-        document = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput(f"No policy file at {file}.", field="file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{file} is not valid YAML or JSON: {exc}", field="file") from None
+    document = read_yaml(file, "policy")
     try:
         row = open_rollouts().set(name, document, actor=actor(), reason=reason or f"set from {file.name}")
     except InvalidInput as exc:

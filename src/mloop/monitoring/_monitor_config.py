@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mloop.errors import InvalidInput
+from mloop.errors import InvalidInput, invalid_from
 from mloop.monitoring.drift import CORRECTIONS, DETECTORS
 from mloop.monitoring.drift._dataset import TESTS, check_floors
 from mloop.names import check_name
@@ -183,11 +183,6 @@ class MonitorConfig(_Strict):
         return self
 
 
-def _location(error: Any, prefix: str) -> str:
-    parts = [str(p) for p in error.get("loc", ()) if not str(p).startswith("function-")]
-    return ".".join([prefix, *parts]) if prefix else ".".join(parts)
-
-
 def parse_monitor(data: Any, *, where: str = "") -> MonitorConfig:
     """A :class:`MonitorConfig` from plain data; the first problem becomes ``InvalidInput`` naming the field."""
     if isinstance(data, dict) and "effect_floor" in data:
@@ -199,22 +194,14 @@ def parse_monitor(data: Any, *, where: str = "") -> MonitorConfig:
     try:
         return MonitorConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = _location(first, where)
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        raise InvalidInput(f"{field or 'monitor'}: {message}.", field=field or None) from None
+        raise invalid_from(exc, where, default=None, label="monitor") from None
 
 
 def load_monitors(path: Path) -> list[MonitorConfig]:
     """Every monitor of a YAML file ``{monitors: [...]}``; errors name the file, the entry and the field."""
-    import yaml
+    from mloop.files import read_yaml
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput(f"No monitor file at {path}.", field="file") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path} is not valid YAML: {exc}", field="file") from None
+    data = read_yaml(path, "monitor")
     if not isinstance(data, dict) or not isinstance(data.get("monitors"), list) or not data["monitors"]:
         raise InvalidInput(f"{path} must hold a non-empty list under 'monitors:'.", field="monitors")
     unknown = sorted(str(k) for k in data if k != "monitors")

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field, ValidationError, model_validator
 
-from mloop.errors import InvalidInput
+from mloop.errors import InvalidInput, invalid_from
 from mloop.rollout._bandit import BanditPolicy, BanditSpec
 from mloop.rollout._canary_policy import Action, CanaryPolicy, CanarySpec, PolicyDecision, _Strict
 
@@ -139,11 +139,7 @@ def parse_policy(data: Any, *, where: str = "") -> Spec:
     try:
         return model.model_validate({k: v for k, v in data.items() if k != "policy"})  # type: ignore[return-value]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        field = f"{prefix}{loc}" if loc else (where or "policy")
-        raise InvalidInput(f"{field}: {message}.", field=field) from None
+        raise invalid_from(exc, where, default="policy") from None
 
 
 class TrafficSplit(_Strict):
@@ -162,10 +158,7 @@ def parse_split(data: Any) -> dict[str, Any]:
     try:
         return TrafficSplit.model_validate(data).model_dump()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        field = f"rollout.{loc}" if loc else "rollout"
-        raise InvalidInput(f"{field}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}.", field=field) from None
+        raise invalid_from(exc, "rollout") from None
 
 
 def build_policy(spec: Spec, *, started: float = 0.0, state: dict[str, Any] | None = None) -> TrafficPolicy:

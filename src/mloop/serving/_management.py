@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mloop.errors import InvalidInput
+from mloop.errors import InvalidInput, invalid_from
 from mloop.monitoring import register_monitor
 from mloop.names import NAME_PATTERN
 from mloop.security import Authenticator, Role
@@ -47,9 +47,7 @@ def body_model(body: bytes, model: type[M], what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise InvalidInput(f"{where}: {first.get('msg', 'invalid')}.", field=where) from None
+        raise invalid_from(exc) from None
 
 
 class Management:

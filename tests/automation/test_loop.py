@@ -282,3 +282,25 @@ def test_a_fall_of_the_champion_s_own_auc_opens_an_attempt_once(loop: tuple[Work
     assert detail["reference"] - detail["current"] > 0.2 and detail["z"] > 1.645
     assert ws.store.loop.cursor("loop-performance:toy") == {"champion": 1, "block": 2}
     log.close()
+
+
+def test_the_guards_decide_from_the_attempts_before_and_say_why() -> None:
+    from mloop.automation import admit
+    from mloop.automation._loop_policy import Guards
+    from mloop.store import AttemptRow
+
+    def attempt(i: int, at: float, result: str | None = "rejected_by_gate") -> AttemptRow:
+        return AttemptRow(i, "toy", 1, "monitor", f"k{i}", {}, at, "done", {}, result, False, at, at)
+
+    guards = Guards(cooldown_seconds=3600, max_per_day=2)
+    assert admit(guards, [], 10_000).admitted
+    cooling = admit(guards, [attempt(1, 10_000)], 10_000 + 1800)
+    assert not cooling.admitted and "1,800 s since the last attempt began, the cooldown is 3,600 s" in cooling.reason
+    assert admit(guards, [attempt(1, 10_000)], 10_000 + 3600).admitted  # the cooldown is over
+    capped = admit(guards, [attempt(1, 10_000), attempt(2, 20_000)], 30_000)
+    assert not capped.admitted and "2 attempts in the last 24 h, the most allowed is 2" in capped.reason
+    assert not admit(guards, [attempt(1, 10_000), attempt(2, 20_000)], 10_000 + 86_399).admitted  # both inside 24 h
+    assert admit(guards, [attempt(1, 10_000), attempt(2, 20_000)], 10_000 + 86_400).admitted  # the first has left the day
+    assert admit(guards, [attempt(1, 10_000), attempt(2, 20_000)], 30_000, manual=True).admitted  # a person skips both
+    in_flight = admit(guards, [attempt(3, 10_000, result=None)], 10**9, manual=True)
+    assert not in_flight.admitted and "attempt 3 is in flight" in in_flight.reason  # but never while one runs

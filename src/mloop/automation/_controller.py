@@ -50,6 +50,7 @@ class LoopController:
         self.reader = LogReader(logs_dir)
         self.loop_dir = loop_dir
         self.clock = clock
+        self._labels_seen: dict[str, tuple[int, int]] = {}  # deployment → (champion, feedback rows) at the last performance look
 
     # -- triggers ----------------------------------------------------------------------------
 
@@ -99,6 +100,10 @@ class LoopController:
             if spec is None:
                 continue
             champion = self.rollouts.served_version(deployment)
+            labels = (champion, self.reader.count(deployment, kind="feedback"))
+            if self._labels_seen.get(deployment) == labels:
+                continue  # no label arrived since the last look: no new block to judge (one count, not the whole join)
+            self._labels_seen[deployment] = labels
             name = f"loop-performance:{deployment}"
             seen = self.store.loop.cursor(name) or {}
             done = int(seen.get("block", 0)) if seen.get("champion") == champion else 0

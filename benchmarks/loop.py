@@ -17,7 +17,9 @@ Each month is scored by the model in force when it began; the table prints each 
 and promotions, and for mloop each attempt with its statistic, and the rows and seconds from the alarm's window to
 the new champion.
 
-    python benchmarks/loop.py [--sample 1.0] [--holdout 0.15] [--cooldown-months 1] [--no-refit]
+First, by simulation, the gate's and the performance trigger's error rates beside the naive rules they replace.
+
+    python benchmarks/loop.py [--sample 1.0] [--holdout 0.15] [--cooldown-months 1] [--no-refit] [--only decisions|replay]
 """
 
 from __future__ import annotations
@@ -129,6 +131,43 @@ class LoopRun:
                           f"{len(rows):,}" if result.passed else "", f"{time.perf_counter() - t0:.1f}"))
 
 
+def _pair(rng: np.random.Generator, n: int, lift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels and two correlated scorers on the same rows; the second's signal is ``lift`` stronger."""
+    y = (rng.random(n) < 0.25).astype(float)
+    shared = rng.normal(size=n)
+    return y, y * 0.8 + shared + rng.normal(scale=0.7, size=n), y * (0.8 + lift) + shared + rng.normal(scale=0.7, size=n)
+
+
+def decision_error_rates(runs: int = 1000, rows: int = 2000, seed: int = 0) -> None:
+    """The gate's and the performance trigger's error rates by simulation, beside the naive rules they replace."""
+    rng = np.random.default_rng(seed)
+    gate = GateSpec(metric="auc", min_effect=0.0, alpha=0.05)
+    t = Table(title=f"Decisions by simulation ({runs:,} runs of {rows:,} rows each, seed {seed})")
+    for col in ("decision", "situation", "mloop", "naive rule", "naive rule is"):
+        t.add_column(col)
+    for lift, situation in ((0.0, "challenger as good (should not pass)"), (0.15, "challenger better (should pass)")):
+        passed = naive = 0
+        for _ in range(runs):
+            y, a, b = _pair(rng, rows, lift)
+            result = judge(gate, y, a, b)
+            passed += result.passed
+            naive += result.challenger >= result.champion - 0.002
+        t.add_row("gate", situation, f"{passed / runs:.1%} pass", f"{naive / runs:.1%} pass", "challenger AUC ≥ champion − 0.002")
+    for noise, situation in ((0.0, "no change (should not fire)"), (1.0, "AUC falls (should fire)")):
+        fired = naive = 0
+        falls = []
+        for _ in range(runs):
+            y0, a0, _ = _pair(rng, rows, 0.0)
+            y1, a1, _ = _pair(rng, rows, 0.0)
+            drop = auc_drop((y0, a0), (y1, a1 + rng.normal(scale=noise, size=rows)), alpha=0.05)
+            fired += drop.dropped
+            naive += drop.current < drop.reference
+            falls.append(drop.reference - drop.current)
+        label = situation if noise == 0 else f"AUC falls by {np.mean(falls):.3f} on average (should fire)"
+        t.add_row("performance trigger", label, f"{fired / runs:.1%} fire", f"{naive / runs:.1%} fire", "AUC below the reference's")
+    console.print(t)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", type=float, default=1.0)
@@ -136,7 +175,12 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.15, help="mloop: the newest share of the recent rows held out for the gate")
     parser.add_argument("--cooldown-months", type=float, default=1.0, help="mloop: months between two attempts at least")
     parser.add_argument("--no-refit", dest="refit", action="store_false", help="mloop: promote the gated model itself, not its refit on all rows")
+    parser.add_argument("--only", choices=("decisions", "replay"), help="only the simulated error rates, or only the replay")
     args = parser.parse_args()
+    if args.only != "replay":
+        decision_error_rates(seed=args.seed)
+    if args.only == "decisions":
+        return
     data = load_flights(args.sample, args.seed)
     initial = data[data["month"] < 3].reset_index(drop=True)
     started = time.perf_counter()

@@ -5,6 +5,7 @@ redone or the attempt abandoned."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -281,7 +282,49 @@ def test_a_fall_of_the_champion_s_own_auc_opens_an_attempt_once(loop: tuple[Work
     assert attempt.trigger_kind == "performance" and detail["block"] == 2 and detail["dropped"]
     assert detail["reference"] - detail["current"] > 0.2 and detail["z"] > 1.645
     assert ws.store.loop.cursor("loop-performance:toy") == {"champion": 1, "block": 2}
+    assert (detail["since"], detail["until"]) == (pytest.approx(2_002.0), pytest.approx(2_002.35))  # the block's first and last prediction
+    block(3, 1.5)  # more rows arrive before the controller gets to the attempt: it learns from what it was triggered on
+    controller.drive(attempt)
+    train = next(s for s in ws.store.loop.steps(opened) if s.name == "train")
+    assert train.outcome == "ok" and train.detail["train_rows"] + train.detail["holdout_rows"] == 1200, train.detail
     log.close()
+
+
+def test_a_schedule_opens_one_attempt_when_due_and_once_for_many_missed(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    midnight = (int(time.time()) // 86_400 + 1) * 86_400.0  # tomorrow, 00:00 UTC: after the store's own clock
+    now = [midnight + 10 * 3600 + 100.0]  # 10:01:40
+    controller.clock = lambda: now[0]
+    service.apply([parse_loop_policy(_policy(triggers={"monitors": [], "schedule": "0 * * * *"}))])  # on the hour
+    assert controller.scheduled() == []  # the first look starts the clock: 10:00 passed before the policy existed
+    now[0] = midnight + 11 * 3600 - 1.0
+    assert controller.scheduled() == []  # 10:59:59, nothing due
+    now[0] = midnight + 11 * 3600 + 5.0
+    [opened] = controller.scheduled()
+    attempt = ws.store.loop.attempt(opened)
+    assert attempt.trigger_kind == "schedule" and attempt.trigger_detail == {"schedule": "0 * * * *", "due": midnight + 11 * 3600,
+                                                                             "admitted": "no guard holds it back"}
+    assert controller.scheduled() == []  # 11:00 was acted on
+    with ws.store.transaction() as conn:  # the attempt ends; then the controller is down from 11:00 to 15:30
+        ws.store.loop.advance(conn, opened, step="done", state={}, result="failed")
+    now[0] = midnight + 15.5 * 3600
+    [again] = controller.scheduled()
+    assert ws.store.loop.attempt(again).trigger_detail["due"] == midnight + 15 * 3600  # once, for the latest of 12:00…15:00
+    now[0] = midnight + 16 * 3600 + 1.0
+    assert controller.scheduled() == []  # due, but attempt ``again`` is in flight: held back, and said why
+    skipped = ws.store.audit.list(action="loop.trigger_skipped", target="toy")
+    assert skipped and (skipped[-1].details or {})["trigger"] == "schedule" and "in flight" in (skipped[-1].details or {})["reason"]
+
+
+def test_a_schedule_must_be_a_five_field_cron() -> None:
+    from mloop.automation._loop_rules import due
+
+    for bad in ("every monday", "0 3 * *", "61 * * * *"):
+        with pytest.raises(InvalidInput) as err:
+            parse_loop_policy({"deployment": "toy", "triggers": {"schedule": bad}})
+        assert err.value.field == "policy.triggers.schedule" and "cron" in err.value.message, err.value.message
+    assert due("30 2 * * *", last=0.0, now=2.5 * 3600) == 2.5 * 3600  # due at that very second
+    assert due("30 2 * * *", last=2.5 * 3600, now=3 * 3600) is None
 
 
 def test_the_guards_decide_from_the_attempts_before_and_say_why() -> None:

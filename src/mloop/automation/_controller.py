@@ -18,7 +18,7 @@ import pandas as pd
 
 from mloop.automation._gate import auc_drop, judge
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
-from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, trigger_for
+from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, due, trigger_for
 from mloop.errors import MloopError
 from mloop.events import EventBus
 from mloop.monitoring import LogReader
@@ -31,6 +31,7 @@ log = logging.getLogger("mloop.automation")
 
 LEASE = "loop-controller"
 CURSOR = "loop-controller.events"
+HEARTBEAT = "loop-controller.tick"  # when the controller's last pass began and ended: is it alive, has it seen what was sent
 MAX_RETRIES = 2  # a step interrupted (the process died) this many times abandons its attempt
 LABEL = "label"
 
@@ -120,24 +121,54 @@ class LoopController:
                 drop = auc_drop((reference[LABEL], reference["score"]), (current[LABEL], current["score"]), alpha=spec.alpha, min_drop=spec.min_drop)
                 with self.store.transaction() as conn:
                     if drop.dropped:
+                        # The evidence ends at the block's last prediction, and so does the data the attempt learns from.
                         trigger = Trigger(deployment, "performance", f"performance:v{champion}:block{block}", self.clock(),
-                                          {"champion": champion, "block": block, **drop.to_dict()})
+                                          {"champion": champion, "block": block, **drop.to_dict(), "since": float(current["ts"].min()),
+                                           "until": float(current["ts"].max())})
                         attempt = self._open(conn, trigger, (policy_id, policy))
                         if attempt is not None:
                             opened.append(attempt)
                     self.store.loop.move_cursor(conn, name, {"champion": champion, "block": block})
         return opened
 
+    def scheduled(self) -> list[int]:
+        """The cron triggers: a policy's ``schedule`` due since the last look opens an attempt (once for the latest due
+        time, however many were missed while the controller was down); the first look only starts the clock."""
+        opened = []
+        now = self.clock()
+        for deployment, (policy_id, policy) in self.policies().items():
+            schedule = policy.triggers.schedule
+            if schedule is None:
+                continue
+            name = f"loop-schedule:{deployment}"
+            seen = self.store.loop.cursor(name)
+            at = due(schedule, float(seen["at"]), now) if seen is not None and seen.get("schedule") == schedule else None
+            if seen is not None and seen.get("schedule") == schedule and at is None:
+                continue
+            with self.store.transaction() as conn:
+                if at is not None:
+                    trigger = Trigger(deployment, "schedule", f"schedule:{at:.0f}", now, {"schedule": schedule, "due": at})
+                    attempt = self._open(conn, trigger, (policy_id, policy))
+                    if attempt is not None:
+                        opened.append(attempt)
+                self.store.loop.move_cursor(conn, name, {"schedule": schedule, "at": at if at is not None else now})
+        return opened
+
     def tick(self) -> list[AttemptRow]:
-        """Consume alarms and performance drops, then move every open attempt; returns the attempts as they stand."""
+        """Consume alarms, performance drops and schedules, then move every open attempt; returns the attempts as they
+        stand. Each pass ends by recording when it began and ended (``mloop loop status`` shows it)."""
+        started = self.clock()
         self.consume()
         self.watch()
+        self.scheduled()
         moved = []
         for attempt in self.store.loop.attempts(open_only=True, last=1000):
             try:
                 moved.append(self.drive(attempt))
             except Exception:  # one attempt's bug must not stop the others; it stays at its step and is retried
                 log.exception("loop attempt %d failed unexpectedly", attempt.id)
+        with self.store.transaction() as conn:
+            self.store.loop.move_cursor(conn, HEARTBEAT, {"started": started, "finished": self.clock()})
         return moved
 
     def drive(self, attempt: AttemptRow) -> AttemptRow:
@@ -199,7 +230,8 @@ class LoopController:
         deployment = self.store.deployments.get(attempt.deployment)
         champion = self.rollouts.served_version(deployment.name)
         features = self.registry.load(deployment.model_name, champion).feature_names
-        train, holdout = self._window(deployment.name, policy, features)
+        until = attempt.trigger_detail.get("until")
+        train, holdout = self._window(deployment.name, policy, features, float(until) if until is not None else None)
         folder = self.loop_dir / deployment.name / f"attempt-{attempt.id:06d}"
         holdout_path, train_path = folder / "holdout.parquet", folder / "train.parquet"
         from mloop.files import replacing
@@ -227,11 +259,14 @@ class LoopController:
         return "gate", detail, None, {"champion": champion, "challenger": version, "run_id": run_id, "holdout": str(holdout_path),
                                       "train": str(train_path)}
 
-    def _window(self, deployment: str, policy: LoopPolicy, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The labelled rows to learn from and the newest ones held out for the gate (time order, never mixed)."""
+    def _window(self, deployment: str, policy: LoopPolicy, features: list[str], until: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The labelled rows to learn from and the newest ones held out for the gate (time order, never mixed). A
+        trigger whose evidence ends at ``until`` (a performance block) bounds the window there: the attempt learns from
+        what it was triggered on, however late the controller got to it."""
         data = policy.data
-        since = self.clock() - data.days * 86_400 if data.days is not None else None
-        frame = self.reader.labelled(deployment, since=since)
+        end = until if until is not None else self.clock()
+        since = end - data.days * 86_400 if data.days is not None else None
+        frame = self.reader.labelled(deployment, since=since, until=None if until is None else math.nextafter(until, math.inf))
         frame = frame[frame[LABEL].notna()] if not frame.empty else frame
         if len(frame) < data.min_rows:
             raise StepFailed(f"only {len(frame)} labelled rows in the log (the policy needs {data.min_rows})")

@@ -83,7 +83,10 @@ class Loop:
         return [self.describe(a) for a in self.store.loop.attempts(deployment, last=last)]
 
     def status(self, deployment: str) -> dict[str, Any]:
-        """The deployment's policy, the attempt in flight and the last attempts' results."""
+        """The deployment's policy, the attempt in flight, the last attempts' results, and the controller's last pass
+        (``started``/``finished``; None before its first)."""
+        from mloop.automation._controller import HEARTBEAT
+
         self.store.deployments.get(deployment)  # NotFound names it
         row = self.store.loop.policy(deployment)
         attempts = self.store.loop.attempts(deployment, last=20)
@@ -91,5 +94,6 @@ class Loop:
             "deployment": deployment,
             "policy": None if row is None else {"revision": row.revision, "actor": row.actor, "created_at": row.created_at, "document": row.document},
             "in_flight": next((self.describe(a) for a in attempts if a.open), None),
+            "controller": self.store.loop.cursor(HEARTBEAT),
             "recent": [{"id": a.id, "trigger": a.trigger_kind, "result": a.result, "step": a.step, "created_at": a.created_at} for a in attempts],
         }

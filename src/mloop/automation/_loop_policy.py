@@ -4,7 +4,7 @@ whether the challenger may go live (gate), how it goes live (rollout) and how of
 ```yaml
 policies:
   - deployment: flights
-    triggers: {monitors: [inputs], kinds: [data_drift, concept_drift]}
+    triggers: {monitors: [inputs], kinds: [data_drift, concept_drift], schedule: "0 3 * * 1"}
     data: {rows: 120000, holdout: 0.25, base: data/train.parquet, base_target: delayed}
     recipe: {callable: "mloop.training:tabular", params: {max_iter: 200}}
     gate: {metric: auc, min_effect: 0.0, alpha: 0.05}
@@ -47,12 +47,23 @@ class PerformanceTrigger(_Strict):
 
 class TriggerSpec(_Strict):
     """Which alarms start an attempt: those of ``monitors`` (all of the deployment's when omitted; none when empty),
-    of these ``kinds``; and, with ``performance``, a fall of the champion's AUC below its own reference. ``mloop
-    retrain NAME`` always can."""
+    of these ``kinds``; with ``performance``, a fall of the champion's AUC below its own reference; with
+    ``schedule``, a cron expression (five fields, UTC: ``0 3 * * 1`` is Mondays at 03:00). ``mloop retrain NAME``
+    always can."""
 
     monitors: list[str] | None = None
     kinds: list[AlarmKind] = Field(default_factory=lambda: list(ALARM_KINDS), min_length=1)
     performance: PerformanceTrigger | None = None
+    schedule: str | None = Field(default=None, max_length=200)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from croniter import croniter
+
+        if value is not None and (len(value.split()) != 5 or not croniter.is_valid(value)):
+            raise ValueError(f"not a cron expression of five fields (minute hour day month weekday): {value!r}")
+        return value
 
 
 class DataSpec(_Strict):

@@ -50,6 +50,17 @@ def trigger_for(event: Event, policies: Mapping[str, LoopPolicy]) -> Trigger | N
     return Trigger(deployment, "monitor", f"event:{event.id}", event.created_at, detail)
 
 
+def due(schedule: str, last: float, now: float) -> float | None:
+    """The latest time in ``(last, now]`` that the cron ``schedule`` (UTC) names, or None: a controller that was
+    down over several due times fires once, for the latest, not once for each."""
+    from croniter import croniter
+
+    latest = croniter(schedule, now).get_prev(float)
+    if now == croniter(schedule, now - 1e-6).get_next(float):
+        latest = now  # croniter's get_prev is strict; ``now`` itself may be due
+    return float(latest) if latest > last else None
+
+
 def admit(guards: Guards, attempts: Sequence[AttemptRow], now: float, *, manual: bool = False) -> Admission:
     """May a trigger start an attempt, given the deployment's earlier ``attempts``? Never while one is in flight; a
     person's ``mloop retrain`` skips the cooldown and the daily cap, an automatic trigger does not."""

@@ -57,6 +57,9 @@ def loop_status(
     policy = status["policy"]
     console.print(f"{name}: " + ("no retraining policy" if policy is None else f"retraining policy revision {policy['revision']} "
                                  f"(by {policy['actor']}, {_when(policy['created_at'])})"))
+    beat = status["controller"]
+    console.print("controller: " + ("no pass yet (is `mloop serve` or `mloop controller` running?)" if beat is None
+                                    else f"last pass {_when(beat['finished'])}"))
     flight = status["in_flight"]
     if flight is not None:
         console.print(f"in flight: attempt {flight['id']} ({flight['trigger']['kind']}), at step {flight['step']}")

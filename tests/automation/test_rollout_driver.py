@@ -237,3 +237,26 @@ def test_a_long_tick_keeps_its_lease(setup: tuple[Rollouts, Traffic, RolloutDriv
     release.set()
     worker.join()
     assert result == ["done"]
+
+
+def test_rows_of_one_request_are_one_outcome_the_mean_of_its_rows() -> None:
+    """Rows answered together share their circumstances: the canary judges one outcome per request (its rows' mean
+    loss), else fifty rows of one lucky request would count as fifty independent pieces of evidence."""
+    from mloop.automation._rollout_driver import feed_labels
+
+    seen: list[tuple[str, str, float]] = []
+
+    class Recorder:
+        def observe(self, arm: str, metric: str, value: float) -> None:
+            seen.append((arm, metric, value))
+
+    rows = 50
+    frame = pd.DataFrame({
+        "request_id": ["a"] * rows + ["b"] * rows + ["c"] * 2,
+        "arm": ["candidate"] * rows + ["baseline"] * rows + ["baseline"] * 2,
+        "score": [0.3] * rows + [0.3] * rows + [0.2, 0.6],
+        "label": [1.0] * rows + [0.0] * rows + [1.0, np.nan],  # c's second label has not arrived
+    })
+    counts = feed_labels(Recorder(), frame, {"loss"})  # type: ignore[arg-type]
+    assert counts == {"loss": 3}
+    assert seen == [("candidate", "loss", pytest.approx(0.49)), ("baseline", "loss", pytest.approx(0.09)), ("baseline", "loss", pytest.approx(0.64))]

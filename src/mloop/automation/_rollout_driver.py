@@ -91,18 +91,22 @@ def feed_outcomes(policy: TrafficPolicy, frame: pd.DataFrame, metrics: set[str])
 
 
 def feed_labels(policy: TrafficPolicy, frame: pd.DataFrame, metrics: set[str], *, reward: str = "reward") -> dict[str, int]:
-    """Feed labelled predictions (in the order their labels arrived): ``loss`` the squared error of the score against
-    the label, and a bandit's ``reward`` the label itself (clipped to [0, 1] by the bandit)."""
+    """Feed labelled predictions (in the order their labels arrived), one outcome per request: the mean over its rows
+    of ``loss`` (the squared error of the score against the label) and of a bandit's ``reward`` (the label, clipped
+    to [0, 1] by the bandit). Rows of one request share their moment and their circumstances, so they are not
+    independent draws; counting them one by one made a canary sure of a difference that was a few requests' luck."""
+    labelled = frame[np.isfinite(frame["label"].to_numpy(dtype=float))]
+    if labelled.empty:
+        return {}
+    scored = labelled.assign(loss=(labelled["score"].astype(float) - labelled["label"].astype(float)) ** 2)
+    per_request = scored.groupby(["request_id", "arm"], sort=False).agg(loss=("loss", "mean"), label=("label", "mean")).reset_index()
     counts: dict[str, int] = {}
-    scores, labels = frame["score"].to_numpy(dtype=float), frame["label"].to_numpy(dtype=float)
-    for arm, score, label in zip(frame["arm"].to_numpy(), scores, labels, strict=True):
-        if not math.isfinite(label):
-            continue
-        if "loss" in metrics and math.isfinite(score):
-            policy.observe(arm, "loss", (score - label) ** 2)
+    for arm, loss, label in zip(per_request["arm"].to_numpy(), per_request["loss"].to_numpy(), per_request["label"].to_numpy(), strict=True):
+        if "loss" in metrics and math.isfinite(loss):
+            policy.observe(arm, "loss", float(loss))
             counts["loss"] = counts.get("loss", 0) + 1
         if reward in metrics:
-            policy.observe(arm, reward, label)
+            policy.observe(arm, reward, float(label))
             counts[reward] = counts.get(reward, 0) + 1
     return counts
 

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mloop import __version__
 from mloop.demo._flights import SPEC
+from mloop.demo._records import attempt_rows
 from mloop.files import write_atomic
 from mloop.monitoring._charts import bar_chart, heat_color, line_chart
 from mloop.monitoring.drift import DEFAULT_FLOORS
@@ -39,6 +40,7 @@ def render_report(result: DemoResult) -> str:
     )
     drift_chart = bar_chart(months, [w.drift_share for w in result.windows], title="Share of features drifted (BH-corrected, past the effect floors)",
                             threshold=0.3)
+    auto, steps = result.steps_without_human
     served = [w.auc_served for w in result.windows if math.isfinite(w.auc_served)]
     static = [w.auc_static for w in result.windows if math.isfinite(w.auc_static)]
     return env.get_template("report.html.j2").render(
@@ -53,6 +55,8 @@ def render_report(result: DemoResult) -> str:
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
         events=[(dt.datetime.fromtimestamp(t).strftime("%H:%M:%S"), m) for t, m in result.events],
+        attempt_rows=attempt_rows(result),
+        no_human=f"{auto} / {steps}" if steps else "—",
     )
 
 

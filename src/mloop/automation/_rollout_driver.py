@@ -112,11 +112,15 @@ def feed_labels(policy: TrafficPolicy, frame: pd.DataFrame, metrics: set[str], *
 
 
 def feed_scores(policy: TrafficPolicy, frame: pd.DataFrame) -> dict[str, int]:
-    """Feed each prediction's score (the ``score`` metric: has the predictions' distribution moved?)."""
-    scores = frame["score"].to_numpy(dtype=float)
-    for arm, score in zip(frame["arm"].to_numpy(), scores, strict=True):
+    """Feed the predictions' scores (the ``score`` metric: has their distribution moved?), one outcome per request:
+    the mean of its rows' scores, for the reason :func:`feed_labels` gives."""
+    scored = frame[np.isfinite(frame["score"].to_numpy(dtype=float))]
+    if scored.empty:
+        return {}
+    per_request = scored.groupby(["request_id", "arm"], sort=False)["score"].mean().reset_index()
+    for arm, score in zip(per_request["arm"].to_numpy(), per_request["score"].to_numpy(dtype=float), strict=True):
         policy.observe(arm, "score", float(score))
-    return {"score": int(np.isfinite(scores).sum())}
+    return {"score": len(per_request)}
 
 
 def _needs(row: PolicyRow) -> tuple[set[str], str]:

@@ -32,3 +32,16 @@ def waits(frame: pd.DataFrame, target: str, *, folder: str, **params: Any) -> An
     while not Path(folder, "go").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     return tabular(frame, target, **params)
+
+
+def routing_seen(frame: pd.DataFrame, target: str, *, workspace: str, **params: Any) -> Any:
+    """Write down the traffic policy that is live while this recipe trains (``workspace/routing-seen.json``), then
+    learn nothing (shuffled labels): what a fallback test needs to see during the retrain."""
+    import json
+    from pathlib import Path
+
+    from mloop.workspace import Workspace
+
+    live = Workspace.open(workspace).store.rollouts.live("toy")
+    Path(workspace, "routing-seen.json").write_text(json.dumps(None if live is None else live.document))
+    return shuffled(frame, target, **params)

@@ -347,3 +347,77 @@ def test_the_guards_decide_from_the_attempts_before_and_say_why() -> None:
     assert admit(guards, [attempt(1, 10_000), attempt(2, 20_000)], 30_000, manual=True).admitted  # a person skips both
     in_flight = admit(guards, [attempt(3, 10_000, result=None)], 10**9, manual=True)
     assert not in_flight.admitted and "attempt 3 is in flight" in in_flight.reason  # but never while one runs
+
+
+def test_an_alarm_routes_to_the_fallback_while_retraining_and_back_when_it_is_over(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    import json
+
+    from mloop.events import LOOP_FALLBACK
+    from tests.conftest import train_and_register
+
+    ws, service, controller = loop
+    stable = train_and_register(ws, alias="stable", seed=7)  # version 2: the designated fallback; the champion is version 1
+    _log_labelled(ws, toy_frame(2000, seed=3))
+    recipe = {"callable": "tests.automation.recipes:routing_seen", "params": {"max_iter": 30, "workspace": str(ws.root)}}
+    service.apply([parse_loop_policy(_policy(recipe=recipe, fallback={"alias": "stable"}))])
+    _alarm(ws)
+    [attempt] = controller.tick()
+    assert attempt.result == "rejected_by_gate"
+    seen = json.loads((ws.root / "routing-seen.json").read_text())
+    assert seen == {"policy": "blue-green", "active": str(stable), "standby": "1"}  # while it trained, the fallback answered
+    steps = [(s["name"], s["outcome"]) for s in service.history("toy")[0]["steps"]]
+    assert steps == [("fallback", "ok"), ("train", "ok"), ("gate", "rejected_by_gate"), ("fallback_end", "ok")]
+    assert ws.store.rollouts.live("toy") is None  # back to the champion, whose alias never moved
+    [switch] = ws.store.rollouts.history("toy")
+    assert switch.actor == f"controller:attempt-{attempt.id}" and switch.status == "cancelled"
+    assert Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 1
+    alerts = [e.payload for e in ws.bus.poll(0) if e.topic == LOOP_FALLBACK]
+    assert [(a["status"], a["version"]) for a in alerts] == [("firing", stable), ("resolved", stable)]
+    service.retrain("toy")  # a person's retrain is not an alarm: no fallback
+    assert ws.store.loop.attempts("toy")[-1].step == "train"
+
+
+@pytest.mark.slow
+def test_a_fallback_gives_way_to_the_challenger_s_rollout(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    from tests.conftest import train_and_register
+
+    train_and_register(ws, alias=None, seed=7)  # version 2
+    _log_labelled(ws, _changed_world(3000, seed=1))
+    service.apply([parse_loop_policy(_policy(fallback={"version": 2}))])
+    _alarm(ws)
+    [attempt] = controller.tick()
+    assert attempt.result == "promoted"
+    steps = [(s["name"], s["outcome"]) for s in service.history("toy")[0]["steps"]]
+    assert steps == [("fallback", "ok"), ("train", "ok"), ("gate", "ok"), ("rollout", "ok"), ("fallback_end", "ok")]  # ended as the rollout began
+    assert Rollouts(ws.registry, ws.store, ws.bus).served_version("toy") == 4  # the refit challenger (3 was gated, 4 refit)
+    assert [p.status for p in ws.store.rollouts.history("toy")] == ["cancelled", "promoted"]
+
+
+def test_a_fallback_names_one_version() -> None:
+    for bad, message in (({}, "exactly one of version or alias"), ({"version": 2, "alias": "stable"}, "exactly one"),
+                         ({"version": 2, "on": ["schedule"]}, "on")):
+        with pytest.raises(InvalidInput) as err:
+            parse_loop_policy({"deployment": "toy", "fallback": bad})
+        assert err.value.field is not None and err.value.field.startswith("policy.fallback") and message in err.value.message, err.value.message
+
+
+def test_a_fallback_switched_before_a_crash_is_found_not_switched_twice(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    from tests.conftest import train_and_register
+
+    ws, service, controller = loop
+    train_and_register(ws, alias=None, seed=7)  # version 2
+    _log_labelled(ws, toy_frame(2000, seed=3))
+    service.apply([parse_loop_policy(_policy(recipe={"callable": "tests.automation.recipes:shuffled", "params": {"max_iter": 30}},
+                                             fallback={"version": 2}))])
+    _alarm(ws)
+    [opened] = controller.consume()
+    rollouts = Rollouts(ws.registry, ws.store, ws.bus)
+    with ws.store.transaction() as conn:  # the process died inside the fallback step, just after switching
+        ws.store.loop.start_step(conn, opened, "fallback")
+    rollouts.set("toy", {"policy": "blue-green", "active": "2", "standby": "1"}, actor=f"controller:attempt-{opened}", reason="before the crash")
+    [attempt] = controller.tick()
+    assert attempt.result == "rejected_by_gate"
+    steps = [(s["name"], s["outcome"]) for s in service.history("toy")[0]["steps"]]
+    assert steps == [("fallback", "interrupted"), ("fallback", "ok"), ("train", "ok"), ("gate", "rejected_by_gate"), ("fallback_end", "ok")]
+    assert [p.status for p in ws.store.rollouts.history("toy")] == ["cancelled"]  # one switch, ended

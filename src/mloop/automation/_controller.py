@@ -20,11 +20,11 @@ from mloop.automation._gate import auc_drop, judge
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
 from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, due, trigger_for
 from mloop.errors import MloopError
-from mloop.events import EventBus
+from mloop.events import LOOP_FALLBACK, EventBus
 from mloop.monitoring import LogReader
 from mloop.registry import Registry
 from mloop.serving import Rollouts
-from mloop.store import AttemptRow, AuditLog, MetadataStore
+from mloop.store import AttemptRow, AuditLog, MetadataStore, PolicyRow
 from mloop.tracking import Tracker
 
 log = logging.getLogger("mloop.automation")
@@ -86,8 +86,10 @@ class LoopController:
                             {"trigger": trigger.kind, "key": trigger.key, "detail": trigger.detail, "reason": admission.reason}, actor=actor)
             log.info("loop %s: %s trigger skipped: %s", trigger.deployment, trigger.kind, admission.reason)
             return None
+        fallback = policy[1].fallback
+        first = "fallback" if fallback is not None and trigger.kind in fallback.on else "train"
         return self.store.loop.open_attempt(conn, row, kind=trigger.kind, key=trigger.key, detail={**trigger.detail, "admitted": admission.reason},
-                                            at=trigger.at, step="train", actor=actor)
+                                            at=trigger.at, step=first, actor=actor)
 
     # -- attempts ----------------------------------------------------------------------------
 
@@ -167,6 +169,7 @@ class LoopController:
                 moved.append(self.drive(attempt))
             except Exception:  # one attempt's bug must not stop the others; it stays at its step and is retried
                 log.exception("loop attempt %d failed unexpectedly", attempt.id)
+        self.end_fallbacks()
         with self.store.transaction() as conn:
             self.store.loop.move_cursor(conn, HEARTBEAT, {"started": started, "finished": self.clock()})
         return moved
@@ -175,7 +178,8 @@ class LoopController:
         """Run the attempt's steps until it ends or waits (a rollout in progress)."""
         policy = parse_loop_policy(self.store.loop.policy_by_id(attempt.policy_id).document)
         while attempt.open:
-            handler = {"train": self._train, "gate": self._gate, "rollout": self._rollout, "wait": self._wait}[attempt.step]
+            handler = {"fallback": self._fallback, "train": self._train, "gate": self._gate, "rollout": self._rollout,
+                       "wait": self._wait}[attempt.step]
             if attempt.step != "wait" and not self._may_run(attempt):
                 return self.store.loop.attempt(attempt.id)  # abandoned
             before = (attempt.step, attempt.result)
@@ -222,6 +226,61 @@ class LoopController:
             self.store.loop.advance(conn, attempt.id, step=following, state={**attempt.state, **state}, result=result)
 
     # -- the steps -----------------------------------------------------------------------------
+
+    def _fallback(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
+        self._step(attempt, "fallback", lambda: self._do_fallback(attempt, policy))
+
+    def _do_fallback(self, attempt: AttemptRow, policy: LoopPolicy) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
+        """Route the deployment to the policy's fallback version while the attempt retrains (a blue-green switch
+        whose standby is the champion); the attempt goes on to train whether or not it could."""
+        assert policy.fallback is not None
+        deployment = self.store.deployments.get(attempt.deployment)
+        me = f"controller:attempt-{attempt.id}"
+        champion = self.rollouts.served_version(deployment.name)
+        mine = [p for p in self.store.rollouts.history(deployment.name) if p.actor == me]
+        if mine:  # switched before the process died
+            row = mine[-1]
+            return "train", {"version": int(row.document["active"]), "champion": champion, "policy_id": row.id}, None, \
+                {"fallback": {"policy_id": row.id, "version": int(row.document["active"])}}
+        try:
+            target = policy.fallback.version or self.registry.resolve(deployment.model_name, str(policy.fallback.alias)).version
+        except MloopError as exc:
+            return "train", {"skipped": f"the fallback cannot be resolved: {exc.message}"}, None, {}
+        if target == champion:
+            return "train", {"skipped": f"the fallback is the champion (version {champion})"}, None, {}
+        live = self.store.rollouts.live(deployment.name)
+        if live is not None:
+            return "train", {"skipped": f"another rollout ({live.kind} r{live.revision}) is in progress"}, None, {}
+        row = self.rollouts.set(deployment.name, {"policy": "blue-green", "active": str(target), "standby": str(champion)}, actor=me,
+                                reason=f"loop attempt {attempt.id}: serve version {target} while retraining ({attempt.trigger_kind} trigger)")
+        with self.store.transaction() as conn:
+            self.bus.publish(conn, LOOP_FALLBACK, {"deployment": deployment.name, "status": "firing", "attempt": attempt.id, "version": target,
+                                                   "champion": champion, "trigger": attempt.trigger_kind})
+        log.warning("loop %s: serving version %d instead of %d while attempt %d retrains", deployment.name, target, champion, attempt.id)
+        return "train", {"version": target, "champion": champion, "policy_id": row.id, "revision": row.revision}, None, \
+            {"fallback": {"policy_id": row.id, "version": target}}
+
+    def end_fallbacks(self) -> None:
+        """A fallback lasts while its attempt retrains: once the attempt has moved on to its rollout or ended (even
+        if the process died right after), traffic returns to the champion. Its end is a step of the attempt."""
+        for deployment in self.policies():
+            live = self.store.rollouts.live(deployment)
+            if live is None or live.kind != "blue-green" or not live.actor.startswith("controller:attempt-"):
+                continue
+            attempt = self.store.loop.attempt(int(live.actor.rsplit("-", 1)[1]))
+            if attempt.state.get("fallback", {}).get("policy_id") != live.id or (attempt.open and attempt.step in ("fallback", "train", "gate")):
+                continue
+            self._end_fallback(attempt, live)
+
+    def _end_fallback(self, attempt: AttemptRow, live: PolicyRow) -> None:
+        me = f"controller:attempt-{attempt.id}"
+        why = f"attempt {attempt.id} {'ended (' + attempt.result + ')' if attempt.result else 'rolls its challenger out'}: back to the champion"
+        self.rollouts.record(live, {"action": "end", "reason": why}, actor=me, status="cancelled")
+        with self.store.transaction() as conn:
+            step_id = self.store.loop.start_step(conn, attempt.id, "fallback_end", {})
+            self.store.loop.finish_step(conn, step_id, "ok", {"policy_id": live.id, "version": int(live.document["active"]), "reason": why})
+            self.bus.publish(conn, LOOP_FALLBACK, {"deployment": attempt.deployment, "status": "resolved", "attempt": attempt.id,
+                                                   "version": int(live.document["active"]), "result": attempt.result})
 
     def _train(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
         self._step(attempt, "train", lambda: self._do_train(attempt, policy))
@@ -328,7 +387,11 @@ class LoopController:
     def _do_rollout(self, attempt: AttemptRow, policy: LoopPolicy) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
         champion, challenger = int(attempt.state["champion"]), int(attempt.state["challenger"])
         me = f"controller:attempt-{attempt.id}"
-        mine = [p for p in self.store.rollouts.history(attempt.deployment) if p.actor == me]
+        fallback = attempt.state.get("fallback", {}).get("policy_id")
+        live = self.store.rollouts.live(attempt.deployment)
+        if live is not None and live.id == fallback:  # the fallback gives way to the challenger's rollout
+            self._end_fallback(attempt, live)
+        mine = [p for p in self.store.rollouts.history(attempt.deployment) if p.actor == me and p.id != fallback]
         if mine:  # set before the process died: carry on from where that rollout stands
             row = mine[-1]
             if not row.live:

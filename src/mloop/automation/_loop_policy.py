@@ -10,6 +10,7 @@ policies:
     gate: {metric: auc, min_effect: 0.0, alpha: 0.05}
     rollout: {strategy: canary, steps: [10, 50, 100]}
     guards: {cooldown_seconds: 86400, max_per_day: 2}
+    fallback: {alias: stable}     # serve this while retraining after an alarm; back when the attempt ends
 ```
 
 Everything is checked when the file is applied, so a typo fails then, naming the file, the entry and the field, and
@@ -142,6 +143,29 @@ class RolloutPlan(_Strict):
         return self
 
 
+FallbackOn = Literal["monitor", "performance"]
+
+
+def _alarms() -> list[FallbackOn]:
+    return ["monitor", "performance"]
+
+
+class FallbackSpec(_Strict):
+    """The immediate response: while an attempt that ``on`` triggers opened retrains, the deployment answers with a
+    designated version (``version``, or what ``alias`` names when the trigger fires), the champion kept loaded as
+    standby; traffic returns to the champion when the attempt ends, or passes to the challenger's rollout."""
+
+    version: int | None = Field(default=None, ge=1)
+    alias: str | None = Field(default=None, min_length=1, max_length=128)
+    on: list[FallbackOn] = Field(default_factory=_alarms, min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> FallbackSpec:
+        if (self.version is None) == (self.alias is None):
+            raise ValueError("give exactly one of version or alias (the version to serve while retraining)")
+        return self
+
+
 class Guards(_Strict):
     """At most one attempt in flight per deployment, always; none within ``cooldown_seconds`` of the last one began,
     and at most ``max_per_day`` in any 24 hours."""
@@ -160,6 +184,7 @@ class LoopPolicy(_Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     rollout: RolloutPlan = Field(default_factory=RolloutPlan)
     guards: Guards = Field(default_factory=Guards)
+    fallback: FallbackSpec | None = None
 
     @field_validator("deployment")
     @classmethod

@@ -6,6 +6,7 @@ from mloop.events._bus import (
     DEPLOYMENT_CHANGED,
     DRIFT_DETECTED,
     DRIFT_RESOLVED,
+    LOOP_FALLBACK,
     MODEL_ALIAS_CHANGED,
     ROLLOUT_DECIDED,
     Event,
@@ -13,4 +14,7 @@ from mloop.events._bus import (
     SqlEventBus,
 )
 
-__all__ = ["DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "DRIFT_RESOLVED", "MODEL_ALIAS_CHANGED", "ROLLOUT_DECIDED", "Event", "EventBus", "SqlEventBus"]
+__all__ = [
+    "DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "DRIFT_RESOLVED", "LOOP_FALLBACK", "MODEL_ALIAS_CHANGED", "ROLLOUT_DECIDED", "Event", "EventBus",
+    "SqlEventBus",
+]

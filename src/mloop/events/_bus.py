@@ -21,6 +21,7 @@ DEPLOYMENT_CHANGED = "deployment.changed"
 DRIFT_DETECTED = "monitor.drift_detected"
 DRIFT_RESOLVED = "monitor.drift_resolved"
 ROLLOUT_DECIDED = "rollout.decided"
+LOOP_FALLBACK = "loop.fallback"
 
 
 @dataclass(frozen=True)

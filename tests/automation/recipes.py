@@ -45,3 +45,19 @@ def routing_seen(frame: pd.DataFrame, target: str, *, workspace: str, **params: 
     live = Workspace.open(workspace).store.rollouts.live("toy")
     Path(workspace, "routing-seen.json").write_text(json.dumps(None if live is None else live.document))
     return shuffled(frame, target, **params)
+
+
+def dies(frame: pd.DataFrame, target: str, **params: Any) -> Any:
+    """A recipe whose process dies under it (as a native library's segfault or the OOM killer would do)."""
+    import os
+
+    os._exit(3)
+
+
+def tells_pid(frame: pd.DataFrame, target: str, *, folder: str, **params: Any) -> Any:
+    """Write down the process that trains (``folder/pid``), then train as the default recipe does."""
+    import os
+    from pathlib import Path
+
+    Path(folder, "pid").write_text(str(os.getpid()))
+    return tabular(frame, target, **params)

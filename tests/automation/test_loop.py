@@ -421,3 +421,20 @@ def test_a_fallback_switched_before_a_crash_is_found_not_switched_twice(loop: tu
     steps = [(s["name"], s["outcome"]) for s in service.history("toy")[0]["steps"]]
     assert steps == [("fallback", "interrupted"), ("fallback", "ok"), ("train", "ok"), ("gate", "rejected_by_gate"), ("fallback_end", "ok")]
     assert [p.status for p in ws.store.rollouts.history("toy")] == ["cancelled"]  # one switch, ended
+
+
+def test_a_recipe_runs_in_its_own_process_and_one_that_dies_fails_only_its_attempt(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    import os
+
+    ws, service, controller = loop
+    _log_labelled(ws, toy_frame(1000, seed=3))
+    service.apply([parse_loop_policy(_policy(recipe={"callable": "tests.automation.recipes:dies"}))])
+    service.retrain("toy")
+    [attempt] = controller.tick()  # the controller (here: this test's process) lives on
+    assert attempt.result == "failed" and "died before it finished" in attempt.state["reason"], attempt.state
+    recipe = {"callable": "tests.automation.recipes:tells_pid", "params": {"max_iter": 20, "folder": str(ws.root)}}
+    service.apply([parse_loop_policy(_policy(recipe=recipe))])
+    service.retrain("toy")
+    [again] = controller.tick()
+    assert again.result in ("promoted", "rejected_by_gate"), again.state  # a fresh worker trained it
+    assert int((ws.root / "pid").read_text()) != os.getpid()

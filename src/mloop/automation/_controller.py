@@ -19,6 +19,7 @@ import pandas as pd
 from mloop.automation._gate import auc_drop, judge
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
 from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, due, trigger_for
+from mloop.automation._training import RecipeCrashed, Trainer
 from mloop.errors import MloopError
 from mloop.events import LOOP_FALLBACK, EventBus
 from mloop.monitoring import LogReader
@@ -51,6 +52,7 @@ class LoopController:
         self.reader = LogReader(logs_dir)
         self.loop_dir = loop_dir
         self.clock = clock
+        self.trainer = Trainer()  # recipes run in a worker process of their own
         self._labels_seen: dict[str, tuple[int, int]] = {}  # deployment → (champion, feedback rows) at the last performance look
 
     # -- triggers ----------------------------------------------------------------------------
@@ -298,7 +300,6 @@ class LoopController:
         for frame, path in ((holdout, holdout_path), (train, train_path)):
             with replacing(path) as tmp:
                 frame.to_parquet(tmp, index=False)
-        recipe = policy.recipe.resolve()
         tags = {"mloop.loop.attempt": str(attempt.id), "mloop.loop.trigger": attempt.trigger_kind, "mloop.loop.deployment": deployment.name,
                 "mloop.loop.recipe": policy.recipe.callable}
         with self.tracker.start_run(f"loop-{deployment.name}", run_name=f"attempt-{attempt.id}", tags=tags) as run:
@@ -306,10 +307,7 @@ class LoopController:
             run.log_dataset(holdout, context="holdout", name=f"{deployment.name}-attempt-{attempt.id}-holdout", targets=LABEL)
             run.log_params({"recipe": policy.recipe.callable, **{f"recipe.{k}": v for k, v in policy.recipe.params.items()},
                             "champion": champion, "train_rows": len(train), "holdout_rows": len(holdout)})
-            try:
-                model = recipe(train, LABEL, **policy.recipe.params)
-            except Exception as exc:
-                raise StepFailed(f"the recipe {policy.recipe.callable} raised {type(exc).__name__}: {exc}") from exc
+            model = self._fit(policy, [train_path], "")
             uri = run.log_sklearn_model(model, train[features].head(5))
             run_id = run.run_id
         version = self.registry.register(uri, deployment.model_name).version
@@ -345,6 +343,15 @@ class LoopController:
             train = pd.concat([base[[*features, LABEL]], train], ignore_index=True)
         return train, holdout
 
+    def _fit(self, policy: LoopPolicy, paths: list[Any], when: str) -> Any:
+        """The policy's recipe fit in the training worker on the rows of ``paths``; what goes wrong fails the step."""
+        try:
+            return self.trainer.fit(policy.recipe.callable, policy.recipe.params, paths, LABEL)
+        except RecipeCrashed as exc:
+            raise StepFailed(exc.message + when) from exc
+        except Exception as exc:
+            raise StepFailed(f"the recipe {policy.recipe.callable} raised {type(exc).__name__}{when}: {exc}") from exc
+
     def _gate(self, attempt: AttemptRow, policy: LoopPolicy) -> None:
         self._step(attempt, "gate", lambda: self._do_gate(attempt, policy))
 
@@ -372,10 +379,7 @@ class LoopController:
             run.log_dataset(frame, context="training", name=f"{attempt.deployment}-attempt-{attempt.id}-all", targets=LABEL)
             run.log_params({"recipe": policy.recipe.callable, **{f"recipe.{k}": v for k, v in policy.recipe.params.items()},
                             "refit_of": attempt.state["challenger"], "train_rows": len(frame)})
-            try:
-                model = policy.recipe.resolve()(frame, LABEL, **policy.recipe.params)
-            except Exception as exc:
-                raise StepFailed(f"the recipe {policy.recipe.callable} raised {type(exc).__name__} on the refit: {exc}") from exc
+            model = self._fit(policy, [attempt.state["train"], attempt.state["holdout"]], " on the refit")
             uri = run.log_sklearn_model(model, frame[features].head(5))
             run_id = run.run_id
         version = self.registry.register(uri, model_name).version

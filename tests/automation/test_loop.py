@@ -281,7 +281,9 @@ def test_a_fall_of_the_champion_s_own_auc_opens_an_attempt_once(loop: tuple[Work
     detail = attempt.trigger_detail
     assert attempt.trigger_kind == "performance" and detail["block"] == 2 and detail["dropped"]
     assert detail["reference"] - detail["current"] > 0.2 and detail["z"] > 1.645
-    assert ws.store.loop.cursor("loop-performance:toy") == {"champion": 1, "block": 2}
+    cursor = ws.store.loop.cursor("loop-performance:toy")
+    assert (cursor["champion"], cursor["block"], cursor["until"]) == (1, 2, detail["until"])
+    assert cursor["reference"]["auc"] == pytest.approx(detail["reference"])  # the reference kept as its AUC and variance
     assert (detail["since"], detail["until"]) == (pytest.approx(2_002.0), pytest.approx(2_002.35))  # the block's first and last prediction
     block(3, 1.5)  # more rows arrive before the controller gets to the attempt: it learns from what it was triggered on
     controller.drive(attempt)

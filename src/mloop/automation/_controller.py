@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from mloop.automation._gate import auc_drop, judge
+from mloop.automation._gate import auc_drop, auc_with_variance, judge
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
 from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, due, trigger_for
 from mloop.automation._training import RecipeCrashed, Trainer
@@ -53,7 +53,7 @@ class LoopController:
         self.loop_dir = loop_dir
         self.clock = clock
         self.trainer = Trainer()  # recipes run in a worker process of their own
-        self._labels_seen: dict[str, tuple[int, int]] = {}  # deployment → (champion, feedback rows) at the last performance look
+        self._labels_seen: dict[str, tuple[int, float, int]] = {}  # deployment → (champion, last look, labels still missing for a block)
 
     # -- triggers ----------------------------------------------------------------------------
 
@@ -105,34 +105,43 @@ class LoopController:
             if spec is None:
                 continue
             champion = self.rollouts.served_version(deployment)
-            labels = (champion, self.reader.count(deployment, kind="feedback"))
-            if self._labels_seen.get(deployment) == labels:
-                continue  # no label arrived since the last look: no new block to judge (one count, not the whole join)
-            self._labels_seen[deployment] = labels
+            if not self._labels_arrived(deployment, champion):
+                continue
             name = f"loop-performance:{deployment}"
             seen = self.store.loop.cursor(name) or {}
-            done = int(seen.get("block", 0)) if seen.get("champion") == champion else 0
-            frame = self.reader.labelled(deployment, columns=("version", "score"))
+            if seen.get("champion") != champion:  # a new champion: its first block will be its reference
+                seen = {"champion": champion, "block": -1}
+            until = seen.get("until")
+            # Only the predictions after the last judged block (the log's older segments are not read again).
+            frame = self.reader.labelled(deployment, since=None if until is None else math.nextafter(float(until), math.inf),
+                                         columns=("version", "score"))
             if frame.empty:
+                self._wants(deployment, champion, spec.rows)
                 continue
             frame = frame[(frame["version"] == champion) & frame[LABEL].notna()].sort_values(["ts", "request_id", "row"], kind="stable")
-            blocks = len(frame) // spec.rows
-            if blocks < 2 or blocks - 1 <= done:
-                continue
-            reference = frame.iloc[: spec.rows]
-            for block in range(done + 1, blocks):
-                current = frame.iloc[block * spec.rows: (block + 1) * spec.rows]
-                drop = auc_drop((reference[LABEL], reference["score"]), (current[LABEL], current["score"]), alpha=spec.alpha, min_drop=spec.min_drop)
+            self._wants(deployment, champion, spec.rows - len(frame) % spec.rows)
+            while len(frame) >= spec.rows:
+                current, frame = frame.iloc[: spec.rows], frame.iloc[spec.rows:]
+                block = int(seen["block"]) + 1
+                span = {"since": float(current["ts"].min()), "until": float(current["ts"].max())}
+                if block == 0:
+                    ref_auc, ref_var = auc_with_variance(current[LABEL], current["score"])
+                    seen = {"champion": champion, "block": 0, "until": span["until"], "reference": {"auc": ref_auc, "var": ref_var, **span}}
+                    with self.store.transaction() as conn:
+                        self.store.loop.move_cursor(conn, name, seen)
+                    continue
+                reference = seen["reference"]
+                drop = auc_drop((reference["auc"], reference["var"]), (current[LABEL], current["score"]), alpha=spec.alpha, min_drop=spec.min_drop)
+                seen = {**seen, "block": block, "until": span["until"]}
                 with self.store.transaction() as conn:
                     if drop.dropped:
                         # The evidence ends at the block's last prediction, and so does the data the attempt learns from.
                         trigger = Trigger(deployment, "performance", f"performance:v{champion}:block{block}", self.clock(),
-                                          {"champion": champion, "block": block, **drop.to_dict(), "since": float(current["ts"].min()),
-                                           "until": float(current["ts"].max())})
+                                          {"champion": champion, "block": block, **drop.to_dict(), **span})
                         attempt = self._open(conn, trigger, (policy_id, policy))
                         if attempt is not None:
                             opened.append(attempt)
-                    self.store.loop.move_cursor(conn, name, {"champion": champion, "block": block})
+                    self.store.loop.move_cursor(conn, name, seen)
         return opened
 
     def scheduled(self) -> list[int]:
@@ -157,6 +166,24 @@ class LoopController:
                         opened.append(attempt)
                 self.store.loop.move_cursor(conn, name, {"schedule": schedule, "at": at if at is not None else now})
         return opened
+
+    def _wants(self, deployment: str, champion: int, labels: int) -> None:
+        """Read the log again once this many more labels arrived (the rest of the block being filled)."""
+        _, looked, _ = self._labels_seen.get(deployment, (champion, self.clock(), 0))
+        self._labels_seen[deployment] = (champion, looked, labels)
+
+    def _labels_arrived(self, deployment: str, champion: int) -> bool:
+        """Whether enough labels arrived since the last read to complete a block (or the champion changed): a count
+        over the segments written since, so a partial block is not read again on every pass."""
+        now = self.clock()
+        seen = self._labels_seen.get(deployment)
+        if seen is None or seen[0] != champion:
+            self._labels_seen[deployment] = (champion, now, 0)
+            return True
+        _, looked, missing = seen
+        missing -= self.reader.written_since(deployment, "feedback", looked)
+        self._labels_seen[deployment] = (champion, now, max(0, missing))
+        return missing <= 0
 
     def tick(self) -> list[AttemptRow]:
         """Consume alarms, performance drops and schedules, then move every open attempt; returns the attempts as they

@@ -164,10 +164,13 @@ class Drop:
         return asdict(self)
 
 
-def auc_drop(reference: tuple[ArrayLike, ArrayLike], current: tuple[ArrayLike, ArrayLike], *, alpha: float = 0.05, min_drop: float = 0.0) -> Drop:
-    """A one-sided z-test that the AUC on ``current`` (labels, scores) is lower than on ``reference`` by more than
-    ``min_drop``: the two samples are independent (different rows), so their DeLong variances add."""
-    ref_auc, ref_var = auc_with_variance(*reference)
+def auc_drop(reference: tuple[ArrayLike, ArrayLike] | tuple[float, float], current: tuple[ArrayLike, ArrayLike], *, alpha: float = 0.05,
+             min_drop: float = 0.0) -> Drop:
+    """A one-sided z-test that the AUC on ``current`` (labels, scores) is lower than on ``reference`` (labels and
+    scores, or the reference's AUC and DeLong variance already computed) by more than ``min_drop``: the two samples are
+    independent (different rows), so their DeLong variances add."""
+    first = reference[0]
+    ref_auc, ref_var = (float(first), float(reference[1])) if np.ndim(first) == 0 else auc_with_variance(*reference)  # type: ignore[arg-type]
     cur_auc, cur_var = auc_with_variance(*current)
     se = math.sqrt(ref_var + cur_var)
     z = (ref_auc - cur_auc - min_drop) / se if se > 0 else (math.inf if ref_auc - cur_auc > min_drop else -math.inf)

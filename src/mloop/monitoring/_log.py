@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,9 @@ def _column(name: str) -> str:
     return name
 
 
+#: Seconds by which the clock that stamped a segment's write may disagree with the one that stamped its rows.
+CLOCK_SLACK = 60.0
+
 #: The prediction log's own columns (beside the inputs).
 LOG_FIELDS = ("request_id", "row", "ts", "version", "latency_ms", "score", "arm", "probability")
 
@@ -174,12 +178,37 @@ class LogReader:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _glob(self, deployment: str, kind: str) -> str | None:
+    def _glob(self, deployment: str, kind: str, since: float | None = None) -> str | list[str] | None:
+        """The segments of ``kind`` to read: every one, or with ``since`` only those written at or after it (less a
+        minute for clocks that disagree). A segment is written after its rows happened, so a row at or after ``since``
+        is never in an older one; a log of thousands of segments is then read in its last few."""
         check_name(deployment, "deployment name")
         folder = self.root / deployment / kind
-        if not folder.exists() or not any(folder.glob("*.parquet")):
+        if not folder.exists():
             return None
-        return str(folder / "*.parquet")
+        if since is None or since > time.time():  # rows stamped ahead of this clock cannot be placed by write time
+            return str(folder / "*.parquet") if any(folder.glob("*.parquet")) else None
+        floor = since - CLOCK_SLACK
+        recent = []
+        for path in folder.glob("*.parquet"):
+            try:
+                if path.stat().st_mtime >= floor:
+                    recent.append(str(path))
+            except FileNotFoundError:  # removed (archived) while listing
+                continue
+        return sorted(recent) or None
+
+    def written_since(self, deployment: str, kind: str, since: float) -> int:
+        """Rows of ``kind`` in segments written at or after ``since`` (by the segment's write time, not the rows'
+        own): a cheap "has anything arrived since I last looked" for a consumer that then reads in full."""
+        import duckdb
+
+        files = self._glob(deployment, kind, since + CLOCK_SLACK)
+        if files is None:
+            return 0
+        with duckdb.connect() as con:
+            row = con.execute("SELECT count(*) FROM read_parquet(?, union_by_name=true)", [files]).fetchone()
+        return int(row[0]) if row else 0
 
     def count(self, deployment: str, *, since: float | None = None, kind: str = "predictions") -> int:
         """Rows of ``kind`` (``predictions``, ``feedback`` or ``failures``) written at or after ``since``."""
@@ -187,7 +216,7 @@ class LogReader:
 
         if kind not in ("predictions", "feedback", "failures"):
             raise InvalidInput(f"kind must be 'predictions', 'feedback' or 'failures', got {kind!r}.", field="kind")
-        glob = self._glob(deployment, kind)
+        glob = self._glob(deployment, kind, since)
         if glob is None:
             return 0
         where = "WHERE ts >= ?" if since is not None else ""
@@ -209,7 +238,7 @@ class LogReader:
         ``after``, in log order (time, request, row), at most ``limit`` rows; inputs under their own names."""
         import duckdb
 
-        glob = self._glob(deployment, "predictions")
+        glob = self._glob(deployment, "predictions", since if after is None else max(since or after[0], after[0]))
         if glob is None:
             return pd.DataFrame()
         conds, params = _window(since, until)
@@ -228,7 +257,7 @@ class LogReader:
         status and error class."""
         import duckdb
 
-        glob = self._glob(deployment, "failures")
+        glob = self._glob(deployment, "failures", since)
         if glob is None:
             return pd.DataFrame(columns=["request_id", "ts", "version", "arm", "probability", "status", "error"])
         conds, params = _window(since, until)
@@ -243,11 +272,11 @@ class LogReader:
         import duckdb
 
         parts, params = [], []
-        if (glob := self._glob(deployment, "predictions")) is not None:
+        if (glob := self._glob(deployment, "predictions", since)) is not None:
             parts.append("SELECT request_id, min(ts) AS ts, any_value(version) AS version, any_value(arm) AS arm, 1 AS ok, "
                          "max(latency_ms) AS latency_ms FROM read_parquet(?, union_by_name=true) WHERE ts >= ? AND ts < ? GROUP BY request_id")
             params += [glob, since, until]
-        if (glob := self._glob(deployment, "failures")) is not None:
+        if (glob := self._glob(deployment, "failures", since)) is not None:
             parts.append("SELECT request_id, ts, version, arm, 0 AS ok, CAST(NULL AS DOUBLE) AS latency_ms "
                          "FROM read_parquet(?, union_by_name=true) WHERE ts >= ? AND ts < ?")
             params += [glob, since, until]
@@ -267,10 +296,12 @@ class LogReader:
         are then never read."""
         import duckdb
 
-        preds = self._glob(deployment, "predictions")
+        preds = self._glob(deployment, "predictions", since)
         if preds is None:
             return pd.DataFrame()
-        feedback = self._glob(deployment, "feedback")
+        # A label comes after its prediction: predictions from ``since`` have their labels in segments written since.
+        bounds = [b for b in (since, labels_after) if b is not None]
+        feedback = self._glob(deployment, "feedback", max(bounds) if bounds else None)
         conds: list[str] = []
         params: list[object] = [preds]
         if since is not None:

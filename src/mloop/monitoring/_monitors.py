@@ -169,6 +169,8 @@ class MonitorRunner:
         cursor = tuple(state["cursor"]) if "cursor" in state else after
         if config.window.kind == "count":
             size = config.window.size or 0
+            if cursor is not None and self.reader.count(row.deployment, since=cursor[0]) < size:
+                return None  # not a whole window yet: a count of the recent segments, not a read of their inputs
             frame = self.reader.predictions(row.deployment, after=cursor, until=horizon, limit=size)  # type: ignore[arg-type]
             if len(frame) < size:
                 return None

@@ -24,7 +24,7 @@ def monitor_document(reference: Path, cfg: DemoConfig) -> dict[str, Any]:
     """Data drift of the inputs against January–February, a window per block of predictions; it alarms (to the
     dashboard, Prometheus and webhooks) when two of the last three windows drifted. The policy below does not
     retrain on it: on this replay, data-drift alarms fire nearly every month (``benchmarks/loop.py``)."""
-    return {"name": "inputs", "deployment": DEPLOYMENT, "reference": {"path": str(reference)},
+    return {"name": "inputs", "deployment": DEPLOYMENT, "reference": {"path": str(reference)}, "features": list(SPEC.features),
             "window": {"kind": "count", "size": cfg.rows_per_block}, "persistence": {"k": 2, "n": 3}}
 
 

@@ -440,3 +440,21 @@ def test_a_recipe_runs_in_its_own_process_and_one_that_dies_fails_only_its_attem
     [again] = controller.tick()
     assert again.result in ("promoted", "rejected_by_gate"), again.state  # a fresh worker trained it
     assert int((ws.root / "pid").read_text()) != os.getpid()
+
+
+def test_impact_aware_drift_counts_only_when_it_touches_what_the_champion_relies_on(loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = loop
+    _log_labelled(ws, toy_frame(2000, seed=3))  # the champion's label depends on x1, x2 and color, never on x3
+    service.apply([parse_loop_policy(_policy(triggers={"kinds": ["data_drift"], "impact": {"min_share": 0.05, "rows": 2000}}))])
+    _alarm(ws)  # x3 drifted
+    assert controller.consume() == []
+    [skipped] = ws.store.audit.list(action="loop.trigger_skipped", target="toy")
+    details = skipped.details or {}
+    assert "hardly relies on" in details["reason"] and details["importance"]["x3"] < 0.05, details
+    shares = ws.store.loop.cursor("loop-importance:toy")
+    assert shares["champion"] == 1 and shares["share"]["x1"] > 0.3 and sum(shares["share"].values()) == pytest.approx(1.0)
+    with ws.store.transaction() as conn:  # now x1 drifted: the champion's most important input
+        ws.bus.publish(conn, DRIFT_DETECTED, {"status": "firing", "kind": "data_drift", "deployment": "toy", "monitor": "inputs",
+                                              "drifted": ["x1", "x3"], "window": {}, "details": {}})
+    [opened] = controller.consume()
+    assert ws.store.loop.attempt(opened).trigger_detail["drifted"] == ["x1", "x3"]

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from mloop.automation._gate import auc_drop, auc_with_variance, judge
+from mloop.automation._impact import importance_shares
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
 from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, due, trigger_for
 from mloop.automation._training import RecipeCrashed, Trainer
@@ -72,13 +73,49 @@ class LoopController:
         policies = self.policies()
         for event in events:
             trigger = trigger_for(event, {d: p for d, (_, p) in policies.items()})
+            unfelt = self._unfelt(trigger, policies[trigger.deployment][1]) if trigger is not None else None
             with self.store.transaction() as conn:
-                if trigger is not None:
+                if trigger is not None and unfelt is not None:
+                    AuditLog.record(conn, "loop.trigger_skipped", trigger.deployment,
+                                    {"trigger": trigger.kind, "key": trigger.key, "detail": trigger.detail, "reason": unfelt["reason"],
+                                     "importance": unfelt["importance"]}, actor="controller")
+                elif trigger is not None:
                     attempt = self._open(conn, trigger, policies[trigger.deployment])
                     if attempt is not None:
                         opened.append(attempt)
                 self.store.loop.move_cursor(conn, CURSOR, event.id)
         return opened
+
+    def _unfelt(self, trigger: Trigger, policy: LoopPolicy) -> dict[str, Any] | None:
+        """With ``triggers.impact``, why a data-drift alarm touched nothing the champion relies on (None when it did,
+        or when it cannot be told: then the alarm counts)."""
+        spec = policy.triggers.impact
+        if spec is None or trigger.detail.get("alarm") != "data_drift":
+            return None
+        try:
+            drifted = {str(f): self._importance(trigger.deployment, spec.rows).get(str(f), 0.0) for f in trigger.detail.get("drifted", [])}
+        except Exception:  # no labels yet, one class only: an alarm that cannot be weighed is not ignored
+            log.exception("loop %s: the champion's feature importance could not be computed", trigger.deployment)
+            return None
+        if not drifted or max(drifted.values()) >= spec.min_share:
+            return None
+        said = ", ".join(f"{f} {share:.1%}" for f, share in drifted.items())
+        return {"reason": f"the drift touched only features the champion hardly relies on ({said} of its importance, each under "
+                          f"{spec.min_share:.0%})", "importance": drifted}
+
+    def _importance(self, deployment: str, rows: int) -> dict[str, float]:
+        """Each input's share of the champion's permutation importance (AUC lost when it is shuffled) on the newest
+        labelled predictions; cached per champion version."""
+        champion, name = self.rollouts.served_version(deployment), f"loop-importance:{deployment}"
+        cached = self.store.loop.cursor(name)
+        if cached is not None and cached.get("champion") == champion:
+            return dict(cached["share"])
+        model = self.registry.load(self.store.deployments.get(deployment).model_name, champion)
+        frame = self.reader.labelled(deployment).dropna(subset=[LABEL]).tail(rows)
+        share = importance_shares(model, frame[model.feature_names], frame[LABEL])
+        with self.store.transaction() as conn:
+            self.store.loop.move_cursor(conn, name, {"champion": champion, "share": share})
+        return share
 
     def _open(self, conn: Any, trigger: Trigger, policy: tuple[int, LoopPolicy], *, manual: bool = False, actor: str = "controller") -> int | None:
         row = self.store.loop.policy_by_id(policy[0])
@@ -169,8 +206,7 @@ class LoopController:
 
     def _wants(self, deployment: str, champion: int, labels: int) -> None:
         """Read the log again once this many more labels arrived (the rest of the block being filled)."""
-        _, looked, _ = self._labels_seen.get(deployment, (champion, self.clock(), 0))
-        self._labels_seen[deployment] = (champion, looked, labels)
+        self._labels_seen[deployment] = (champion, self._labels_seen.get(deployment, (champion, self.clock(), 0))[1], labels)
 
     def _labels_arrived(self, deployment: str, champion: int) -> bool:
         """Whether enough labels arrived since the last read to complete a block (or the champion changed): a count
@@ -461,3 +497,4 @@ class LoopController:
             self.store.loop.finish_step(conn, step_id, result, detail)
             self.store.loop.advance(conn, attempt.id, step="done", state={**attempt.state, "rollout_end": detail}, result=result,
                                     human=human or None)
+

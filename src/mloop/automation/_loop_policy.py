@@ -46,6 +46,15 @@ class PerformanceTrigger(_Strict):
     min_drop: float = Field(default=0.0, ge=0, le=1)
 
 
+class ImpactSpec(_Strict):
+    """Impact-aware data drift: a monitor's ``data_drift`` alarm is a trigger only when a drifted feature carries at
+    least ``min_share`` of the champion's permutation importance (AUC lost when the feature is shuffled, on the
+    newest ``rows`` labelled predictions; computed once per champion)."""
+
+    min_share: float = Field(default=0.05, gt=0, le=1)
+    rows: int = Field(default=5000, ge=200, le=1_000_000)
+
+
 class TriggerSpec(_Strict):
     """Which alarms start an attempt: those of ``monitors`` (all of the deployment's when omitted; none when empty),
     of these ``kinds``; with ``performance``, a fall of the champion's AUC below its own reference; with
@@ -56,6 +65,7 @@ class TriggerSpec(_Strict):
     kinds: list[AlarmKind] = Field(default_factory=lambda: list(ALARM_KINDS), min_length=1)
     performance: PerformanceTrigger | None = None
     schedule: str | None = Field(default=None, max_length=200)
+    impact: ImpactSpec | None = None
 
     @field_validator("schedule")
     @classmethod

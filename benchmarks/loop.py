@@ -40,7 +40,7 @@ from mloop.automation._gate import auc_drop
 from mloop.automation._loop_policy import Guards
 from mloop.demo import DemoConfig, DemoResult, run_demo
 from mloop.demo._flights import SPEC, load_flights
-from mloop.demo._records import attempt_rows
+from mloop.demo._records import print_attempts
 from mloop.monitoring.drift import DatasetDrift
 from mloop.store import AttemptRow
 from mloop.training import auc, fit
@@ -208,14 +208,7 @@ def main() -> None:
         t.add_row(p.name, f"{np.mean(p.aucs):.4f}", str(p.retrains), str(p.fits), str(p.promotions), str(p.rollbacks),
                   f"{np.mean(p.aucs) - best_blind:+.4f}")
     console.print(t)
-    t = Table(title="The server's attempts (mloop loop history flights)")
-    for col in ("attempt", "trigger evidence", "gate: challenger vs champion", "result", "evidence → champion serving", "human"):
-        t.add_column(col)
-    for row in attempt_rows(demo):
-        t.add_row(*row)
-    console.print(t)
-    auto, steps = demo.steps_without_human
-    console.print(f"steps that needed no human: {auto} of {steps}" + (f" ({auto / steps:.0%})" if steps else ""))
+    print_attempts(console, demo, "The server's attempts (mloop loop history flights)")
     monthly = Table(title="AUC by month")
     monthly.add_column("month")
     for p in everyone:

@@ -93,10 +93,11 @@ class LoopController:
         if spec is None or trigger.detail.get("alarm") != "data_drift":
             return None
         try:
-            drifted = {str(f): self._importance(trigger.deployment, spec.rows).get(str(f), 0.0) for f in trigger.detail.get("drifted", [])}
+            shares = self._importance(trigger.deployment, spec.rows)
         except Exception:  # no labels yet, one class only: an alarm that cannot be weighed is not ignored
             log.exception("loop %s: the champion's feature importance could not be computed", trigger.deployment)
             return None
+        drifted = {str(f): shares.get(str(f), 0.0) for f in trigger.detail.get("drifted", [])}
         if not drifted or max(drifted.values()) >= spec.min_share:
             return None
         said = ", ".join(f"{f} {share:.1%}" for f, share in drifted.items())

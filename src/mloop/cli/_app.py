@@ -50,7 +50,7 @@ def demo(
 ) -> None:
     """Run the whole loop on NYC flights 2013 and write an HTML report."""
     from mloop.demo import DemoConfig, run_demo, summary_rows
-    from mloop.demo._records import attempt_rows
+    from mloop.demo._records import print_attempts
 
     result = run_demo(workspace_option(), DemoConfig(sample=sample, trials=trials, seed=seed, last_month=last_month), console)
     table = Table(title="mloop demo: month by month (every decision taken by the server's loop)")
@@ -60,14 +60,7 @@ def demo(
     for row in summary_rows(result):
         table.add_row(*row)
     console.print(table)
-    attempts = Table(title="the loop's attempts (mloop loop history flights)")
-    for col in ("attempt", "trigger evidence", "gate: challenger vs champion", "result", "evidence → champion serving", "human"):
-        attempts.add_column(col)
-    for row in attempt_rows(result):
-        attempts.add_row(*row)
-    console.print(attempts)
-    auto, steps = result.steps_without_human
-    console.print(f"steps that needed no human: {auto} of {steps}" + (f" ({auto / steps:.0%})" if steps else ""))
+    print_attempts(console, result)
     phases = Table(title="where the time went")
     phases.add_column("phase")
     phases.add_column("seconds", justify="right")

@@ -163,3 +163,20 @@ def attempt_rows(result: DemoResult) -> list[tuple[str, ...]]:
         rows.append((str(a["id"]), evidence, verdict, a["result"] or "in flight",
                      f"{took['rows']:,.0f} rows, {took['seconds']:.1f} s" if took else "", "yes" if a["human"] else "no"))
     return rows
+
+
+ATTEMPT_COLUMNS = ("attempt", "trigger evidence", "gate: challenger vs champion", "result", "evidence → champion serving", "human")
+
+
+def print_attempts(console: Any, result: DemoResult, title: str = "the loop's attempts (mloop loop history flights)") -> None:
+    """The attempts table and the share of steps that needed no human, as ``mloop demo`` and the benchmark print them."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ATTEMPT_COLUMNS:
+        table.add_column(col)
+    for row in attempt_rows(result):
+        table.add_row(*row)
+    console.print(table)
+    auto, steps = result.steps_without_human
+    console.print(f"steps that needed no human: {auto} of {steps}" + (f" ({auto / steps:.0%})" if steps else ""))

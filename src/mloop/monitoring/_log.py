@@ -165,9 +165,6 @@ def _column(name: str) -> str:
     return name
 
 
-#: Seconds by which the clock that stamped a segment's write may disagree with the one that stamped its rows.
-CLOCK_SLACK = 60.0
-
 #: The prediction log's own columns (beside the inputs).
 LOG_FIELDS = ("request_id", "row", "ts", "version", "latency_ms", "score", "arm", "probability")
 
@@ -178,17 +175,18 @@ class LogReader:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _glob(self, deployment: str, kind: str, since: float | None = None) -> str | list[str] | None:
-        """The segments of ``kind`` to read: every one, or with ``since`` only those written at or after it (less a
-        minute for clocks that disagree). A segment is written after its rows happened, so a row at or after ``since``
-        is never in an older one; a log of thousands of segments is then read in its last few."""
+    def _glob(self, deployment: str, kind: str, since: float | None = None, *, slack: float = 60.0) -> str | list[str] | None:
+        """The segments of ``kind`` to read: every one, or with ``since`` only those written at or after it, less
+        ``slack`` seconds for the clock that stamped the rows disagreeing with the one that stamped the file. A segment
+        is written after its rows happened, so a row at or after ``since`` is never in an older one; a log of thousands
+        of segments is then read in its last few."""
         check_name(deployment, "deployment name")
         folder = self.root / deployment / kind
         if not folder.exists():
             return None
         if since is None or since > time.time():  # rows stamped ahead of this clock cannot be placed by write time
             return str(folder / "*.parquet") if any(folder.glob("*.parquet")) else None
-        floor = since - CLOCK_SLACK
+        floor = since - slack
         recent = []
         for path in folder.glob("*.parquet"):
             try:
@@ -203,7 +201,7 @@ class LogReader:
         own): a cheap "has anything arrived since I last looked" for a consumer that then reads in full."""
         import duckdb
 
-        files = self._glob(deployment, kind, since + CLOCK_SLACK)
+        files = self._glob(deployment, kind, since, slack=0.0)  # the segments' own write times, compared on one clock
         if files is None:
             return 0
         with duckdb.connect() as con:

@@ -16,7 +16,8 @@ Each month is scored by the model in force when it began; the table prints each 
 model fits and promotions, then each of the server's attempts with its statistics and the rows and seconds from the
 evidence that triggered it to the new champion serving.
 
-First, by simulation, the gate's and the performance trigger's error rates beside the naive rules they replace.
+First, by simulation, the error rates of the gate, the performance trigger, the estimated-performance trigger (CBPE)
+and the online update's gate, beside the naive rules they replace.
 
     python benchmarks/loop.py [--sample 1.0] [--trials 8] [--only decisions|replay]
 """
@@ -36,8 +37,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mloop.automation import GateSpec, admit, judge
+from mloop.automation._cbpe import Calibration, estimate, estimated_drop
 from mloop.automation._gate import auc_drop
-from mloop.automation._loop_policy import Guards
+from mloop.automation._loop_policy import Guards, OnlineSpec
 from mloop.demo import DemoConfig, DemoResult, run_demo
 from mloop.demo._flights import SPEC, load_flights
 from mloop.demo._records import print_attempts
@@ -116,6 +118,13 @@ def _pair(rng: np.random.Generator, n: int, lift: float) -> tuple[np.ndarray, np
     return y, y * 0.8 + shared + rng.normal(scale=0.7, size=n), y * (0.8 + lift) + shared + rng.normal(scale=0.7, size=n)
 
 
+def _update(rng: np.random.Generator, n: int, lift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, a champion's scores and an online update's: the update is the champion nudged (scores close to its
+    own), its signal ``lift`` stronger (negative: a batch that taught it wrong)."""
+    y, champion, _ = _pair(rng, n, 0.0)
+    return y, champion, champion + lift * y + rng.normal(scale=0.2, size=n)
+
+
 def decision_error_rates(runs: int = 1000, rows: int = 2000, seed: int = 0) -> None:
     """The gate's and the performance trigger's error rates by simulation, beside the naive rules they replace."""
     rng = np.random.default_rng(seed)
@@ -143,6 +152,40 @@ def decision_error_rates(runs: int = 1000, rows: int = 2000, seed: int = 0) -> N
             falls.append(drop.reference - drop.current)
         label = situation if noise == 0 else f"AUC falls by {np.mean(falls):.3f} on average (should fire)"
         t.add_row("performance trigger", label, f"{fired / runs:.1%} fire", f"{naive / runs:.1%} fire", "AUC below the reference's")
+    console.print(t)
+    adaptive_error_rates(seed=seed)
+
+
+def adaptive_error_rates(runs: int = 300, rows: int = 2000, seed: int = 0) -> None:
+    """The estimated-performance trigger (CBPE, no labels) and the online update's gate, beside the naive rules."""
+    rng = np.random.default_rng(seed + 1)
+    t = Table(title=f"Label-free and online decisions by simulation ({runs:,} runs of {rows:,} rows each, seed {seed})")
+    for col in ("decision", "situation", "mloop", "naive rule", "naive rule is"):
+        t.add_column(col)
+
+    def block(spread: float) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(scale=spread, size=rows)
+        return (rng.random(rows) < 1 / (1 + np.exp(-1.5 * x))).astype(float), x
+
+    for spread, situation in ((1.0, "inputs as before (should not fire)"), (0.95, ""), (0.85, "")):
+        fired = naive = 0
+        falls = []
+        for run in range(runs):
+            labels, scores = block(1.0)
+            calibration = Calibration.fit(labels, scores)
+            reference = estimate(calibration, scores, seed=run)
+            later_labels, later = block(spread)
+            drop = estimated_drop(reference, estimate(calibration, later, seed=run + 1), rows)
+            fired += drop.dropped
+            naive += drop.current < drop.reference
+            falls.append(auc(labels, scores) - auc(later_labels, later))
+        label = situation or f"inputs bunch up, the AUC falls by {np.mean(falls):.3f} (should fire)"
+        t.add_row("estimated trigger (CBPE)", label, f"{fired / runs:.1%} fire", f"{naive / runs:.1%} fire", "estimate below the reference's")
+    gate = OnlineSpec().gate
+    for lift, situation in ((0.0, "update as good (should pass)"), (0.1, "update better (should pass)"),
+                            (-0.3, "a bad batch: update worse (should not pass)")):
+        passed = sum(judge(gate, *_update(rng, rows, lift)).passed for _ in range(runs))
+        t.add_row("online update gate", situation, f"{passed / runs:.1%} pass", "100.0% pass", "every update goes live")
     console.print(t)
 
 

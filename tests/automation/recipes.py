@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mloop.training import tabular
+from mloop.training import OnlineClassifier, tabular
 
 
 def shuffled(frame: pd.DataFrame, target: str, **params: Any) -> Any:
@@ -61,3 +61,24 @@ def tells_pid(frame: pd.DataFrame, target: str, *, folder: str, **params: Any) -
 
     Path(folder, "pid").write_text(str(os.getpid()))
     return tabular(frame, target, **params)
+
+
+class WaitsOnline(OnlineClassifier):
+    """An online model whose updates, once ``folder/armed`` exists, say they began (``folder/started``) and wait for
+    ``folder/go``: an online update a test can kill a process in the middle of."""
+
+    def __init__(self, folder: str = "", **params: Any) -> None:
+        super().__init__(**params)
+        self.folder = folder
+
+    def partial_fit(self, X: pd.DataFrame, y: Any, classes: Any = None) -> WaitsOnline:
+        import time
+        from pathlib import Path
+
+        if self.folder and Path(self.folder, "armed").exists():
+            Path(self.folder, "started").touch()
+            deadline = time.monotonic() + 120
+            while not Path(self.folder, "go").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        super().partial_fit(X, y)
+        return self

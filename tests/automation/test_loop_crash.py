@@ -86,3 +86,42 @@ def test_a_controller_killed_while_training_and_while_its_canary_waits_resumes_t
     assert rollouts.served_version("toy") == 1
     assert [a.id for a in ws.store.loop.attempts("toy")] == [attempt]  # one trigger, one attempt
     assert len([p for p in ws.store.rollouts.history("toy") if p.actor == f"controller:attempt-{attempt}"]) == 1  # one canary, not two
+
+
+def test_a_controller_killed_during_an_online_update_redoes_it_once(tmp_path: Path) -> None:
+    from mloop.automation import LoopController
+    from tests.automation.recipes import WaitsOnline
+    from tests.automation.test_online import _feedback, _moved_world, _register
+    from tests.conftest import deploy, toy_frame
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    ws = Workspace.init(tmp_path / "ws")
+    frame = toy_frame(2000, seed=0)
+    _register(ws, WaitsOnline(folder=str(marks)).fit(frame[[c for c in frame.columns if c != "y"]], frame["y"]), frame)
+    deploy(ws, "toy", "toy", "champion")
+    Loop(ws.store, ws.bus).apply([parse_loop_policy({"deployment": "toy", "online": {"rows": 1000}})])
+    LoopController(ws.store, ws.bus, ws.registry, ws.tracker, ws.logs_dir, ws.root / "loop").tick()  # the first look starts the clock
+    _feedback(ws, _moved_world(1200, seed=3))
+    (marks / "armed").touch()
+    rollouts, log = Rollouts(ws.registry, ws.store, ws.bus), tmp_path / "controller.log"
+
+    first = _controller(ws, log)
+    _until(lambda: (marks / "started").exists(), 60, "the first controller began the update")
+    _kill(first)  # SIGKILL while the copy learns
+    [row] = ws.store.loop.attempts("toy")
+    assert row.open and row.trigger_kind == "online" and [s.finished_at for s in ws.store.loop.steps(row.id)] == [None]
+    assert rollouts.served_version("toy") == 1 and [v.version for v in ws.registry.versions("toy")] == [1]
+
+    (marks / "go").touch()
+    second = _controller(ws, log)
+    try:
+        _until(lambda: ws.store.loop.attempt(row.id).result is not None, 90, "the second controller redid the update")
+    finally:
+        _kill(second)
+    done = ws.store.loop.attempt(row.id)
+    assert done.result == "promoted", ws.store.loop.steps(row.id)
+    assert [(s.name, s.outcome) for s in ws.store.loop.steps(row.id)] == [("train", "interrupted"), ("train", "ok"), ("gate", "ok"), ("rollout", "ok")]
+    assert rollouts.served_version("toy") == 3 and [v.version for v in ws.registry.versions("toy")] == [1, 2, 3]
+    assert [a.id for a in ws.store.loop.attempts("toy")] == [row.id]  # those labels made one update, not two
+    ws.close()

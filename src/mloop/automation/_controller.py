@@ -16,11 +16,15 @@ from typing import Any
 
 import pandas as pd
 
-from mloop.automation._gate import auc_drop, auc_with_variance, judge
+from mloop.automation._adaptive import Adaptive
+from mloop.automation._estimated import Estimated
+from mloop.automation._gate import judge
 from mloop.automation._impact import importance_shares
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
-from mloop.automation._loop_rules import ROLLOUT_RESULTS, Trigger, admit, due, trigger_for
+from mloop.automation._loop_rules import ONLINE, ROLLOUT_RESULTS, Trigger, trigger_for
+from mloop.automation._parts import LABEL, StepFailed
 from mloop.automation._training import RecipeCrashed, Trainer
+from mloop.automation._watches import Watches
 from mloop.errors import MloopError
 from mloop.events import LOOP_FALLBACK, EventBus
 from mloop.monitoring import LogReader
@@ -35,14 +39,9 @@ LEASE = "loop-controller"
 CURSOR = "loop-controller.events"
 HEARTBEAT = "loop-controller.tick"  # when the controller's last pass began and ended: is it alive, has it seen what was sent
 MAX_RETRIES = 2  # a step interrupted (the process died) this many times abandons its attempt
-LABEL = "label"
 
 
-class StepFailed(MloopError):
-    """A step could not do its work (too few rows, a recipe that raised): the attempt ends as ``failed``."""
-
-
-class LoopController:
+class LoopController(Watches, Estimated, Adaptive):
     """Drives the retraining policies of one workspace: ``tick()`` consumes new alarms and moves every open attempt
     as far as it can go now."""
 
@@ -54,12 +53,10 @@ class LoopController:
         self.loop_dir = loop_dir
         self.clock = clock
         self.trainer = Trainer()  # recipes run in a worker process of their own
-        self._labels_seen: dict[str, tuple[int, float, int]] = {}  # deployment → (champion, last look, labels still missing for a block)
+        self._arrivals = {}
+        self._online_seen = {}
 
     # -- triggers ----------------------------------------------------------------------------
-
-    def policies(self) -> dict[str, tuple[int, LoopPolicy]]:
-        return {p.deployment: (p.id, parse_loop_policy(p.document)) for p in self.store.loop.policies()}
 
     def consume(self) -> list[int]:
         """Read the bus from the cursor; each alarm a policy listens to opens an attempt unless a guard holds it back
@@ -77,8 +74,7 @@ class LoopController:
             with self.store.transaction() as conn:
                 if trigger is not None and unfelt is not None:
                     AuditLog.record(conn, "loop.trigger_skipped", trigger.deployment,
-                                    {"trigger": trigger.kind, "key": trigger.key, "detail": trigger.detail, "reason": unfelt["reason"],
-                                     "importance": unfelt["importance"]}, actor="controller")
+                                    {"trigger": trigger.kind, "key": trigger.key, "detail": trigger.detail, **unfelt}, actor="controller")
                 elif trigger is not None:
                     attempt = self._open(conn, trigger, policies[trigger.deployment])
                     if attempt is not None:
@@ -92,6 +88,16 @@ class LoopController:
         spec = policy.triggers.impact
         if spec is None or trigger.detail.get("alarm") != "data_drift":
             return None
+        if spec.by == "estimated" and policy.triggers.estimated is not None:
+            try:
+                fall = self._estimated_fall(trigger.deployment, policy.triggers.estimated, dict(trigger.detail.get("window") or {}))
+            except Exception:  # as below: an alarm that cannot be weighed is not ignored
+                log.exception("loop %s: the champion's performance could not be estimated", trigger.deployment)
+                return None
+            if fall is None or fall["dropped"]:
+                return None
+            return {"reason": f"the champion's estimated AUC on the drifted window did not fall significantly ({fall['current']:.4f} vs "
+                              f"{fall['reference']:.4f} before, z {fall['z']:.2f})", "estimated": fall}
         try:
             shares = self._importance(trigger.deployment, spec.rows)
         except Exception:  # no labels yet, one class only: an alarm that cannot be weighed is not ignored
@@ -118,109 +124,7 @@ class LoopController:
             self.store.loop.move_cursor(conn, name, {"champion": champion, "share": share})
         return share
 
-    def _open(self, conn: Any, trigger: Trigger, policy: tuple[int, LoopPolicy], *, manual: bool = False, actor: str = "controller") -> int | None:
-        row = self.store.loop.policy_by_id(policy[0])
-        admission = admit(policy[1].guards, self.store.loop.attempts(trigger.deployment, last=1000), self.clock(), manual=manual)
-        if not admission.admitted:
-            AuditLog.record(conn, "loop.trigger_skipped", trigger.deployment,
-                            {"trigger": trigger.kind, "key": trigger.key, "detail": trigger.detail, "reason": admission.reason}, actor=actor)
-            log.info("loop %s: %s trigger skipped: %s", trigger.deployment, trigger.kind, admission.reason)
-            return None
-        fallback = policy[1].fallback
-        first = "fallback" if fallback is not None and trigger.kind in fallback.on else "train"
-        return self.store.loop.open_attempt(conn, row, kind=trigger.kind, key=trigger.key, detail={**trigger.detail, "admitted": admission.reason},
-                                            at=trigger.at, step=first, actor=actor)
-
     # -- attempts ----------------------------------------------------------------------------
-
-    def watch(self) -> list[int]:
-        """The performance triggers: for each policy that has one, compare every new complete block of the champion's
-        labelled predictions with its reference block (the first); a significant drop opens an attempt. The block
-        evaluated last is a cursor, moved with the attempt it opens."""
-        opened = []
-        for deployment, (policy_id, policy) in self.policies().items():
-            spec = policy.triggers.performance
-            if spec is None:
-                continue
-            champion = self.rollouts.served_version(deployment)
-            if not self._labels_arrived(deployment, champion):
-                continue
-            name = f"loop-performance:{deployment}"
-            seen = self.store.loop.cursor(name) or {}
-            if seen.get("champion") != champion:  # a new champion: its first block will be its reference
-                seen = {"champion": champion, "block": -1}
-            until = seen.get("until")
-            # Only the predictions after the last judged block (the log's older segments are not read again).
-            frame = self.reader.labelled(deployment, since=None if until is None else math.nextafter(float(until), math.inf),
-                                         columns=("version", "score"))
-            if frame.empty:
-                self._wants(deployment, champion, spec.rows)
-                continue
-            frame = frame[(frame["version"] == champion) & frame[LABEL].notna()].sort_values(["ts", "request_id", "row"], kind="stable")
-            self._wants(deployment, champion, spec.rows - len(frame) % spec.rows)
-            while len(frame) >= spec.rows:
-                current, frame = frame.iloc[: spec.rows], frame.iloc[spec.rows:]
-                block = int(seen["block"]) + 1
-                span = {"since": float(current["ts"].min()), "until": float(current["ts"].max())}
-                if block == 0:
-                    ref_auc, ref_var = auc_with_variance(current[LABEL], current["score"])
-                    seen = {"champion": champion, "block": 0, "until": span["until"], "reference": {"auc": ref_auc, "var": ref_var, **span}}
-                    with self.store.transaction() as conn:
-                        self.store.loop.move_cursor(conn, name, seen)
-                    continue
-                reference = seen["reference"]
-                drop = auc_drop((reference["auc"], reference["var"]), (current[LABEL], current["score"]), alpha=spec.alpha, min_drop=spec.min_drop)
-                seen = {**seen, "block": block, "until": span["until"]}
-                with self.store.transaction() as conn:
-                    if drop.dropped:
-                        # The evidence ends at the block's last prediction, and so does the data the attempt learns from.
-                        trigger = Trigger(deployment, "performance", f"performance:v{champion}:block{block}", self.clock(),
-                                          {"champion": champion, "block": block, **drop.to_dict(), **span})
-                        attempt = self._open(conn, trigger, (policy_id, policy))
-                        if attempt is not None:
-                            opened.append(attempt)
-                    self.store.loop.move_cursor(conn, name, seen)
-        return opened
-
-    def scheduled(self) -> list[int]:
-        """The cron triggers: a policy's ``schedule`` due since the last look opens an attempt (once for the latest due
-        time, however many were missed while the controller was down); the first look only starts the clock."""
-        opened = []
-        now = self.clock()
-        for deployment, (policy_id, policy) in self.policies().items():
-            schedule = policy.triggers.schedule
-            if schedule is None:
-                continue
-            name = f"loop-schedule:{deployment}"
-            seen = self.store.loop.cursor(name)
-            at = due(schedule, float(seen["at"]), now) if seen is not None and seen.get("schedule") == schedule else None
-            if seen is not None and seen.get("schedule") == schedule and at is None:
-                continue
-            with self.store.transaction() as conn:
-                if at is not None:
-                    trigger = Trigger(deployment, "schedule", f"schedule:{at:.0f}", now, {"schedule": schedule, "due": at})
-                    attempt = self._open(conn, trigger, (policy_id, policy))
-                    if attempt is not None:
-                        opened.append(attempt)
-                self.store.loop.move_cursor(conn, name, {"schedule": schedule, "at": at if at is not None else now})
-        return opened
-
-    def _wants(self, deployment: str, champion: int, labels: int) -> None:
-        """Read the log again once this many more labels arrived (the rest of the block being filled)."""
-        self._labels_seen[deployment] = (champion, self._labels_seen.get(deployment, (champion, self.clock(), 0))[1], labels)
-
-    def _labels_arrived(self, deployment: str, champion: int) -> bool:
-        """Whether enough labels arrived since the last read to complete a block (or the champion changed): a count
-        over the segments written since, so a partial block is not read again on every pass."""
-        now = self.clock()
-        seen = self._labels_seen.get(deployment)
-        if seen is None or seen[0] != champion:
-            self._labels_seen[deployment] = (champion, now, 0)
-            return True
-        _, looked, missing = seen
-        missing -= self.reader.written_since(deployment, "feedback", looked)
-        self._labels_seen[deployment] = (champion, now, max(0, missing))
-        return missing <= 0
 
     def tick(self) -> list[AttemptRow]:
         """Consume alarms, performance drops and schedules, then move every open attempt; returns the attempts as they
@@ -228,7 +132,9 @@ class LoopController:
         started = self.clock()
         self.consume()
         self.watch()
+        self.estimated()
         self.scheduled()
+        self.learn()
         moved = []
         for attempt in self.store.loop.attempts(open_only=True, last=1000):
             try:
@@ -352,6 +258,8 @@ class LoopController:
         self._step(attempt, "train", lambda: self._do_train(attempt, policy))
 
     def _do_train(self, attempt: AttemptRow, policy: LoopPolicy) -> tuple[str, dict[str, Any], str | None, dict[str, Any]]:
+        if attempt.trigger_kind == ONLINE:
+            return self._do_learn(attempt, policy)
         deployment = self.store.deployments.get(attempt.deployment)
         champion = self.rollouts.served_version(deployment.name)
         features = self.registry.load(deployment.model_name, champion).feature_names
@@ -425,13 +333,15 @@ class LoopController:
         features = [c for c in holdout.columns if c != LABEL]
         champion = self.registry.load(deployment.model_name, int(attempt.state["champion"]))
         challenger = self.registry.load(deployment.model_name, int(attempt.state["challenger"]))
-        result = judge(policy.gate, holdout[LABEL].to_numpy(dtype=float), champion.score(holdout[features]), challenger.score(holdout[features]))
+        online = attempt.trigger_kind == ONLINE and policy.online is not None
+        spec = policy.online.gate if online and policy.online is not None else policy.gate
+        result = judge(spec, holdout[LABEL].to_numpy(dtype=float), champion.score(holdout[features]), challenger.score(holdout[features]))
         detail = result.to_dict()
         if not result.passed:
             return "done", detail, "rejected_by_gate", {"gate": detail}
-        if not policy.data.refit:
+        if not policy.data.refit and not online:
             return "rollout", detail, None, {"gate": detail}
-        refit = self._refit(attempt, policy, deployment.model_name, holdout, features)
+        refit = self._learn_more(attempt, deployment.model_name) if online else self._refit(attempt, policy, deployment.model_name, holdout, features)
         return "rollout", {**detail, "refit": refit}, None, {"gate": detail, "gated": attempt.state["challenger"], "challenger": refit["version"]}
 
     def _refit(self, attempt: AttemptRow, policy: LoopPolicy, model_name: str, holdout: pd.DataFrame, features: list[str]) -> dict[str, Any]:
@@ -473,7 +383,8 @@ class LoopController:
             if served != champion:
                 return "done", {"reason": f"the deployment now serves version {served}, not the champion {champion} it was judged against"}, \
                     "abandoned", {}
-            row = self.rollouts.set(attempt.deployment, policy.rollout.document(champion, challenger), actor=me,
+            plan = policy.online.rollout if attempt.trigger_kind == ONLINE and policy.online is not None else policy.rollout
+            row = self.rollouts.set(attempt.deployment, plan.document(champion, challenger), actor=me,
                                     reason=f"loop attempt {attempt.id}: version {challenger} passed the gate")
         detail = {"policy": row.kind, "revision": row.revision, "policy_id": row.id}
         if row.kind == "blue-green":

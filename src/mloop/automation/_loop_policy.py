@@ -11,6 +11,7 @@ policies:
     rollout: {strategy: canary, steps: [10, 50, 100]}
     guards: {cooldown_seconds: 86400, max_per_day: 2}
     fallback: {alias: stable}     # serve this while retraining after an alarm; back when the attempt ends
+    online: {rows: 5000}          # a champion that learns online learns each 5,000 new labels (each update a version)
 ```
 
 Everything is checked when the file is applied, so a typo fails then, naming the file, the entry and the field, and
@@ -46,11 +47,26 @@ class PerformanceTrigger(_Strict):
     min_drop: float = Field(default=0.0, ge=0, le=1)
 
 
-class ImpactSpec(_Strict):
-    """Impact-aware data drift: a monitor's ``data_drift`` alarm is a trigger only when a drifted feature carries at
-    least ``min_share`` of the champion's permutation importance (AUC lost when the feature is shuffled, on the
-    newest ``rows`` labelled predictions; computed once per champion)."""
+class EstimatedTrigger(_Strict):
+    """The champion's AUC estimated without labels (CBPE): its scores on its first ``rows`` labelled predictions are
+    calibrated and give the reference estimate; each later block of ``rows`` predictions, labelled or not, whose
+    estimate is lower by more than ``min_drop`` (one-sided z-test at ``alpha``, bootstrap variances over
+    ``resamples`` draws) is a trigger. For classifiers; it sees covariate shift, not a change of the concept."""
 
+    rows: int = Field(default=5000, ge=200, le=10_000_000)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    min_drop: float = Field(default=0.0, ge=0, le=1)
+    resamples: int = Field(default=200, ge=50, le=5000)
+
+
+class ImpactSpec(_Strict):
+    """Impact-aware data drift: a monitor's ``data_drift`` alarm is a trigger only when it touches the model. ``by:
+    importance``: a drifted feature carries at least ``min_share`` of the champion's permutation importance (AUC lost
+    when the feature is shuffled, on the newest ``rows`` labelled predictions; computed once per champion). ``by:
+    estimated``: the champion's estimated AUC (CBPE, calibrated as ``triggers.estimated`` says) on the predictions of
+    the alarm's window is significantly below its reference."""
+
+    by: Literal["importance", "estimated"] = "importance"
     min_share: float = Field(default=0.05, gt=0, le=1)
     rows: int = Field(default=5000, ge=200, le=1_000_000)
 
@@ -58,14 +74,22 @@ class ImpactSpec(_Strict):
 class TriggerSpec(_Strict):
     """Which alarms start an attempt: those of ``monitors`` (all of the deployment's when omitted; none when empty),
     of these ``kinds``; with ``performance``, a fall of the champion's AUC below its own reference; with
+    ``estimated``, a fall of its AUC estimated from its scores before labels arrive (CBPE); with
     ``schedule``, a cron expression (five fields, UTC: ``0 3 * * 1`` is Mondays at 03:00). ``mloop retrain NAME``
     always can."""
 
     monitors: list[str] | None = None
     kinds: list[AlarmKind] = Field(default_factory=lambda: list(ALARM_KINDS), min_length=1)
     performance: PerformanceTrigger | None = None
+    estimated: EstimatedTrigger | None = None
     schedule: str | None = Field(default=None, max_length=200)
     impact: ImpactSpec | None = None
+
+    @model_validator(mode="after")
+    def _impact(self) -> TriggerSpec:
+        if self.impact is not None and self.impact.by == "estimated" and self.estimated is None:
+            raise ValueError("impact by estimated needs triggers.estimated (it calibrates the champion's scores and keeps the reference)")
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -153,11 +177,34 @@ class RolloutPlan(_Strict):
         return self
 
 
-FallbackOn = Literal["monitor", "performance"]
+def _blue_green() -> RolloutPlan:
+    return RolloutPlan(strategy="blue-green")
+
+
+def _not_worse() -> GateSpec:
+    return GateSpec(min_effect=-0.05)
+
+
+class OnlineSpec(_Strict):
+    """The adaptive response, for a champion that learns online (``partial_fit``: ``mloop.training:online``,
+    ``mloop.training:river``): once ``rows`` labels arrived since its last update, a copy of it learns the older
+    ``1 - holdout`` of them; the ``gate`` judges that copy against the champion on the newest ``holdout`` (by default
+    it must be shown at most 0.05 AUC worse: the gate is there to stop a bad batch — labels gone wrong upstream — not
+    to demand proof of progress from each small step, which would hold adaptation back); if it passes, the copy
+    learns the held-out rows too and goes live by ``rollout`` (blue-green by default). Each update is a registered
+    version with its lineage."""
+
+    rows: int = Field(default=5000, ge=100, le=10_000_000)
+    holdout: float = Field(default=0.2, gt=0, le=0.5)
+    gate: GateSpec = Field(default_factory=_not_worse)
+    rollout: RolloutPlan = Field(default_factory=_blue_green)
+
+
+FallbackOn = Literal["monitor", "performance", "estimated"]
 
 
 def _alarms() -> list[FallbackOn]:
-    return ["monitor", "performance"]
+    return ["monitor", "performance", "estimated"]
 
 
 class FallbackSpec(_Strict):
@@ -195,6 +242,7 @@ class LoopPolicy(_Strict):
     rollout: RolloutPlan = Field(default_factory=RolloutPlan)
     guards: Guards = Field(default_factory=Guards)
     fallback: FallbackSpec | None = None
+    online: OnlineSpec | None = None
 
     @field_validator("deployment")
     @classmethod

@@ -20,7 +20,7 @@ POLICY_BODY: dict[str, Any] = {
     "type": "object", "required": ["deployment"], "additionalProperties": False,
     "properties": {"deployment": {"type": "string", "minLength": 1, "maxLength": 128}, "triggers": _SECTION, "data": _SECTION,
                    "recipe": _SECTION, "gate": _SECTION, "rollout": _SECTION, "guards": _SECTION,
-                   "fallback": {"type": ["object", "null"]}},
+                   "fallback": {"type": ["object", "null"]}, "online": {"type": ["object", "null"]}},
 }
 RETRAIN_BODY: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": {"reason": {"type": "string", "maxLength": 500}}}
 

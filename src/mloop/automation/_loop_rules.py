@@ -12,6 +12,7 @@ from mloop.events import DRIFT_DETECTED, Event
 from mloop.store import AttemptRow
 
 DAY = 86_400.0
+ONLINE = "online"  # the trigger kind of an online update
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,18 @@ def due(schedule: str, last: float, now: float) -> float | None:
     return float(latest) if latest > last else None
 
 
-def admit(guards: Guards, attempts: Sequence[AttemptRow], now: float, *, manual: bool = False) -> Admission:
+def admit(guards: Guards, attempts: Sequence[AttemptRow], now: float, *, manual: bool = False, online: bool = False) -> Admission:
     """May a trigger start an attempt, given the deployment's earlier ``attempts``? Never while one is in flight; a
-    person's ``mloop retrain`` skips the cooldown and the daily cap, an automatic trigger does not."""
+    person's ``mloop retrain`` and an online update skip the cooldown and the daily cap, an automatic retrain does not
+    (and online updates do not count against it)."""
     open_ = [a for a in attempts if a.open]
     if open_:
         return Admission(False, f"attempt {open_[-1].id} is in flight (step {open_[-1].step})")
     if manual:
         return Admission(True, "asked for by hand")
+    if online:
+        return Admission(True, "enough new labels for an online update (its pace is its rows, not the guards)")
+    attempts = [a for a in attempts if a.trigger_kind != ONLINE]  # online updates count neither for the cooldown nor the cap
     if attempts:
         since = now - max(a.created_at for a in attempts)
         if since < guards.cooldown_seconds:

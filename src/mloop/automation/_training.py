@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -32,6 +32,18 @@ def _fit(callable_path: str, params: dict[str, Any], paths: Sequence[str], targe
     frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     model = RecipeSpec(callable=callable_path, params=params).resolve()(frame, target, **params)
     return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _update(model: bytes, paths: Sequence[str], target: str) -> bytes:
+    """In the worker: the model (pickled) after it has also learnt the rows of ``paths`` (``partial_fit``)."""
+    import pandas as pd
+
+    from mloop.training import updated
+
+    frame = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    features = [c for c in frame.columns if c != target]
+    learnt = updated(pickle.loads(model), frame[features], frame[target])  # noqa: S301 - the controller's own pickle of a verified version
+    return pickle.dumps(learnt, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -58,14 +70,21 @@ class Trainer:
     def fit(self, callable_path: str, params: dict[str, Any], paths: Sequence[str], target: str) -> Any:
         """The fitted model of ``callable_path(frame, target, **params)`` on the rows of the Parquet ``paths``; an
         exception the recipe raises is raised here as it was, a worker that died is :class:`RecipeCrashed`."""
+        return self._run(f"the recipe {callable_path}", _fit, callable_path, dict(params), [str(p) for p in paths], target)
+
+    def update(self, model: Any, paths: Sequence[str], target: str) -> Any:
+        """A copy of ``model`` that has also learnt the rows of ``paths`` (an online model's ``partial_fit``)."""
+        blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._run(f"the online update of {type(model).__name__}", _update, blob, [str(p) for p in paths], target)
+
+    def _run(self, what: str, work: Callable[..., bytes], *args: Any) -> Any:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_die_with_parent, initargs=(os.getpid(),))
         try:
-            blob = self._pool.submit(_fit, callable_path, dict(params), [str(p) for p in paths], target).result()
+            blob = self._pool.submit(work, *args).result()
         except BrokenProcessPool:
             self.close()
-            raise RecipeCrashed(f"the process running the recipe {callable_path} died before it finished (a crash, or killed for memory)") \
-                from None
+            raise RecipeCrashed(f"the process running {what} died before it finished (a crash, or killed for memory)") from None
         return pickle.loads(blob)  # noqa: S301 - our own worker's answer, on this machine
 
     def close(self) -> None:

@@ -35,11 +35,24 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "functools.partial",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
+    "mloop.training._online.OnlineClassifier",
 )
 
 # What a scikit-learn model logged by mloop needs to load. Declared, so that MLflow does not infer it by
 # importing the model in a subprocess (several seconds per model).
 _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+
+
+def _skops_can(model: Any) -> bool:
+    """Whether skops can store ``model`` with only the types mloop trusts: scikit-learn's own and mloop's. Anything
+    else (a River model inside :class:`mloop.training.RiverClassifier`) is pickled; a registered version is verified
+    against its signed manifest before it is unpickled, so only bytes this workspace signed are ever loaded."""
+    import skops.io
+
+    try:
+        return not set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) - set(SKOPS_TRUSTED_TYPES)
+    except Exception:  # a type skops cannot take apart at all
+        return False
 
 
 def _pinned(packages: tuple[str, ...]) -> list[str]:
@@ -122,10 +135,13 @@ class TrackedRun:
         example = input_example.head(5)
         proba = hasattr(model, "predict_proba")
         output = model.predict_proba(example) if proba else model.predict(example)
+        packages = _SKLEARN_REQUIREMENTS + tuple(p for p in ("river",) if type(getattr(model, "model", None)).__module__.startswith(p))
+        skops = _skops_can(model)
+        options = {"serialization_format": "skops", "skops_trusted_types": list(SKOPS_TRUSTED_TYPES)} if skops else \
+            {"serialization_format": "cloudpickle"}
         return self.log_model(
             mlflow.sklearn, model, input_example=example, signature=infer_signature(example, output),
-            pip_requirements=_pinned(_SKLEARN_REQUIREMENTS), serialization_format="skops",
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES), pyfunc_predict_fn="predict_proba" if proba else "predict",
+            pip_requirements=_pinned(packages), pyfunc_predict_fn="predict_proba" if proba else "predict", **options,
         )
 
     def log_model(

@@ -97,7 +97,8 @@ def loop_history(
 def _summary(step: dict[str, Any]) -> str:
     d = step["detail"]
     if step["name"] == "train" and "version" in d:
-        return f"version {d['version']} from {d['train_rows']:,} rows ({d['holdout_rows']:,} held out), run {d['run_id']}"
+        learnt = f"= version {d['updated_from']} updated with" if "updated_from" in d else "from"
+        return f"version {d['version']} {learnt} {d['train_rows']:,} rows ({d['holdout_rows']:,} held out), run {d['run_id']}"
     if step["name"] in ("gate", "rollout_end") or "reason" in d:
         return str(d.get("reason", ""))
     if step["name"] == "rollout":

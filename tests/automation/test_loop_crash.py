@@ -1,6 +1,7 @@
-"""Crash safety with real processes: `mloop controller` killed with SIGKILL in the middle of training and while its
-canary waits; each restart resumes the attempt (the interrupted step redone), the champion alias never moves
-without a committed promotion, and the trigger is acted on exactly once."""
+"""Crash safety with real processes: `mloop controller` killed with SIGKILL in the middle of training, while its
+canary waits, while it retrains behind a fallback, and in the middle of an online update; each restart resumes the
+attempt (the interrupted step redone), the champion alias never moves without a committed promotion, a fallback is
+switched once and ended once, and the trigger is acted on exactly once."""
 
 from __future__ import annotations
 
@@ -125,3 +126,43 @@ def test_a_controller_killed_during_an_online_update_redoes_it_once(tmp_path: Pa
     assert rollouts.served_version("toy") == 3 and [v.version for v in ws.registry.versions("toy")] == [1, 2, 3]
     assert [a.id for a in ws.store.loop.attempts("toy")] == [row.id]  # those labels made one update, not two
     ws.close()
+
+
+def test_a_controller_killed_while_retraining_behind_a_fallback_leaves_the_fallback_serving_until_it_is_over(
+        deployed: Workspace, tmp_path: Path) -> None:
+    from tests.automation.test_loop import _alarm
+    from tests.conftest import train_and_register
+
+    ws = deployed
+    _log_labelled(ws, _changed_world(3000, seed=2))
+    stable = train_and_register(ws, alias="stable", seed=7)  # version 2, the designated fallback; the champion is version 1
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    policy = {"deployment": "toy", "data": {"rows": 5000, "min_rows": 300, "holdout": 0.3}, "fallback": {"alias": "stable"},
+              "recipe": {"callable": "tests.automation.recipes:waits", "params": {"folder": str(marks), "max_iter": 30}},
+              "rollout": {"strategy": "blue-green"}}
+    Loop(ws.store, ws.bus).apply([parse_loop_policy(policy)])
+    _alarm(ws)
+    rollouts, log = Rollouts(ws.registry, ws.store, ws.bus), tmp_path / "controller.log"
+
+    first = _controller(ws, log)
+    _until(lambda: (marks / "started").exists(), 60, "the first controller switched to the fallback and began training")
+    _kill(first)
+    [row] = ws.store.loop.attempts("toy")
+    assert [(s.name, s.outcome) for s in ws.store.loop.steps(row.id)] == [("fallback", "ok"), ("train", None)]
+    live = ws.store.rollouts.live("toy")  # the dead controller's fallback keeps answering: traffic is not left in between
+    assert live is not None and live.document == {"policy": "blue-green", "active": str(stable), "standby": "1"}
+    assert rollouts.served_version("toy") == 1  # and the champion alias never moved for it
+
+    (marks / "go").touch()
+    second = _controller(ws, log)
+    try:
+        _until(lambda: ws.store.loop.attempt(row.id).result is not None and ws.store.rollouts.live("toy") is None, 90,
+               "the second controller finished the attempt and ended the fallback")
+    finally:
+        _kill(second)
+    steps = [(s.name, s.outcome) for s in ws.store.loop.steps(row.id)]
+    assert steps == [("fallback", "ok"), ("train", "interrupted"), ("train", "ok"), ("gate", "ok"), ("rollout", "ok"), ("fallback_end", "ok")]
+    assert ws.store.loop.attempt(row.id).result == "promoted" and rollouts.served_version("toy") == 4  # the refit of version 3
+    fallbacks = [p for p in ws.store.rollouts.history("toy") if p.actor == f"controller:attempt-{row.id}" and p.document.get("active") == str(stable)]
+    assert len(fallbacks) == 1  # switched once, not again after the restart

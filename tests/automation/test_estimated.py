@@ -97,6 +97,22 @@ def test_a_block_whose_estimated_auc_fell_opens_an_attempt_before_any_label(esti
     assert attempt.trigger_kind == "estimated" and detail["dropped"] and detail["z"] > 1.645 and detail["block"] == 2
     assert detail["current"] < detail["reference"] and detail["since"] == 30_000 and detail["until"] == 30_000 + 1400
     assert controller.estimated() == []  # judged once
+    restarted = LoopController(ws.store, ws.bus, ws.registry, ws.tracker, ws.logs_dir, ws.root / "loop")  # by the cursor, not memory
+    assert restarted.estimated() == [] and len(ws.store.loop.attempts("toy")) == 1
+
+
+def test_a_champion_whose_scores_cannot_be_calibrated_is_said_so_once_and_decides_nothing(
+        estimating: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, controller = estimating
+    service.apply([parse_loop_policy({"deployment": "toy", "triggers": {"monitors": [], "estimated": {"rows": 1500}}})])
+    _log(ws, toy_frame(1500, seed=21).assign(y=0), 10_000, labelled=True)  # one class only: nothing to calibrate on
+    _log(ws, _narrow(1500, seed=22), 20_000, labelled=False)
+    assert controller.tick() == [] and controller.estimated() == []
+    [skip] = [e for e in ws.store.audit.list(target="toy") if e.action == "loop.trigger_skipped"]
+    assert "cannot be estimated without labels" in (skip.details or {})["reason"] and "both classes" in (skip.details or {})["reason"]
+    assert ws.store.loop.cursor("loop-controller.tick") is not None  # the pass went on to its end
+    nan = estimated_drop((0.8, 1e-4), (float("nan"), float("nan")), 100)
+    assert not nan.dropped  # an estimate that could not be made decides nothing
 
 
 def _alarm(ws: Workspace, start: float, end: float) -> None:

@@ -103,6 +103,24 @@ def test_labels_that_arrive_update_the_champion_each_update_a_gated_version(onli
         run = ws.tracker.client.get_run(run_id)
         assert run.data.tags["mloop.loop.updated_from"] == parent and run.data.tags["mloop.loop.attempt"] == str(attempt.id)
     assert controller.tick() == [] and len(ws.store.loop.attempts("toy")) == 1  # those labels are learnt once
+    restarted = LoopController(ws.store, ws.bus, ws.registry, ws.tracker, ws.logs_dir, ws.root / "loop")  # by the cursor, not memory
+    assert restarted.tick() == [] and len(ws.store.loop.attempts("toy")) == 1
+    restarted.trainer.close()
+
+
+def test_labels_younger_than_the_grace_wait_for_the_next_look(online_loop: tuple[Workspace, Loop, LoopController]) -> None:
+    ws, service, _ = online_loop
+    now = [time.time()]
+    controller = LoopController(ws.store, ws.bus, ws.registry, ws.tracker, ws.logs_dir, ws.root / "loop", clock=lambda: now[0], grace=30)
+    service.apply([parse_loop_policy({"deployment": "toy", "online": {"rows": 1000}})])
+    controller.tick()
+    _feedback(ws, _moved_world(1200, seed=9))
+    now[0] = time.time()
+    assert controller.learn() == []  # written this second: a label stamped as early may not be in the files yet
+    now[0] += 31
+    [opened] = controller.learn()
+    assert ws.store.loop.attempt(opened).trigger_detail["rows"] == 1200
+    controller.trainer.close()
 
 
 def test_a_bad_batch_is_stopped_at_the_gate_and_the_champion_keeps_serving(online_loop: tuple[Workspace, Loop, LoopController]) -> None:
@@ -121,7 +139,7 @@ def test_a_bad_batch_is_stopped_at_the_gate_and_the_champion_keeps_serving(onlin
 
 def test_a_champion_that_cannot_learn_online_is_said_so_once(deployed: Workspace) -> None:
     controller = LoopController(deployed.store, deployed.bus, deployed.registry, deployed.tracker, deployed.logs_dir, deployed.root / "loop")
-    Loop(deployed.store, deployed.bus).apply([parse_loop_policy({"deployment": "toy", "online": {"rows": 200}})])
+    Loop(deployed.store, deployed.bus).apply([parse_loop_policy({"deployment": "toy", "online": {"rows": 200, "gate": {"min_rows": 20}}})])
     controller.tick()
     for seed in (7, 8):
         _feedback(deployed, toy_frame(300, seed=seed))
@@ -138,6 +156,7 @@ def test_an_online_section_with_a_problem_is_refused_naming_its_field(tmp_path: 
         "policies[0].online.holdout": "policies:\n  - deployment: toy\n    online: {holdout: 0.9}\n",
         "policies[0].online.gate.alpha": "policies:\n  - deployment: toy\n    online: {gate: {alpha: 3}}\n",
         "policies[0].online.every": "policies:\n  - deployment: toy\n    online: {every: 5}\n",
+        "policies[0].online": "policies:\n  - deployment: toy\n    online: {rows: 500}\n",  # 100 held out, the gate needs 200
     }
     for field, text in cases.items():
         path = tmp_path / "loop.yaml"

@@ -3,7 +3,9 @@ update, each update an attempt of its own (kind ``online``) — learn on the old
 those too, go live — and each a registered version whose run names the version it was updated from.
 
 The labels are taken by their arrival time (a cursor on ``label_ts``), not by their prediction's: a label that
-arrives late is still learnt once, in the update after it arrived.
+arrives late is still learnt once, in the update after it arrived. Labels younger than the controller's ``grace``
+(the log's flush lag, in a server) wait for the next look, so that one stamped earlier but written to the log's files
+later is not passed over.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ class Adaptive(ControllerParts):
                 continue
             after = float(seen["labels_until"])
             frame = self.reader.labelled(deployment, labels_after=after, columns=("version",))
-            frame = frame[frame[LABEL].notna()] if not frame.empty else frame
+            labelled = frame[frame[LABEL].notna()] if not frame.empty else frame
+            # Only labels old enough to be in the log's files: one stamped earlier but written later is not passed over.
+            frame = labelled[labelled["label_ts"] <= now - self.grace] if not labelled.empty else labelled
             if len(frame) < spec.rows:
-                self._online_seen[deployment] = (now, len(frame))
+                self._online_seen[deployment] = (now, len(labelled))  # read again once more arrived, or the young ones aged
                 continue
             until = float(frame["label_ts"].max())
             champion = self.rollouts.served_version(deployment)

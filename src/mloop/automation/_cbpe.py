@@ -86,6 +86,8 @@ def estimated_drop(reference: tuple[float, float], current: tuple[float, float],
     """A one-sided z-test that the estimated AUC ``current`` (estimate, variance) is lower than ``reference`` by more
     than ``min_drop``."""
     (ref, ref_var), (cur, cur_var) = reference, current
+    if not all(math.isfinite(v) for v in (ref, ref_var, cur, cur_var)):  # an estimate that could not be made decides nothing
+        return Drop(False, ref, cur, math.nan, alpha, min_drop, rows)
     se = math.sqrt(ref_var + cur_var)
     z = (ref - cur - min_drop) / se if se > 0 else (math.inf if ref - cur > min_drop else -math.inf)
     return Drop(bool(z >= _phi_inverse(1.0 - alpha)), ref, cur, z, alpha, min_drop, rows)

@@ -17,6 +17,8 @@ from mloop.automation._gate import auc_with_variance
 from mloop.automation._loop_policy import EstimatedTrigger
 from mloop.automation._loop_rules import Trigger
 from mloop.automation._parts import LABEL, ControllerParts
+from mloop.errors import InvalidInput
+from mloop.store import AuditLog
 
 ORDER = ["ts", "request_id", "row"]
 
@@ -64,7 +66,7 @@ class Estimated(ControllerParts):
         name = f"loop-estimated:{deployment}"
         seen = self.store.loop.cursor(name)
         if seen is not None and seen.get("champion") == champion:
-            return seen
+            return None if "unable" in seen else seen
         if not self._arrived(f"estimated-reference:{deployment}", deployment, champion, "feedback"):
             return None
         frame = self._scores(deployment, champion, labelled=True)
@@ -72,10 +74,19 @@ class Estimated(ControllerParts):
             self._wants(f"estimated-reference:{deployment}", champion, spec.rows - len(frame))
             return None
         block = frame.iloc[: spec.rows]
-        calibration = Calibration.fit(block[LABEL], block["score"])
-        auc, var = estimate(calibration, block["score"], resamples=spec.resamples, seed=0)
-        realized, _ = auc_with_variance(block[LABEL], block["score"])
         until = float(block["ts"].max())
+        try:
+            calibration = Calibration.fit(block[LABEL], block["score"])
+            auc, var = estimate(calibration, block["score"], resamples=spec.resamples, seed=0)
+            realized, _ = auc_with_variance(block[LABEL], block["score"])
+            if not (math.isfinite(auc) and math.isfinite(var)):
+                raise InvalidInput(f"the reference block's estimated AUC is {auc} (its scores cannot be ranked)", field="scores")
+        except InvalidInput as exc:  # one class only, say: said once, and this champion is not estimated
+            with self.store.transaction() as conn:
+                AuditLog.record(conn, "loop.trigger_skipped", deployment, {"trigger": "estimated", "champion": champion,
+                                "reason": f"version {champion} cannot be estimated without labels: {exc.message}"}, actor="controller")
+                self.store.loop.move_cursor(conn, name, {"champion": champion, "unable": exc.message, "until": until})
+            return None
         seen = {"champion": champion, "block": 0, "until": until, "calibration": calibration.to_dict(),
                 "reference": {"auc": auc, "var": var, "realized": realized, "since": float(block["ts"].min()), "until": until}}
         with self.store.transaction() as conn:
@@ -105,5 +116,7 @@ class Estimated(ControllerParts):
         if len(frame) < 20:
             return None
         value = estimate(Calibration(**seen["calibration"]), frame["score"], resamples=spec.resamples, seed=1)
+        if not all(math.isfinite(v) for v in value):  # every score in one calibrated step: it cannot be told
+            return None
         reference = seen["reference"]
         return estimated_drop((reference["auc"], reference["var"]), value, len(frame), alpha=spec.alpha, min_drop=spec.min_drop).to_dict()

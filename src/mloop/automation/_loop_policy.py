@@ -199,6 +199,14 @@ class OnlineSpec(_Strict):
     gate: GateSpec = Field(default_factory=_not_worse)
     rollout: RolloutPlan = Field(default_factory=_blue_green)
 
+    @model_validator(mode="after")
+    def _enough(self) -> OnlineSpec:
+        held = round(self.rows * self.holdout)
+        if held < self.gate.min_rows:
+            raise ValueError(f"rows × holdout holds out {held} rows, fewer than the gate's min_rows {self.gate.min_rows}: every update "
+                             "would be refused; raise rows or holdout, or lower gate.min_rows")
+        return self
+
 
 FallbackOn = Literal["monitor", "performance", "estimated"]
 

@@ -42,13 +42,17 @@ class ControllerParts:
     trainer: Trainer
     _arrivals: dict[str, tuple[int, float, int]]  # watch:deployment → (champion, last look, rows still missing for a block)
     _online_seen: dict[str, tuple[float, int]]  # deployment → (last look, labels counted since the last update)
+    grace: float  # seconds a label may take to reach the log's files (flush, collector): newer ones wait for the next look
 
     def policies(self) -> dict[str, tuple[int, LoopPolicy]]:
         return {p.deployment: (p.id, parse_loop_policy(p.document)) for p in self.store.loop.policies()}
 
     def _open(self, conn: Any, trigger: Trigger, policy: tuple[int, LoopPolicy], *, manual: bool = False, actor: str = "controller") -> int | None:
         row = self.store.loop.policy_by_id(policy[0])
-        admission = admit(policy[1].guards, self.store.loop.attempts(trigger.deployment, last=1000), self.clock(), manual=manual,
+        # The guards look at the retrains (however many online updates came between) and at whatever is in flight.
+        earlier = {a.id: a for a in self.store.loop.attempts(trigger.deployment, last=1000, exclude_kind=ONLINE)}
+        earlier.update({a.id: a for a in self.store.loop.attempts(trigger.deployment, open_only=True, last=10)})
+        admission = admit(policy[1].guards, sorted(earlier.values(), key=lambda a: a.id), self.clock(), manual=manual,
                           online=trigger.kind == ONLINE)
         if not admission.admitted:
             AuditLog.record(conn, "loop.trigger_skipped", trigger.deployment,

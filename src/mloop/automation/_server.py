@@ -31,7 +31,8 @@ def loop_controller(workspace: Workspace, registry: Any = None) -> LeasedLoop | 
     interval = workspace.settings.loop_interval
     if interval <= 0:
         return None
-    controller = LoopController(workspace.store, workspace.bus, workspace.registry, workspace.tracker, workspace.logs_dir, workspace.root / "loop")
+    controller = LoopController(workspace.store, workspace.bus, workspace.registry, workspace.tracker, workspace.logs_dir, workspace.root / "loop",
+                                grace=2 * workspace.settings.log_flush_interval + 1.0)
     return LeasedLoop(LEASE, workspace.store.monitors, controller.tick, interval=interval)
 
 

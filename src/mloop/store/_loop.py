@@ -150,11 +150,15 @@ class LoopRepository:
             raise NotFound(f"No loop attempt {attempt_id}; `mloop loop history` lists them.")
         return _attempt(r)
 
-    def attempts(self, deployment: str | None = None, *, open_only: bool = False, last: int = 100) -> builtins.list[AttemptRow]:
-        """Attempts oldest first (the newest ``last``), of one deployment or all."""
+    def attempts(self, deployment: str | None = None, *, open_only: bool = False, last: int = 100,
+                 exclude_kind: str | None = None) -> builtins.list[AttemptRow]:
+        """Attempts oldest first (the newest ``last``), of one deployment or all; ``exclude_kind`` leaves out those of
+        one trigger kind (the guards count retrains, not the online updates between them)."""
         query = sa.select(loop_attempts)
         if deployment is not None:
             query = query.where(loop_attempts.c.deployment == deployment)
+        if exclude_kind is not None:
+            query = query.where(loop_attempts.c.trigger_kind != exclude_kind)
         if open_only:
             query = query.where(loop_attempts.c.result.is_(None))
         with read_connection(self._engine) as conn:

@@ -1,5 +1,5 @@
 """The command line: ``mloop init|demo|serve|runs|models|deployments|auth|keys|log|monitors``; ``drift``, ``loop``/``retrain``/``controller`` and
-``deploy``/``rollout`` live in their own modules and register themselves on the same app."""
+``deploy``/``rollout``, ``run``/``schema`` live in their own modules and register themselves on the same app."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.cli import _drift, _loop, _rollouts  # noqa: F401 - their commands register on the app
+from mloop.cli import _drift, _loop, _pipelines, _rollouts  # noqa: F401 - their commands register on the app
 from mloop.cli._common import app, console, open_workspace, workspace_option
 from mloop.errors import MloopError
 from mloop.roles import ROLES

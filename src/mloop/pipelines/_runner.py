@@ -1,0 +1,189 @@
+"""Running a pipeline: its steps in DAG order, independent ones in parallel threads, each skipped when its cache key
+(code, parameters, inputs' content) matches an earlier successful run; every step that runs is a nested MLflow run
+under the pipeline's run. MLflow is written from the calling thread only; the steps' work runs in the pool."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from importlib import metadata
+from typing import Any
+
+from mloop.pipelines import _steps
+from mloop.pipelines._cache import Artifacts, FileFingerprints, StepCache, code_hash, digest_of
+from mloop.pipelines._dag import graph, resolve
+from mloop.pipelines._source import Pipeline
+from mloop.pipelines._spec import Call, Evaluate, Ingest, Register, Split, Step, Train
+from mloop.workspace import Workspace
+
+
+@dataclass
+class StepResult:
+    """How one step ended: ``ran``, ``cached`` (skipped, its outputs reused), ``failed``, ``gate_failed`` or ``skipped``
+    (a step it needs did not succeed)."""
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    run_id: str | None = None
+    key: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class PipelineRun:
+    run_id: str
+    steps: list[StepResult] = field(default_factory=list)
+    hashed_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status in ("ran", "cached") for s in self.steps)
+
+
+class Runner:
+    """Runs pipelines in one workspace; ``jobs`` steps at most at once."""
+
+    def __init__(self, workspace: Workspace, *, jobs: int = 2, use_cache: bool = True,
+                 on_step: Callable[[StepResult], None] | None = None) -> None:
+        self.ws = workspace
+        self.jobs = max(1, jobs)
+        self.use_cache = use_cache
+        self.on_step = on_step
+        folder = workspace.root / "pipelines"
+        self.artifacts = Artifacts(folder / "artifacts")
+        self.cache = StepCache(folder / "cache")
+        self.files = FileFingerprints(folder / "file-fingerprints.json")
+
+    def run(self, pipeline: Pipeline) -> PipelineRun:
+        spec = pipeline.spec
+        self._name = spec.name
+        needs = graph(spec)
+        sorter = TopologicalSorter(needs)
+        sorter.prepare()
+        entries: dict[str, dict[str, Any]] = {}  # step → its cache entry (outputs, run id)
+        results: dict[str, StepResult] = {}
+        tags = {"mloop.pipeline": spec.name, "mloop.pipeline.file": str(pipeline.path or "")}
+        with pipeline.importable(), self.ws.tracker.start_run(f"pipeline-{spec.name}", run_name=spec.name, tags=tags, code_dir=pipeline.root) as parent, \
+                ThreadPoolExecutor(self.jobs, thread_name_prefix="mloop-step") as pool:
+            running: dict[Future[_steps.Done], tuple[Step, str, float]] = {}
+            while sorter.is_active():
+                for name in sorter.get_ready():
+                    step = spec.step(name)
+                    blocked = [n for n in needs[name] if results[n].status not in ("ran", "cached")]
+                    if blocked:
+                        self._finish(results, StepResult(name, "skipped", reason=f"needs {', '.join(blocked)}, which did not succeed"))
+                        sorter.done(name)
+                        continue
+                    try:
+                        key = self._key(pipeline, step, entries)
+                    except Exception as exc:
+                        self._finish(results, StepResult(name, "failed", reason=f"{type(exc).__name__}: {exc}"))
+                        sorter.done(name)
+                        continue
+                    cached = self.cache.get(key) if self.use_cache and step.cache else None
+                    if cached is not None:
+                        entries[name] = cached
+                        self._finish(results, StepResult(name, "cached", run_id=cached.get("run_id"), key=key))
+                        sorter.done(name)
+                        continue
+                    inputs = {f: entries[ref[0]]["outputs"][ref[1]] for f, r in step.inputs().items()
+                              if not f.startswith("after[") and (ref := resolve(spec, r)) is not None}
+                    running[pool.submit(self._work, pipeline, step, inputs)] = (step, key, time.perf_counter())
+                if not running:
+                    continue
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step, key, began = running.pop(future)
+                    result = self._record(parent, step, key, future, entries, 0.0)
+                    result.seconds = time.perf_counter() - began  # the work and its recording (a registration, a logged model)
+                    self._finish(results, result)
+                    sorter.done(step.name)
+            ordered = [results[s.name] for s in spec.steps]
+            parent.set_tags({"mloop.pipeline.cached": ",".join(r.name for r in ordered if r.status == "cached"),
+                             "mloop.pipeline.ok": str(all(r.status in ("ran", "cached") for r in ordered)).lower()})
+            run_id = parent.run_id
+        self.files.save()
+        return PipelineRun(run_id, ordered, self.files.read_bytes)
+
+    def _finish(self, results: dict[str, StepResult], result: StepResult) -> None:
+        results[result.name] = result
+        if self.on_step is not None:
+            self.on_step(result)
+
+    def _key(self, pipeline: Pipeline, step: Step, entries: dict[str, dict[str, Any]]) -> str:
+        """The step's cache key: its kind and section, its code, and the content hashes of its inputs."""
+        section = step.section
+        parts: dict[str, Any] = {"kind": step.kind, "section": section.model_dump()}
+        if isinstance(section, Ingest):
+            parts["file"] = self.files.sha256(pipeline.root / section.path)
+        if isinstance(section, Call | Train):
+            function = _steps.resolve_callable(section.callable, f"{step.name}.{step.kind}.callable")
+            parts["code"] = code_hash(function, pipeline.root)
+        else:
+            parts["mloop"] = metadata.version("mloop")
+        parts["inputs"] = {f: entries[r[0]]["outputs"][r[1]]["sha256"] for f, ref in step.inputs().items()
+                           if (r := resolve(pipeline.spec, ref)) is not None}
+        return digest_of(parts)
+
+    def _work(self, pipeline: Pipeline, step: Step, inputs: dict[str, dict[str, str]]) -> _steps.Done:
+        """In a pool thread: load the inputs, do the step's work."""
+        loaded = {f: Artifacts.get(ref) for f, ref in inputs.items()}
+        section, where = step.section, f"{step.name}.{step.kind}"
+        if isinstance(section, Ingest):
+            return _steps.ingest(section, pipeline.root / section.path)
+        if isinstance(section, Call):
+            return _steps.call(section, loaded["input"], where)
+        if isinstance(section, Split):
+            return _steps.split(section, loaded["input"])
+        if isinstance(section, Train):
+            done = _steps.train(section, loaded["input"], where)
+            done.outputs["example"] = loaded["input"].drop(columns=[section.target]).head(5)
+            return done
+        if isinstance(section, Evaluate):
+            return _steps.evaluate(section, loaded["model"], loaded["input"], where)
+        assert isinstance(section, Register)
+        return _steps.Done({"model": loaded["model"]})
+
+    def _record(self, parent: Any, step: Step, key: str, future: Future[_steps.Done], entries: dict[str, dict[str, Any]],
+                seconds: float) -> StepResult:
+        """In the calling thread: the step's nested run (parameters, metrics, a model logged or registered), its outputs
+        stored by content, and its cache entry — written only when it succeeded."""
+        tags = {"mloop.pipeline.step": step.name, "mloop.pipeline.kind": step.kind, "mloop.pipeline.cache_key": key}
+        with self.ws.tracker.start_run(f"pipeline-{self._name}", run_name=step.name, tags=tags, parent=parent) as run:
+            try:
+                done = future.result()
+            except Exception as exc:
+                run.set_tags({"mloop.pipeline.error": f"{type(exc).__name__}: {exc}"[:500]})
+                return StepResult(step.name, "failed", seconds, run.run_id, key, f"{type(exc).__name__}: {exc}")
+            if done.params:
+                run.log_params({k: (str(v)[:500]) for k, v in done.params.items()})
+            if done.metrics:
+                run.log_metrics({k: v for k, v in done.metrics.items() if v == v})
+            outputs: dict[str, Any] = {}
+            extra: dict[str, Any] = {}
+            if isinstance(step.section, Train):
+                example = done.outputs.pop("example")
+                extra["uri"] = run.log_sklearn_model(done.outputs["model"], example)
+            if isinstance(step.section, Register):
+                model_ref = step.inputs()["model"]
+                train_entry = entries[model_ref.partition(".")[0]]
+                version = self.ws.registry.register(train_entry["uri"], step.section.name, alias=step.section.alias).version
+                done.outputs = {"version": {"name": step.section.name, "version": version}}
+                run.log_params({"model": step.section.name, "version": version, "alias": step.section.alias or ""})
+            for name, value in done.outputs.items():
+                kind = "table" if name in ("table", "train", "test") else name if name in ("model", "metrics") else "version"
+                outputs[name] = self.artifacts.put("metrics" if kind == "version" else kind, value)
+                if kind == "table":
+                    run.log_dataset(value, context=name, name=f"{step.name}.{name}")
+            entry = {"outputs": outputs, "run_id": run.run_id, **extra}
+            entries[step.name] = entry
+            if done.stop is not None:
+                run.set_tags({"mloop.pipeline.stopped": done.stop[:500]})
+                return StepResult(step.name, "gate_failed", seconds, run.run_id, key, done.stop)
+            self.cache.put(key, entry)
+            return StepResult(step.name, "ran", seconds, run.run_id, key)
+

@@ -1,0 +1,143 @@
+"""Reading a pipeline file: YAML or JSON, ``--set`` overrides, validation — and every problem named with the file,
+its **line**, the field and a hint, before anything runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mloop.errors import InvalidInput, invalid_from
+from mloop.pipelines._dag import check_dag
+from mloop.pipelines._spec import KINDS, PipelineSpec
+from mloop.pipelines._steps import resolve_callable
+
+
+class Pipeline:
+    """A validated pipeline and where it came from (its folder is where relative paths and project code live)."""
+
+    def __init__(self, spec: PipelineSpec, path: Path | None = None) -> None:
+        self.spec = spec
+        self.path = path
+        self.root = path.parent.resolve() if path is not None else Path.cwd()
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> Pipeline:
+        """Read, override and check ``path``; raises :class:`InvalidInput` whose message starts ``file:line:``."""
+        import yaml
+
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InvalidInput(f"No pipeline file at {path}.", field="file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"Cannot read the pipeline file {path}: {exc}", field="file") from None
+        try:
+            node = yaml.compose(text)
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise InvalidInput(f"{path}{line}: not valid YAML or JSON: {getattr(exc, 'problem', exc)}.", field="file") from None
+        if not isinstance(document, dict):
+            raise InvalidInput(f"{path}:1: a pipeline is a mapping with a name and steps.", field="pipeline")
+        document = apply_overrides(document, overrides)
+        try:
+            spec = PipelineSpec.model_validate(document)
+        except ValidationError as exc:
+            error = invalid_from(exc, default="pipeline")
+            loc = [p for p in exc.errors()[0].get("loc", ()) if not str(p).startswith("function-")]
+            raise InvalidInput(f"{path}:{line_of(node, loc)}: {error.message}{_hint(error.message)}", field=error.field) from None
+        problem = check_dag(spec)
+        if problem is not None:
+            loc, message = problem
+            raise InvalidInput(f"{path}:{line_of(node, loc)}: {message}", field=".".join(str(p) for p in loc)) from None
+        pipeline = cls(spec, path)
+        with pipeline.importable():
+            for index, step in enumerate(spec.steps):
+                function = getattr(step.section, "callable", None)
+                if function is not None:
+                    try:
+                        resolve_callable(str(function), f"steps[{index}] ({step.name}).{step.kind}.callable")
+                    except InvalidInput as exc:
+                        raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, 'callable'])}: {exc.message}",
+                                           field=exc.field) from None
+        return pipeline
+
+    @contextmanager
+    def importable(self) -> Iterator[None]:
+        """The pipeline's folder first on ``sys.path`` while its steps' code is imported and run (its own modules)."""
+        import sys
+
+        root = str(self.root)
+        added = root not in sys.path
+        if added:
+            sys.path.insert(0, root)
+        try:
+            yield
+        finally:
+            if added and root in sys.path:
+                sys.path.remove(root)
+
+
+def line_of(node: Any, loc: Sequence[Any]) -> int:
+    """The 1-based line of the deepest node of the YAML tree that ``loc`` (keys and indexes) reaches."""
+    import yaml
+
+    line = 1
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            if node is None:  # an unknown key is named by pydantic with its own name: find the key itself
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else line
+
+
+def _hint(message: str) -> str:
+    if "Extra inputs are not permitted" in message:
+        return " Hint: check its spelling; `mloop schema pipeline` prints every key a pipeline may have."
+    return ""
+
+
+def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``STEP.FIELD[.SUB…]=VALUE`` (the value read as YAML) set in the step's section (``STEP.cache=false`` on the step
+    itself); ``name=VALUE`` renames the pipeline. A path that names no step is refused naming it."""
+    import copy
+
+    import yaml
+
+    document = copy.deepcopy(document)
+    found = document.get("steps")
+    steps: list[Any] = found if isinstance(found, list) else []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--set {item!r}: write STEP.FIELD=VALUE (say model.params.max_iter=300).", field="--set")
+        value = yaml.safe_load(raw) if raw else ""
+        parts = key.split(".")
+        if parts == ["name"]:
+            document["name"] = value
+            continue
+        step = next((s for s in steps if isinstance(s, dict) and s.get("name") == parts[0]), None)
+        if step is None or len(parts) < 2:
+            names = [s.get("name") for s in steps if isinstance(s, dict)]
+            raise InvalidInput(f"--set {item!r}: no step {parts[0]!r} to set a field of (the steps: {names}).", field="--set")
+        target = step if parts[1] == "cache" else step.setdefault(next((k for k in KINDS if k in step), "train"), {})
+        path = parts[1:] if parts[1] != "cache" else ["cache"]
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise InvalidInput(f"--set {item!r}: {part} is not a mapping.", field="--set")
+        target[path[-1]] = value
+    return document

@@ -1,0 +1,192 @@
+"""A pipeline as validated data: named steps, each of one kind, whose inputs name other steps' outputs.
+
+```yaml
+name: flights
+steps:
+  - name: data
+    ingest: {path: data/flights.parquet}                       # → data (a table)
+  - name: split
+    split: {input: data, method: time, by: departure, test: 0.2}   # → split.train, split.test
+  - name: model
+    train: {input: split.train, target: late, callable: "mloop.training:tabular", params: {max_iter: 200}}
+  - name: check
+    evaluate: {model: model, input: split.test, target: late, gates: ["auc >= 0.6"]}
+  - name: publish
+    register: {model: model, name: flights, alias: champion, after: [check]}
+```
+
+A reference is ``step`` (its main output) or ``step.output``. Every kind states what it takes and what it makes
+(:data:`KINDS`), so the DAG is checked before anything runs: unknown keys, a missing or misspelt input, an input of
+the wrong type, a cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Kind = Literal["ingest", "call", "split", "train", "evaluate", "register"]
+GATE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$")
+CALLABLE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ingest(_Strict):
+    """Read a table: Parquet, CSV, Arrow/Feather or HDF5 (``key`` names the HDF5 table). Relative to the pipeline's
+    folder."""
+
+    path: str = Field(min_length=1)
+    key: str | None = None
+
+
+class Call(_Strict):
+    """Any importable ``module:function(frame, **params) -> frame``: a feature step of your own."""
+
+    input: str
+    callable: str = Field(pattern=CALLABLE)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Split(_Strict):
+    """Split a table: ``random``, ``stratified`` (on ``by``) or ``time`` (ordered by ``by``; the newest ``test``
+    share is the test set)."""
+
+    input: str
+    method: Literal["random", "stratified", "time"] = "random"
+    by: str | None = None
+    test: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _by(self) -> Split:
+        if self.method != "random" and not self.by:
+            raise ValueError(f"by: a {self.method} split needs the column to split by")
+        return self
+
+
+class Train(_Strict):
+    """Fit ``callable(frame, target, **params)`` (default: mloop's gradient-boosted pipeline) on the input table."""
+
+    input: str
+    target: str = Field(min_length=1)
+    callable: str = Field(default="mloop.training:tabular", pattern=CALLABLE)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+Metric = Literal["auc", "accuracy", "log_loss", "brier", "rmse", "mae", "r2"]
+
+
+def _auc() -> list[Metric]:
+    return ["auc"]
+
+
+class Evaluate(_Strict):
+    """Score the model on a table: ``metrics`` (``auc``, ``accuracy``, ``log_loss``, ``brier``, ``rmse``, ``mae``,
+    ``r2``), and ``gates`` that must hold (``auc >= 0.75``) or the run stops here."""
+
+    model: str
+    input: str
+    target: str = Field(min_length=1)
+    metrics: list[Metric] = Field(default_factory=_auc)
+    gates: list[str] = Field(default_factory=list)
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, gates: list[str]) -> list[str]:
+        for gate in gates:
+            if not GATE.match(gate):
+                raise ValueError(f"{gate!r} is not a gate: write 'metric op number', e.g. 'auc >= 0.75'")
+        return gates
+
+    @model_validator(mode="after")
+    def _gated(self) -> Evaluate:
+        for gate in self.gates:
+            match = GATE.match(gate)
+            if match and match.group(1) not in self.metrics:
+                raise ValueError(f"gates: {gate!r} names {match.group(1)!r}, which is not among the metrics {self.metrics}")
+        return self
+
+
+class Register(_Strict):
+    """Register the model as a version of ``name`` (with ``alias``), after the steps in ``after`` (its gates)."""
+
+    model: str
+    name: str = Field(min_length=1, max_length=128)
+    alias: str | None = Field(default=None, min_length=1, max_length=128)
+    after: list[str] = Field(default_factory=list)
+
+
+#: kind → (the fields that name inputs, with the type each must be; the outputs it makes, the first its main one).
+KINDS: dict[str, tuple[type[_Strict], dict[str, str], dict[str, str]]] = {
+    "ingest": (Ingest, {}, {"table": "table"}),
+    "call": (Call, {"input": "table"}, {"table": "table"}),
+    "split": (Split, {"input": "table"}, {"train": "table", "test": "table"}),
+    "train": (Train, {"input": "table"}, {"model": "model"}),
+    "evaluate": (Evaluate, {"model": "model", "input": "table"}, {"metrics": "metrics"}),
+    "register": (Register, {"model": "model"}, {"version": "version"}),
+}
+
+
+def _attr(kind: str) -> str:
+    return "register_" if kind == "register" else kind
+
+
+class Step(_Strict):
+    """One named step: exactly one kind's section; ``cache: false`` runs it every time."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][\w-]*$", max_length=64)
+    cache: bool = True
+    ingest: Ingest | None = None
+    call: Call | None = None
+    split: Split | None = None
+    train: Train | None = None
+    evaluate: Evaluate | None = None
+    register_: Register | None = Field(default=None, alias="register")  # (``register`` is a name pydantic's base keeps)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one(self) -> Step:
+        given = [k for k in KINDS if getattr(self, _attr(k)) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a step is exactly one of {', '.join(KINDS)}; {self.name!r} has "
+                             + (f"{len(given)} ({', '.join(given)})" if given else "none"))
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in KINDS if getattr(self, _attr(k)) is not None)
+
+    @property
+    def section(self) -> _Strict:
+        return getattr(self, _attr(self.kind))  # type: ignore[no-any-return]
+
+    def inputs(self) -> dict[str, str]:
+        """Each input field → the reference it holds (``register.after`` entries as ``after[i]``)."""
+        refs = {f: str(getattr(self.section, f)) for f in KINDS[self.kind][1]}
+        if isinstance(self.section, Register):
+            refs.update({f"after[{i}]": ref for i, ref in enumerate(self.section.after)})
+        return refs
+
+
+class PipelineSpec(_Strict):
+    """A pipeline: its ``name`` (the MLflow experiment ``pipeline-<name>``) and its steps."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][\w-]*$", max_length=64)
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> PipelineSpec:
+        names = [s.name for s in self.steps]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"steps: step name {twice[0]!r} is used more than once")
+        return self
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)

@@ -118,10 +118,10 @@ class Runner:
         """The step's cache key: its kind and section, its code, and the content hashes of its inputs."""
         section = step.section
         parts: dict[str, Any] = {"kind": step.kind, "section": section.model_dump()}
-        if isinstance(section, Ingest):
+        if isinstance(section, Ingest) and section.path is not None:
             parts["file"] = self.files.sha256(pipeline.root / section.path)
-        if isinstance(section, Call | Train):
-            function = _steps.resolve_callable(section.callable, f"{step.name}.{step.kind}.callable")
+        if isinstance(section, Call | Train) or (isinstance(section, Ingest) and section.callable is not None):
+            function = _steps.resolve_callable(str(section.callable), f"{step.name}.{step.kind}.callable")
             parts["code"] = code_hash(function, pipeline.root)
         else:
             parts["mloop"] = metadata.version("mloop")
@@ -134,7 +134,7 @@ class Runner:
         loaded = {f: Artifacts.get(ref) for f, ref in inputs.items()}
         section, where = step.section, f"{step.name}.{step.kind}"
         if isinstance(section, Ingest):
-            return _steps.ingest(section, pipeline.root / section.path)
+            return _steps.ingest(section, pipeline.root, where)
         if isinstance(section, Call):
             return _steps.call(section, loaded["input"], where)
         if isinstance(section, Split):
@@ -155,35 +155,41 @@ class Runner:
         tags = {"mloop.pipeline.step": step.name, "mloop.pipeline.kind": step.kind, "mloop.pipeline.cache_key": key}
         with self.ws.tracker.start_run(f"pipeline-{self._name}", run_name=step.name, tags=tags, parent=parent) as run:
             try:
-                done = future.result()
-            except Exception as exc:
+                return self._store(run, step, key, future.result(), entries, seconds)
+            except Exception as exc:  # the step's work, or recording it (a model that cannot be logged): the step fails alone
                 run.set_tags({"mloop.pipeline.error": f"{type(exc).__name__}: {exc}"[:500]})
                 return StepResult(step.name, "failed", seconds, run.run_id, key, f"{type(exc).__name__}: {exc}")
-            if done.params:
-                run.log_params({k: (str(v)[:500]) for k, v in done.params.items()})
-            if done.metrics:
-                run.log_metrics({k: v for k, v in done.metrics.items() if v == v})
-            outputs: dict[str, Any] = {}
-            extra: dict[str, Any] = {}
-            if isinstance(step.section, Train):
-                example = done.outputs.pop("example")
-                extra["uri"] = run.log_sklearn_model(done.outputs["model"], example)
-            if isinstance(step.section, Register):
-                model_ref = step.inputs()["model"]
-                train_entry = entries[model_ref.partition(".")[0]]
-                version = self.ws.registry.register(train_entry["uri"], step.section.name, alias=step.section.alias).version
-                done.outputs = {"version": {"name": step.section.name, "version": version}}
-                run.log_params({"model": step.section.name, "version": version, "alias": step.section.alias or ""})
-            for name, value in done.outputs.items():
-                kind = "table" if name in ("table", "train", "test") else name if name in ("model", "metrics") else "version"
-                outputs[name] = self.artifacts.put("metrics" if kind == "version" else kind, value)
-                if kind == "table":
-                    run.log_dataset(value, context=name, name=f"{step.name}.{name}")
-            entry = {"outputs": outputs, "run_id": run.run_id, **extra}
-            entries[step.name] = entry
-            if done.stop is not None:
-                run.set_tags({"mloop.pipeline.stopped": done.stop[:500]})
-                return StepResult(step.name, "gate_failed", seconds, run.run_id, key, done.stop)
-            self.cache.put(key, entry)
-            return StepResult(step.name, "ran", seconds, run.run_id, key)
+
+    def _store(self, run: Any, step: Step, key: str, done: _steps.Done, entries: dict[str, dict[str, Any]], seconds: float) -> StepResult:
+        """The step's parameters and metrics, its model logged or registered, its outputs stored and its cache entry."""
+        if done.params:
+            run.log_params({k: (str(v)[:500]) for k, v in done.params.items()})
+        if done.metrics:
+            run.log_metrics({k: v for k, v in done.metrics.items() if v == v})
+        outputs: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        if isinstance(step.section, Train):
+            example = done.outputs.pop("example")
+            names = getattr(done.outputs["model"], "feature_names_in_", None)
+            if names is not None:  # the signature is the model's inputs, not every column the step was given
+                example = example[[str(n) for n in names]]
+            extra["uri"] = run.log_sklearn_model(done.outputs["model"], example)
+        if isinstance(step.section, Register):
+            model_ref = step.inputs()["model"]
+            train_entry = entries[model_ref.partition(".")[0]]
+            version = self.ws.registry.register(train_entry["uri"], step.section.name, alias=step.section.alias).version
+            done.outputs = {"version": {"name": step.section.name, "version": version}}
+            run.log_params({"model": step.section.name, "version": version, "alias": step.section.alias or ""})
+        for name, value in done.outputs.items():
+            kind = "table" if name in ("table", "train", "test") else name if name in ("model", "metrics") else "version"
+            outputs[name] = self.artifacts.put("metrics" if kind == "version" else kind, value)
+            if kind == "table":
+                run.log_dataset(value, context=name, name=f"{step.name}.{name}")
+        entry = {"outputs": outputs, "run_id": run.run_id, **extra}
+        entries[step.name] = entry
+        if done.stop is not None:
+            run.set_tags({"mloop.pipeline.stopped": done.stop[:500]})
+            return StepResult(step.name, "gate_failed", seconds, run.run_id, key, done.stop)
+        self.cache.put(key, entry)
+        return StepResult(step.name, "ran", seconds, run.run_id, key)
 

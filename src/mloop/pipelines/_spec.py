@@ -37,11 +37,19 @@ class _Strict(BaseModel):
 
 
 class Ingest(_Strict):
-    """Read a table: Parquet, CSV, Arrow/Feather or HDF5 (``key`` names the HDF5 table). Relative to the pipeline's
-    folder."""
+    """Read a table: a file (``path``: Parquet, CSV, Arrow/Feather or HDF5, ``key`` naming the HDF5 table; relative to
+    the pipeline's folder), or what ``callable(**params)`` returns (a query, data a package ships)."""
 
-    path: str = Field(min_length=1)
+    path: str | None = Field(default=None, min_length=1)
     key: str | None = None
+    callable: str | None = Field(default=None, pattern=CALLABLE)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _source(self) -> Ingest:
+        if (self.path is None) == (self.callable is None):
+            raise ValueError("give exactly one of path (a file) or callable (a function returning the table)")
+        return self
 
 
 class Call(_Strict):

@@ -39,7 +39,14 @@ def resolve_callable(path: str, where: str) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
-def ingest(section: Ingest, path: Path) -> Done:
+def ingest(section: Ingest, root: Path, where: str) -> Done:
+    if section.callable is not None:
+        frame = resolve_callable(section.callable, f"{where}.callable")(**section.params)
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidInput(f"{where}: {section.callable} returned a {type(frame).__name__}, not a table.", field=where)
+        return Done({"table": frame}, params={"callable": section.callable, "rows": len(frame), "columns": len(frame.columns),
+                                              **{f"params.{k}": v for k, v in section.params.items()}})
+    path = root / str(section.path)
     if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
         frame = pd.read_hdf(path, key=section.key)
         if not isinstance(frame, pd.DataFrame):
@@ -83,6 +90,9 @@ def train(section: Train, frame: pd.DataFrame, where: str) -> Done:
 
 
 def _scores(model: Any, frame: pd.DataFrame) -> np.ndarray:
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:  # the model's inputs, whatever else the table holds
+        frame = frame[[str(n) for n in names]]
     if hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(frame))
         return proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else proba

@@ -135,12 +135,15 @@ class TrackedRun:
         example = input_example.head(5)
         proba = hasattr(model, "predict_proba")
         output = model.predict_proba(example) if proba else model.predict(example)
+        with warnings.catch_warnings():  # MLflow's hint about integer columns, on every model with a count among its inputs
+            warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+            signature = infer_signature(example, output)
         packages = _SKLEARN_REQUIREMENTS + tuple(p for p in ("river",) if type(getattr(model, "model", None)).__module__.startswith(p))
         skops = _skops_can(model)
         options = {"serialization_format": "skops", "skops_trusted_types": list(SKOPS_TRUSTED_TYPES)} if skops else \
             {"serialization_format": "cloudpickle"}
         return self.log_model(
-            mlflow.sklearn, model, input_example=example, signature=infer_signature(example, output),
+            mlflow.sklearn, model, input_example=example, signature=signature,
             pip_requirements=_pinned(packages), pyfunc_predict_fn="predict_proba" if proba else "predict", **options,
         )
 

@@ -34,8 +34,11 @@ def test_a_rerun_skips_every_step_and_an_edited_helper_reruns_what_it_reaches(pr
     assert model_run.data.params["params.max_iter"] == "20" and float(next(
         r for r in children if r.data.tags["mloop.pipeline.step"] == "check").data.metrics["auc"]) >= 0.6
 
+    runs_before = len(client.search_runs([client.get_run(first.run_id).info.experiment_id]))
     again = Runner(ws).run(Pipeline.load(project / "pipeline.yaml"))
     assert set(_statuses(again).values()) == {"cached"} and again.hashed_bytes == 0  # stat, not read
+    assert again.reused and again.run_id == first.run_id  # nothing ran, nothing recorded: it names the run that made them
+    assert len(client.search_runs([client.get_run(first.run_id).info.experiment_id])) == runs_before
     assert [v.version for v in ws.registry.versions("toy")] == [1]  # nothing new registered
 
     data = project / "toy.parquet"

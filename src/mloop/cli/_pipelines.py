@@ -53,6 +53,10 @@ def run_pipeline(
             progress.advance(task)
 
         outcome = Runner(workspace, jobs=jobs, use_cache=not no_cache, on_step=shown).run(loaded)
+    if outcome.reused:
+        console.print(f"pipeline {loaded.spec.name}: nothing changed, every step reused ({time.perf_counter() - started:.1f} s); "
+                      f"made by run {outcome.run_id}")
+        return
     ran = sum(s.status == "ran" for s in outcome.steps)
     cached = sum(s.status == "cached" for s in outcome.steps)
     console.print(f"pipeline {loaded.spec.name}: {ran} ran, {cached} cached, {len(outcome.steps) - ran - cached} did not succeed "

@@ -35,9 +35,10 @@ class StepResult:
 
 @dataclass
 class PipelineRun:
-    run_id: str
+    run_id: str  # the pipeline's MLflow run; when every step was reused, the run that made the newest of their outputs
     steps: list[StepResult] = field(default_factory=list)
     hashed_bytes: int = 0
+    reused: bool = False  # nothing ran, and no run was recorded
 
     @property
     def ok(self) -> bool:
@@ -59,6 +60,34 @@ class Runner:
         self.files = FileFingerprints(folder / "file-fingerprints.json")
 
     def run(self, pipeline: Pipeline) -> PipelineRun:
+        """Run what has changed; when nothing has, no MLflow run is made (and MLflow is not even loaded): the result
+        names the pipeline run that made the newest of the reused outputs."""
+        reused = self._reused(pipeline)
+        if reused is not None:
+            results = [StepResult(s.name, "cached", run_id=reused[s.name].get("run_id"), key=reused[s.name]["key"]) for s in pipeline.spec.steps]
+            for result in results:
+                if self.on_step is not None:
+                    self.on_step(result)
+            self.files.save()
+            newest = max(reused.values(), key=lambda e: float(e.get("at", 0.0)))
+            return PipelineRun(str(newest.get("pipeline_run", "")), results, self.files.read_bytes, reused=True)
+        return self._run(pipeline)
+
+    def _reused(self, pipeline: Pipeline) -> dict[str, dict[str, Any]] | None:
+        """Every step's cache entry when each one's key is found (in DAG order), else None."""
+        if not self.use_cache or not all(s.cache for s in pipeline.spec.steps):
+            return None
+        entries: dict[str, dict[str, Any]] = {}
+        with pipeline.importable():
+            for name in TopologicalSorter(graph(pipeline.spec)).static_order():
+                key = self._key(pipeline, pipeline.spec.step(name), entries)
+                cached = self.cache.get(key)
+                if cached is None:
+                    return None
+                entries[name] = {**cached, "key": key}
+        return entries
+
+    def _run(self, pipeline: Pipeline) -> PipelineRun:
         spec = pipeline.spec
         self._name = spec.name
         needs = graph(spec)
@@ -69,6 +98,7 @@ class Runner:
         tags = {"mloop.pipeline": spec.name, "mloop.pipeline.file": str(pipeline.path or "")}
         with pipeline.importable(), self.ws.tracker.start_run(f"pipeline-{spec.name}", run_name=spec.name, tags=tags, code_dir=pipeline.root) as parent, \
                 ThreadPoolExecutor(self.jobs, thread_name_prefix="mloop-step") as pool:
+            self._parent_id = parent.run_id
             running: dict[Future[_steps.Done], tuple[Step, str, float]] = {}
             while sorter.is_active():
                 for name in sorter.get_ready():
@@ -185,7 +215,7 @@ class Runner:
             outputs[name] = self.artifacts.put("metrics" if kind == "version" else kind, value)
             if kind == "table":
                 run.log_dataset(value, context=name, name=f"{step.name}.{name}")
-        entry = {"outputs": outputs, "run_id": run.run_id, **extra}
+        entry = {"outputs": outputs, "run_id": run.run_id, "pipeline_run": self._parent_id, "at": time.time(), **extra}
         entries[step.name] = entry
         if done.stop is not None:
             run.set_tags({"mloop.pipeline.stopped": done.stop[:500]})

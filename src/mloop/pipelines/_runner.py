@@ -16,7 +16,7 @@ from mloop.pipelines import _steps
 from mloop.pipelines._cache import Artifacts, FileFingerprints, StepCache, code_hash, digest_of
 from mloop.pipelines._dag import graph, resolve
 from mloop.pipelines._source import Pipeline
-from mloop.pipelines._spec import Call, Evaluate, Ingest, Register, Split, Step, Train
+from mloop.pipelines._spec import Call, Evaluate, Ingest, Register, Split, Step, Train, Tune
 from mloop.workspace import Workspace
 
 
@@ -122,7 +122,7 @@ class Runner:
                         continue
                     inputs = {f: entries[ref[0]]["outputs"][ref[1]] for f, r in step.inputs().items()
                               if not f.startswith("after[") and (ref := resolve(spec, r)) is not None}
-                    running[pool.submit(self._work, pipeline, step, inputs)] = (step, key, time.perf_counter())
+                    running[pool.submit(self._work, pipeline, step, inputs, key)] = (step, key, time.perf_counter())
                 if not running:
                     continue
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -150,7 +150,7 @@ class Runner:
         parts: dict[str, Any] = {"kind": step.kind, "section": section.model_dump()}
         if isinstance(section, Ingest) and section.path is not None:
             parts["file"] = self.files.sha256(pipeline.root / section.path)
-        if isinstance(section, Call | Train) or (isinstance(section, Ingest) and section.callable is not None):
+        if isinstance(section, Call | Train | Tune) or (isinstance(section, Ingest) and section.callable is not None):
             function = _steps.resolve_callable(str(section.callable), f"{step.name}.{step.kind}.callable")
             parts["code"] = code_hash(function, pipeline.root)
         else:
@@ -159,7 +159,7 @@ class Runner:
                            if (r := resolve(pipeline.spec, ref)) is not None}
         return digest_of(parts)
 
-    def _work(self, pipeline: Pipeline, step: Step, inputs: dict[str, dict[str, str]]) -> _steps.Done:
+    def _work(self, pipeline: Pipeline, step: Step, inputs: dict[str, dict[str, str]], key: str) -> _steps.Done:
         """In a pool thread: load the inputs, do the step's work."""
         loaded = {f: Artifacts.get(ref) for f, ref in inputs.items()}
         section, where = step.section, f"{step.name}.{step.kind}"
@@ -172,6 +172,20 @@ class Runner:
         if isinstance(section, Train):
             done = _steps.train(section, loaded["input"], where)
             done.outputs["example"] = loaded["input"].drop(columns=[section.target]).head(5)
+            return done
+        if isinstance(section, Tune):
+            from mloop.pipelines._tune import tune
+
+            frame = loaded["input"]
+            best, value, trials = tune(section, frame, self.ws.root / "pipelines" / "studies", f"{pipeline.spec.name}-{step.name}-{key[:12]}",
+                                       where)
+            model = _steps.resolve_callable(section.callable, f"{where}.callable")(frame, section.target, **{**section.params, **best})
+            done = _steps.Done({"model": model, "best": {"params": best, "value": value, "metric": section.metric},
+                                "example": frame.drop(columns=[section.target]).head(5)},
+                               params={**{f"best.{k}": v for k, v in best.items()}, "trials": section.trials, "jobs": section.jobs,
+                                       "sampler": section.sampler, "pruner": section.pruner},
+                               metrics={f"best_{section.metric}": value})
+            done.children = trials
             return done
         if isinstance(section, Evaluate):
             return _steps.evaluate(section, loaded["model"], loaded["input"], where)
@@ -198,7 +212,13 @@ class Runner:
             run.log_metrics({k: v for k, v in done.metrics.items() if v == v})
         outputs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
-        if isinstance(step.section, Train):
+        for trial in done.children:  # each trial a nested run of the tune step's
+            with self.ws.tracker.start_run(f"pipeline-{self._name}", run_name=f"{step.name}-trial-{trial['number']}", parent=run,
+                                           tags={"mloop.pipeline.trial": str(trial["number"]), "mloop.pipeline.trial_state": trial["state"]}) as child:
+                child.log_params({k: str(v)[:500] for k, v in trial["params"].items()})
+                if trial["value"] == trial["value"]:
+                    child.log_metrics({str(getattr(step.section, "metric", "value")): float(trial["value"])})
+        if isinstance(step.section, Train | Tune):
             example = done.outputs.pop("example")
             names = getattr(done.outputs["model"], "feature_names_in_", None)
             if names is not None:  # the signature is the model's inputs, not every column the step was given
@@ -211,8 +231,8 @@ class Runner:
             done.outputs = {"version": {"name": step.section.name, "version": version}}
             run.log_params({"model": step.section.name, "version": version, "alias": step.section.alias or ""})
         for name, value in done.outputs.items():
-            kind = "table" if name in ("table", "train", "test") else name if name in ("model", "metrics") else "version"
-            outputs[name] = self.artifacts.put("metrics" if kind == "version" else kind, value)
+            kind = "table" if name in ("table", "train", "test") else name if name in ("model", "metrics") else "metrics"
+            outputs[name] = self.artifacts.put(kind, value)
             if kind == "table":
                 run.log_dataset(value, context=name, name=f"{step.name}.{name}")
         entry = {"outputs": outputs, "run_id": run.run_id, "pipeline_run": self._parent_id, "at": time.time(), **extra}

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Kind = Literal["ingest", "call", "split", "train", "evaluate", "register"]
+Kind = Literal["ingest", "call", "split", "train", "tune", "evaluate", "register"]
 GATE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$")
 CALLABLE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
@@ -120,6 +120,80 @@ class Evaluate(_Strict):
         return self
 
 
+class Param(_Strict):
+    """One tuned parameter: ``choices``, or a range ``low``–``high`` (``type: int`` for integers, ``log`` for a log
+    scale, ``step`` for a grid of a range)."""
+
+    low: float | None = None
+    high: float | None = None
+    type: Literal["float", "int"] = "float"
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    choices: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> Param:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give choices, or low and high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (a range), or choices")
+        if self.low >= self.high:
+            raise ValueError(f"low must be below high, got {self.low} and {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {self.low}")
+        return self
+
+    def suggest(self, trial: Any, name: str) -> Any:
+        if self.choices is not None:
+            return trial.suggest_categorical(name, self.choices)
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+
+    def grid(self) -> list[Any]:
+        if self.choices is not None:
+            return list(self.choices)
+        assert self.low is not None and self.high is not None
+        if self.type == "int" or self.step is not None:
+            step = self.step or 1
+            count = int((self.high - self.low) // step) + 1
+            values = [self.low + i * step for i in range(count)]
+            return [int(v) for v in values] if self.type == "int" else values
+        raise ValueError("a grid sampler needs choices, an int range or a step for each parameter")
+
+
+class Tune(_Strict):
+    """An Optuna study over ``callable``'s parameters (``space``; ``params`` fixed): each trial scored by ``metric``
+    over ``folds`` cross-validation folds of the input, ``trials`` in all, ``jobs`` worker processes at once; the best
+    parameters are then fit on the whole input."""
+
+    input: str
+    target: str = Field(min_length=1)
+    callable: str = Field(default="mloop.training:tabular", pattern=CALLABLE)
+    params: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, Param] = Field(min_length=1)
+    metric: Metric = "auc"
+    folds: int = Field(default=3, ge=2, le=20)
+    trials: int = Field(default=20, ge=1, le=100_000)
+    jobs: int = Field(default=1, ge=1, le=64)
+    sampler: Literal["tpe", "cmaes", "random", "grid"] = "tpe"
+    pruner: Literal["none", "median", "hyperband"] = "median"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _grid(self) -> Tune:
+        if self.sampler == "grid":
+            for name, param in self.space.items():
+                try:
+                    param.grid()
+                except ValueError as exc:
+                    raise ValueError(f"space: {name}: {exc}") from None
+        return self
+
+
 class Register(_Strict):
     """Register the model as a version of ``name`` (with ``alias``), after the steps in ``after`` (its gates)."""
 
@@ -135,6 +209,7 @@ KINDS: dict[str, tuple[type[_Strict], dict[str, str], dict[str, str]]] = {
     "call": (Call, {"input": "table"}, {"table": "table"}),
     "split": (Split, {"input": "table"}, {"train": "table", "test": "table"}),
     "train": (Train, {"input": "table"}, {"model": "model"}),
+    "tune": (Tune, {"input": "table"}, {"model": "model", "best": "metrics"}),
     "evaluate": (Evaluate, {"model": "model", "input": "table"}, {"metrics": "metrics"}),
     "register": (Register, {"model": "model"}, {"version": "version"}),
 }
@@ -153,6 +228,7 @@ class Step(_Strict):
     call: Call | None = None
     split: Split | None = None
     train: Train | None = None
+    tune: Tune | None = None
     evaluate: Evaluate | None = None
     register_: Register | None = Field(default=None, alias="register")  # (``register`` is a name pydantic's base keeps)
 

@@ -24,6 +24,7 @@ class Done:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     stop: str | None = None  # why nothing after this step may run (a gate that failed), recorded with the step
+    children: list[dict[str, Any]] = field(default_factory=list)  # a tune step's trials, each logged as a nested run
 
 
 def resolve_callable(path: str, where: str) -> Callable[..., Any]:

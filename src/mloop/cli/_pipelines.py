@@ -63,3 +63,42 @@ def run_pipeline(
                   f"in {time.perf_counter() - started:.1f} s; run {outcome.run_id}")
     if not outcome.ok:
         raise SystemExit(1)
+
+
+@app.command("score")
+def score(
+    model: Annotated[str, typer.Argument(help="The model: NAME (its champion), NAME@ALIAS or NAME:VERSION.")],
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help="A Parquet, CSV or Arrow/Feather file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the scores (.parquet, .csv, .arrow).")],
+    chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, max=10_000_000, help="Rows per chunk.")] = 100_000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes scoring chunks at once.")] = 1,
+    keep: Annotated[list[str] | None, typer.Option("--keep", help="An input column to copy beside the scores (an id; repeatable).")] = None,
+) -> None:
+    """Score every row of INPUT with a registered version, in chunks (memory does not grow with the file), through
+    the runtime the server uses; each output row carries the model's name and version."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mloop.pipelines._score import score_file
+
+    workspace = open_workspace()
+    total = _rows_of(source)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task(f"scoring {source.name}", total=total)
+        result = score_file(workspace, model, source, output, chunk_rows=chunk_rows, workers=workers, keep=keep or [],
+                            on_chunk=lambda n: progress.advance(task, n))
+    rate = result.rows / result.seconds if result.seconds > 0 else float("inf")
+    console.print(f"{result.rows:,} rows scored by {result.name} v{result.version} ({result.runtime}) in {result.seconds:.1f} s "
+                  f"({rate:,.0f} rows/s, {result.chunks} chunks) → {result.output}")
+
+
+def _rows_of(path: Path) -> int | None:
+    """The input's row count when its metadata says it (Parquet, Arrow), else None."""
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception:  # an unreadable file is reported by the scoring itself, with its reason
+        return None
+    return None

@@ -13,8 +13,11 @@ from tests.conftest import toy_frame
 HELPERS = '''import pandas as pd
 
 
+FACTOR = 2.0
+
+
 def scale(x):
-    return x * 2.0
+    return x * FACTOR
 
 
 def features(frame: pd.DataFrame, factor: float = 1.0) -> pd.DataFrame:
@@ -52,5 +55,7 @@ def project(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     (folder / f"{module}.py").write_text(HELPERS)
     (folder / "pipeline.yaml").write_text(PIPELINE.replace("MODULE", module))
     (folder / "module.txt").write_text(module)
+    (folder / f"other_{module}.py").write_text("def untouched(frame):\n    return frame\n")
     yield folder
     sys.modules.pop(module, None)
+    sys.modules.pop(f"other_{module}", None)

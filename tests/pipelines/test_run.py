@@ -1,17 +1,17 @@
 """Running a pipeline: every step a nested MLflow run under the pipeline's; a rerun with nothing changed skips every
-step and reads no file; an edited helper reruns the steps it reaches and no other; a failed gate stops the
-registration; independent steps run at the same time."""
+step and reads no file; an edited helper module reruns the steps whose code reaches it and no other (the new code, in
+the same process); a failed gate stops the registration; independent steps run at the same time."""
 
 from __future__ import annotations
 
-import linecache
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mloop.cli._app import main
 from mloop.pipelines import Pipeline, Runner
+from mloop.pipelines._cache import Artifacts
 from mloop.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -22,6 +22,9 @@ def _statuses(run: object) -> dict[str, str]:
 
 
 def test_a_rerun_skips_every_step_and_an_edited_helper_reruns_what_it_reaches(project: Path) -> None:
+    module = (project / "module.txt").read_text()
+    with (project / "pipeline.yaml").open("a") as fh:  # a step of its own on another module: no edit here touches it
+        fh.write(f'  - name: side\n    call: {{input: data, callable: "other_{module}:untouched"}}\n')
     ws = Workspace.init(project / ".mloop")
     first = Runner(ws).run(Pipeline.load(project / "pipeline.yaml"))
     assert first.ok and set(_statuses(first).values()) == {"ran"} and first.hashed_bytes > 0
@@ -46,13 +49,18 @@ def test_a_rerun_skips_every_step_and_an_edited_helper_reruns_what_it_reaches(pr
     touched = Runner(ws).run(Pipeline.load(project / "pipeline.yaml"))
     assert set(_statuses(touched).values()) == {"cached"} and touched.hashed_bytes == data.stat().st_size
 
-    module = (project / "module.txt").read_text()
     helpers = project / f"{module}.py"
-    helpers.write_text(helpers.read_text().replace("return x * 2.0", "return x * 2.5"))  # a helper features() calls
-    sys.modules.pop(module, None)
-    linecache.checkcache()
-    edited = Runner(ws).run(Pipeline.load(project / "pipeline.yaml"))
-    assert _statuses(edited) == {"data": "cached", "feats": "ran", "split": "ran", "model": "ran", "check": "ran", "publish": "ran"}
+    helpers.write_text(helpers.read_text().replace("FACTOR = 2.0", "FACTOR = 2.5"))  # a constant the helper features() calls reads
+    edited = Runner(ws).run(Pipeline.load(project / "pipeline.yaml"))  # in this same process: the module is imported again
+    assert _statuses(edited) == {"data": "cached", "feats": "ran", "split": "ran", "model": "ran", "check": "ran", "publish": "ran",
+                                 "side": "cached"}
+    feats = ws.tracker.client.get_run(next(s.run_id for s in edited.steps if s.name == "feats"))
+    assert feats.data.params["params.factor"] == "1.5"
+    table = Artifacts.get(Runner(ws).cache.get(next(s.key for s in edited.steps if s.name == "feats"))["outputs"]["table"])  # type: ignore[arg-type,index]
+    assert np.allclose(table["x1b"], table["x1"] * 2.5 * 1.5)  # the new code ran, not the module imported before the edit
+    assert ws.registry.resolve("toy", "champion").version == 2
+    regated = Runner(ws).run(Pipeline.load(project / "pipeline.yaml", ['check.gates=["auc >= 0.5"]']))
+    assert _statuses(regated)["check"] == "ran" and _statuses(regated)["publish"] == "cached"  # the same model is not registered again
     assert ws.registry.resolve("toy", "champion").version == 2
     forced = Runner(ws, use_cache=False).run(Pipeline.load(project / "pipeline.yaml"))
     assert set(_statuses(forced).values()) == {"ran"}
@@ -94,6 +102,8 @@ steps:
 """)
     ws = Workspace.init(project / ".mloop")
     outcome = Runner(ws, jobs=2).run(Pipeline.load(project / "pair.yaml"))
+    import sys
+
     sys.modules.pop("waiting", None)
     assert outcome.ok, outcome.steps
     assert _statuses(outcome) == {"data": "ran", "left": "ran", "right": "ran"}

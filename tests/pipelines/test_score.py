@@ -35,7 +35,7 @@ def test_every_row_is_scored_in_order_with_the_version_and_workers_agree(shared_
     assert out["id"].tolist() == list(range(5000)) and set(out["model_version"]) == {one.version} and set(out["model_name"]) == {"toy"}
     assert np.allclose(out["score"], expected, atol=1e-5)
     two = score_file(shared_deployed, f"toy:{one.version}", tmp_path / "in.csv", tmp_path / "out.arrow", chunk_rows=600, workers=2)
-    assert two.rows == 5000
+    assert two.rows == 5000 and two.chunks == 9  # a CSV in chunks of --chunk-rows too, written in their order
     import pyarrow as pa
 
     with pa.memory_map(str(tmp_path / "out.arrow")) as source:

@@ -51,6 +51,9 @@ def test_each_problem_is_refused_with_its_file_line_and_a_hint(project: Path) ->
     assert _refused(project, "name: toy\nsteps: [\n").startswith(f"{project / 'bad.yaml'}:3:")
     message = _refused(project, good.replace(":features", ":featurez"))
     assert ":6:" in message and "has no function 'featurez'" in message
+    message = _refused(project, good.replace("path: toy.parquet", "path: missing.parquet"))
+    assert message.startswith(f"{project / 'bad.yaml'}:4:") and "no file at" in message and "missing.parquet" in message
+    assert "not valid YAML" in _refused(project, good, 'model.params.max_iter=[1, 2')
     assert len(lines) == 14
 
 

@@ -34,12 +34,15 @@ def fingerprint(frame: pd.DataFrame) -> Fingerprint:
     >>> fingerprint(a).rows, fingerprint(a).schema
     (2, {'x': 'int64', 'y': 'str'})
     """
+    import pandas as pd
+
     digest = hashlib.sha256()
     schema = {str(col): str(dtype) for col, dtype in frame.dtypes.items()}
     for name, dtype in schema.items():
         digest.update(f"{name}\x1f{dtype}\x1e".encode())
-    import pandas as pd
-
+    for column, dtype in frame.dtypes.items():  # a categorical's categories and their order are part of its content
+        if isinstance(dtype, pd.CategoricalDtype):
+            digest.update(f"{column}\x1f{list(dtype.categories)!r}\x1f{dtype.ordered}\x1e".encode())
     row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     digest.update(row_hashes.tobytes())
     return Fingerprint(sha256=digest.hexdigest(), schema=schema, rows=len(frame))

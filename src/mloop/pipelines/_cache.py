@@ -13,13 +13,11 @@ earlier successful run of it.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import pickle
 import sys
 import threading
-import types
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -64,72 +62,107 @@ class FileFingerprints:
             write_atomic(self.index, json.dumps(self._known, sort_keys=True))
 
 
-def _in_project(obj: Any, root: Path) -> bool:
-    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+def _project_file(module_name: str, root: Path) -> Path | None:
+    """The source file of ``module_name`` when it is the project's (under ``root``, not an installed package)."""
+    import importlib.util
+
+    module = sys.modules.get(module_name)
     file = getattr(module, "__file__", None)
-    if not file:
-        return False
+    if file is None:
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            return None
+        file = spec.origin if spec is not None else None
+    if not file or not str(file).endswith(".py"):
+        return None
     path = Path(file).resolve()
-    return path.is_relative_to(root) and "site-packages" not in path.parts and ".venv" not in path.parts
+    inside = path.is_relative_to(root) and "site-packages" not in path.parts and not any(p.startswith(".venv") for p in path.parts)
+    return path if inside else None
 
 
-def _package(obj: Any) -> str:
-    top = (getattr(obj, "__module__", "") or "").split(".")[0]
-    try:
-        return f"{top}=={metadata.version(top)}"
-    except metadata.PackageNotFoundError:
-        return top
+def _imports(path: Path) -> set[str]:
+    """Every module a source file imports, anywhere in it (a function's own imports too), as absolute names."""
+    import ast
+
+    names: set[str] = set()
+    package = path.parent
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolved against the importing file's package, by its folder's name
+                base = ".".join([package.name] if node.level == 1 else [])
+                module = ".".join(p for p in (base, node.module or "") if p)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return {n for n in names if n}
+
+
+def _version(top: str) -> str:
+    distributions = metadata.packages_distributions().get(top, [top])
+    for name in distributions:
+        try:
+            return f"{top}:{name}=={metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return top
 
 
 def code_hash(function: Any, root: Path) -> str:
-    """SHA-256 of ``function``'s source and of every project function or class it reaches by name (recursively);
-    anything outside the project counts as its package and version."""
-    digest = hashlib.sha256()
-    seen: set[int] = set()
-
-    def visit(obj: Any) -> None:
-        if id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if not _in_project(obj, root) and obj is not function:
-            digest.update(f"{getattr(obj, '__module__', '')}:{getattr(obj, '__qualname__', '')}@{_package(obj)}\n".encode())
-            return
-        try:
-            digest.update(inspect.getsource(obj).encode())
-        except (OSError, TypeError):
-            digest.update(repr(obj).encode())
-        if not _in_project(obj, root):
-            digest.update(_package(obj).encode())  # the step's own library callable: its package version
-            return
-        for name, value in _referenced(obj):
-            digest.update(name.encode())
-            visit(value)
-
-    visit(function)
+    """SHA-256 of the code a step runs: the source files of the callable's module and of every project module it
+    imports (anywhere in the file, recursively) — whole files, so a constant, a default, a closure or a decorated
+    helper changed in them counts — and the name and version of every installed package they import. A callable
+    from an installed package counts as its package and version."""
+    module_name = getattr(function, "__module__", "") or ""
+    digest = hashlib.sha256(f"{module_name}:{getattr(function, '__qualname__', '')}\n".encode())
+    start = _project_file(module_name, root)
+    if start is None:
+        digest.update(_version(module_name.split(".")[0]).encode())
+        return digest.hexdigest()
+    seen: set[Path] = set()
+    packages: set[str] = set()
+    todo = [start]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            found = _project_file(name, root)
+            if found is not None:
+                todo.append(found)
+            elif name.split(".")[0] not in sys.stdlib_module_names:
+                packages.add(name.split(".")[0])
+    for path in sorted(seen):
+        digest.update(f"{path.relative_to(root)}\n".encode())
+        digest.update(path.read_bytes())
+    for top in sorted(packages):
+        digest.update(f"{_version(top)}\n".encode())
     return digest.hexdigest()
 
 
-def _referenced(obj: Any) -> list[tuple[str, Any]]:
-    """The functions and classes a function (or a class's methods) names, found in its module's globals; a module it
-    names contributes the members it uses."""
-    functions = [obj] if isinstance(obj, types.FunctionType) else [v for v in vars(obj).values() if isinstance(v, types.FunctionType)] \
-        if isinstance(obj, type) else []
-    out: list[tuple[str, Any]] = []
-    for fn in functions:
-        names: set[str] = set()
-        stack = [fn.__code__]
-        while stack:
-            code = stack.pop()
-            names.update(code.co_names)
-            stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
-        scope = fn.__globals__
-        for name in sorted(names):
-            value = scope.get(name)
-            if isinstance(value, types.ModuleType):
-                out.extend((f"{name}.{n}", getattr(value, n)) for n in sorted(names) if callable(getattr(value, n, None)))
-            elif isinstance(value, types.FunctionType | type):
-                out.append((name, value))
-    return out
+def fresh(module: Any) -> Any:
+    """The module as its file now is: a project module edited since this process first used it is imported again, so
+    that the code that runs is the code that was hashed."""
+    import importlib
+
+    file = getattr(module, "__file__", None)
+    if not file or not str(file).endswith(".py"):
+        return module
+    try:
+        stamp = Path(file).stat().st_mtime_ns
+    except OSError:
+        return module
+    if _LOADED.setdefault(module.__name__, stamp) != stamp:
+        module = importlib.reload(module)
+        _LOADED[module.__name__] = stamp
+    return module
+
+
+_LOADED: dict[str, int] = {}  # module → its file's mtime when this process first used it
 
 
 def digest_of(value: Any) -> str:

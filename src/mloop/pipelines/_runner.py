@@ -80,7 +80,10 @@ class Runner:
         entries: dict[str, dict[str, Any]] = {}
         with pipeline.importable():
             for name in TopologicalSorter(graph(pipeline.spec)).static_order():
-                key = self._key(pipeline, pipeline.spec.step(name), entries)
+                try:
+                    key = self._key(pipeline, pipeline.spec.step(name), entries)
+                except Exception:  # a file gone, say: the full run reports it on its step
+                    return None
                 cached = self.cache.get(key)
                 if cached is None:
                     return None
@@ -101,7 +104,12 @@ class Runner:
             self._parent_id = parent.run_id
             running: dict[Future[_steps.Done], tuple[Step, str, float]] = {}
             while sorter.is_active():
-                for name in sorter.get_ready():
+                ready: list[str] = []
+                while True:  # a cached, skipped or failed step frees what follows it now, not after the next wait
+                    ready.extend(sorter.get_ready())
+                    if not ready:
+                        break
+                    name = ready.pop(0)
                     step = spec.step(name)
                     blocked = [n for n in needs[name] if results[n].status not in ("ran", "cached")]
                     if blocked:
@@ -155,8 +163,12 @@ class Runner:
             parts["code"] = code_hash(function, pipeline.root)
         else:
             parts["mloop"] = metadata.version("mloop")
-        parts["inputs"] = {f: entries[r[0]]["outputs"][r[1]]["sha256"] for f, ref in step.inputs().items()
+        # A registration depends on the model, not on what its gates said (they only decide whether it runs).
+        refs = {"model": step.inputs()["model"]} if isinstance(section, Register) else step.inputs()
+        parts["inputs"] = {f: entries[r[0]]["outputs"][r[1]]["sha256"] for f, ref in refs.items()
                            if (r := resolve(pipeline.spec, ref)) is not None}
+        if isinstance(section, Register):
+            parts["section"] = {"name": section.name, "alias": section.alias}
         return digest_of(parts)
 
     def _work(self, pipeline: Pipeline, step: Step, inputs: dict[str, dict[str, str]], key: str) -> _steps.Done:

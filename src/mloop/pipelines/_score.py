@@ -92,8 +92,8 @@ def check_signature(schema: Any, inputs: list[Any], model: str) -> None:
             raise InvalidInput(f"Column {spec.name!r} is {arrow} in the input, but {model} takes {spec.type}.", field=spec.name)
 
 
-def batches(path: Path, columns: list[str], rows: int) -> Iterator[Any]:
-    """The file's rows in Arrow record batches of about ``rows`` (only ``columns``)."""
+def batches(path: Path, columns: list[str], rows: int, types: dict[str, Any] | None = None) -> Iterator[Any]:
+    """The file's rows in Arrow record batches of at most ``rows`` (only ``columns``; a CSV's read as ``types``)."""
     import pyarrow as pa
 
     kind = _kind(path)
@@ -111,10 +111,12 @@ def batches(path: Path, columns: list[str], rows: int) -> Iterator[Any]:
     else:
         import pyarrow.csv as csv
 
+        # Types from the signature, not guessed from the first block (a later block would not fit the guess).
         reader = csv.open_csv(path, read_options=csv.ReadOptions(block_size=1 << 22),
-                              convert_options=csv.ConvertOptions(include_columns=columns))
+                              convert_options=csv.ConvertOptions(include_columns=columns, column_types=types or {}))
         for batch in reader:
-            yield batch
+            for start in range(0, batch.num_rows, rows):
+                yield batch.slice(start, rows)
 
 
 def block_of(batch: Any, inputs: list[Any], matrix: bool) -> Any:
@@ -216,17 +218,23 @@ def score_file(workspace: Any, model: str, source: Path, output: Path, *, chunk_
     absent = [k for k in keep if k not in schema.names]
     if absent:
         raise InvalidInput(f"--keep: the input has no column(s) {absent}.", field="keep")
+    taken = [k for k in keep if k in ("score", "prediction", "model_name", "model_version") or k.startswith("output_")]
+    if taken:
+        raise InvalidInput(f"--keep: {taken} would collide with the scores' own columns; rename it in the input.", field="keep")
     if not loaded.inputs:
         raise InvalidInput(f"{label} has no input signature: batch scoring needs its named inputs.", field="model")
     _kind(output)
     needed = list(dict.fromkeys([c.name for c in loaded.inputs if c.name in schema.names] + keep))
+    import pyarrow as pa
+
+    types = {c.name: (pa.string() if c.type == "string" else pa.float64()) for c in loaded.inputs if c.name in schema.names}
     runtime = runtime_for(loaded, runtime_timeout_ms=BATCH_TIMEOUT_MS) if workers == 1 else None
     started, rows, chunks = time.perf_counter(), 0, 0
     with replacing(output) as tmp:
         writer = _Writer(tmp, _kind(output))
         try:
             if workers == 1:
-                for batch in batches(source, needed, chunk_rows):
+                for batch in batches(source, needed, chunk_rows, types):
                     writer.write(_table(_score(runtime, batch), batch.select(keep) if keep else None, name, loaded.version))
                     rows, chunks = rows + batch.num_rows, chunks + 1
                     if on_chunk is not None:
@@ -235,7 +243,7 @@ def score_file(workspace: Any, model: str, source: Path, output: Path, *, chunk_
                 with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_load_worker,
                                          initargs=(str(workspace.root), name, loaded.version)) as pool:
                     window: deque[tuple[Future[np.ndarray], Any]] = deque()
-                    for batch in batches(source, needed, chunk_rows):
+                    for batch in batches(source, needed, chunk_rows, types):
                         window.append((pool.submit(_score_in_worker, batch), batch.select(keep) if keep else None))
                         if len(window) >= 2 * workers:  # a bounded number of chunks in flight: memory does not grow with the file
                             rows, chunks = _drain(window.popleft(), writer, name, loaded.version, rows, chunks, on_chunk)

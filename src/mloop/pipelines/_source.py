@@ -57,6 +57,11 @@ class Pipeline:
             loc, message = problem
             raise InvalidInput(f"{path}:{line_of(node, loc)}: {message}", field=".".join(str(p) for p in loc)) from None
         pipeline = cls(spec, path)
+        for index, step in enumerate(spec.steps):
+            source = getattr(step.section, "path", None)
+            if source is not None and not (pipeline.root / source).is_file():
+                raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, 'path'])}: steps[{index}] ({step.name}).ingest.path: "
+                                   f"no file at {pipeline.root / source} (relative paths are from the pipeline's folder).", field="path")
         with pipeline.importable():
             for index, step in enumerate(spec.steps):
                 function = getattr(step.section, "callable", None)
@@ -124,7 +129,10 @@ def apply_overrides(document: dict[str, Any], overrides: Sequence[str]) -> dict[
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise InvalidInput(f"--set {item!r}: write STEP.FIELD=VALUE (say model.params.max_iter=300).", field="--set")
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"--set {item!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)}).", field="--set") from None
         parts = key.split(".")
         if parts == ["name"]:
             document["name"] = value

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
+from mloop.pipelines._cache import fresh
 from mloop.pipelines._spec import GATE, Call, Evaluate, Ingest, Split, Train
 
 
@@ -31,7 +32,7 @@ def resolve_callable(path: str, where: str) -> Callable[..., Any]:
     """``module:function`` imported; a failure names the step's field."""
     module_name, _, name = path.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = fresh(importlib.import_module(module_name))
     except Exception as exc:
         raise InvalidInput(f"{where}: cannot import {module_name!r} ({type(exc).__name__}: {exc}).", field=where) from None
     function = getattr(module, name, None)

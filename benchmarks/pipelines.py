@@ -49,7 +49,7 @@ def main() -> None:
     steps = folder / "steps.py"
     steps.write_text(steps.read_text().replace('return frame[frame["month"] <= months]', 'return frame[frame["month"].le(months)]'))
     edited, ran = _run(folder)
-    rows.append(("after editing first_months (the winter step's helper; same rows out, so what follows is reused)", edited, ran))
+    rows.append(("after editing first_months in steps.py (same rows out)", edited, ran))
 
     from mloop.pipelines import Pipeline, Runner
     from mloop.workspace import Workspace

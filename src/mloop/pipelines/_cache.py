@@ -12,6 +12,7 @@ earlier successful run of it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -82,7 +83,14 @@ def _project_file(module_name: str, root: Path) -> Path | None:
 
 
 def _imports(path: Path) -> set[str]:
-    """Every module a source file imports, anywhere in it (a function's own imports too), as absolute names."""
+    """Every module a source file imports, anywhere in it (a function's own imports too), as absolute names; parsed
+    once per version of the file."""
+    stat = path.stat()
+    return set(_parsed_imports(path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
     import ast
 
     names: set[str] = set()
@@ -98,17 +106,23 @@ def _imports(path: Path) -> set[str]:
                 module = node.module or ""
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
-    return {n for n in names if n}
+    return frozenset(n for n in names if n)
 
 
+@functools.lru_cache(maxsize=4096)
 def _version(top: str) -> str:
-    distributions = metadata.packages_distributions().get(top, [top])
+    distributions = _distributions().get(top, [top])
     for name in distributions:
         try:
             return f"{top}:{name}=={metadata.version(name)}"
         except metadata.PackageNotFoundError:
             continue
     return top
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return dict(metadata.packages_distributions())  # scans every installed distribution: once per process
 
 
 def code_hash(function: Any, root: Path) -> str:

@@ -106,13 +106,8 @@ class Adaptive(ControllerParts):
         frame = frame.sort_values(["ts", "request_id", "row"], kind="stable")[[*features, LABEL]].reset_index(drop=True)
         n_holdout = max(1, round(len(frame) * policy.online.holdout))
         train, holdout = frame.iloc[:-n_holdout], frame.iloc[-n_holdout:].reset_index(drop=True)
-        folder = self.loop_dir / deployment.name / f"attempt-{attempt.id:06d}"
-        paths = {"train": folder / "train.parquet", "holdout": folder / "holdout.parquet"}
-        from mloop.files import replacing
-
-        for part, path in ((train, paths["train"]), (holdout, paths["holdout"])):
-            with replacing(path) as tmp:
-                part.to_parquet(tmp, index=False)
+        train_path, holdout_path = self._save_window(attempt, train, holdout)
+        paths = {"train": train_path, "holdout": holdout_path}
         version, run_id = self._log_update(attempt, loaded.model, [paths["train"]], deployment.model_name, champion, train[features].head(5), "")
         detail = {"run_id": run_id, "version": version, "champion": champion, "updated_from": champion, "train_rows": len(train),
                   "holdout_rows": len(holdout), "holdout": str(paths["holdout"])}

@@ -266,13 +266,7 @@ class LoopController(Watches, Estimated, Adaptive):
         features = self.registry.load(deployment.model_name, champion).feature_names
         until = attempt.trigger_detail.get("until")
         train, holdout = self._window(deployment.name, policy, features, float(until) if until is not None else None)
-        folder = self.loop_dir / deployment.name / f"attempt-{attempt.id:06d}"
-        holdout_path, train_path = folder / "holdout.parquet", folder / "train.parquet"
-        from mloop.files import replacing
-
-        for frame, path in ((holdout, holdout_path), (train, train_path)):
-            with replacing(path) as tmp:
-                frame.to_parquet(tmp, index=False)
+        train_path, holdout_path = self._save_window(attempt, train, holdout)
         tags = {"mloop.loop.attempt": str(attempt.id), "mloop.loop.trigger": attempt.trigger_kind, "mloop.loop.deployment": deployment.name,
                 "mloop.loop.recipe": policy.recipe.callable}
         with self.tracker.start_run(f"loop-{deployment.name}", run_name=f"attempt-{attempt.id}", tags=tags) as run:

@@ -20,7 +20,6 @@ never in the middle of the night when a monitor fires.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -134,15 +133,9 @@ class RecipeSpec(_Strict):
 
     def resolve(self) -> Callable[..., Any]:
         """The function itself; an import that fails or a name that is not callable is refused, naming the field."""
-        module_name, _, name = self.callable.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            raise InvalidInput(f"recipe.callable: cannot import {module_name!r} ({type(exc).__name__}: {exc}).", field="recipe.callable") from None
-        function = getattr(module, name, None)
-        if not callable(function):
-            raise InvalidInput(f"recipe.callable: {module_name!r} has no function {name!r}.", field="recipe.callable")
-        return function  # type: ignore[no-any-return]
+        from mloop.pipelines._steps import resolve_callable
+
+        return resolve_callable(self.callable, "recipe.callable")
 
 
 class RolloutPlan(_Strict):

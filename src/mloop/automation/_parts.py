@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mloop.automation._loop_policy import LoopPolicy, parse_loop_policy
 from mloop.automation._loop_rules import ONLINE, Trigger, admit
@@ -16,8 +16,11 @@ from mloop.events import EventBus
 from mloop.monitoring import LogReader
 from mloop.registry import Registry
 from mloop.serving import Rollouts
-from mloop.store import AuditLog, MetadataStore
+from mloop.store import AttemptRow, AuditLog, MetadataStore
 from mloop.tracking import Tracker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("mloop.automation")
 
@@ -46,6 +49,17 @@ class ControllerParts:
 
     def policies(self) -> dict[str, tuple[int, LoopPolicy]]:
         return {p.deployment: (p.id, parse_loop_policy(p.document)) for p in self.store.loop.policies()}
+
+    def _save_window(self, attempt: AttemptRow, train: pd.DataFrame, holdout: pd.DataFrame) -> tuple[Path, Path]:
+        """The attempt's training rows and held-out rows written atomically under its folder: (train, holdout) paths."""
+        from mloop.files import replacing
+
+        folder = self.loop_dir / attempt.deployment / f"attempt-{attempt.id:06d}"
+        paths = folder / "train.parquet", folder / "holdout.parquet"
+        for frame, path in zip((train, holdout), paths, strict=True):
+            with replacing(path) as tmp:
+                frame.to_parquet(tmp, index=False)
+        return paths
 
     def _open(self, conn: Any, trigger: Trigger, policy: tuple[int, LoopPolicy], *, manual: bool = False, actor: str = "controller") -> int | None:
         row = self.store.loop.policy_by_id(policy[0])

@@ -16,7 +16,7 @@ from mloop.pipelines import _steps
 from mloop.pipelines._cache import Artifacts, FileFingerprints, StepCache, code_hash, digest_of
 from mloop.pipelines._dag import graph, resolve
 from mloop.pipelines._source import Pipeline
-from mloop.pipelines._spec import Call, Evaluate, Ingest, Register, Split, Step, Train, Tune
+from mloop.pipelines._spec import KINDS, Call, Evaluate, Ingest, Register, Split, Step, Train, Tune
 from mloop.workspace import Workspace
 
 
@@ -231,10 +231,8 @@ class Runner:
                 if trial["value"] == trial["value"]:
                     child.log_metrics({str(getattr(step.section, "metric", "value")): float(trial["value"])})
         if isinstance(step.section, Train | Tune):
-            example = done.outputs.pop("example")
-            names = getattr(done.outputs["model"], "feature_names_in_", None)
-            if names is not None:  # the signature is the model's inputs, not every column the step was given
-                example = example[[str(n) for n in names]]
+            # The signature is the model's inputs, not every column the step was given.
+            example = _steps.model_inputs(done.outputs["model"], done.outputs.pop("example"))
             extra["uri"] = run.log_sklearn_model(done.outputs["model"], example)
         if isinstance(step.section, Register):
             model_ref = step.inputs()["model"]
@@ -243,8 +241,8 @@ class Runner:
             done.outputs = {"version": {"name": step.section.name, "version": version}}
             run.log_params({"model": step.section.name, "version": version, "alias": step.section.alias or ""})
         for name, value in done.outputs.items():
-            kind = "table" if name in ("table", "train", "test") else name if name in ("model", "metrics") else "metrics"
-            outputs[name] = self.artifacts.put(kind, value)
+            kind = KINDS[step.kind][2][name]  # what the kind declares it makes; a version is stored as metrics are
+            outputs[name] = self.artifacts.put("metrics" if kind == "version" else kind, value)
             if kind == "table":
                 run.log_dataset(value, context=name, name=f"{step.name}.{name}")
         entry = {"outputs": outputs, "run_id": run.run_id, "pipeline_run": self._parent_id, "at": time.time(), **extra}

@@ -91,10 +91,14 @@ def train(section: Train, frame: pd.DataFrame, where: str) -> Done:
                                           **{f"params.{k}": v for k, v in section.params.items()}})
 
 
-def _scores(model: Any, frame: pd.DataFrame) -> np.ndarray:
+def model_inputs(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``frame`` the model was fit on (``feature_names_in_``), whatever else the table holds."""
     names = getattr(model, "feature_names_in_", None)
-    if names is not None:  # the model's inputs, whatever else the table holds
-        frame = frame[[str(n) for n in names]]
+    return frame if names is None else frame[[str(n) for n in names]]
+
+
+def _scores(model: Any, frame: pd.DataFrame) -> np.ndarray:
+    frame = model_inputs(model, frame)
     if hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(frame))
         return proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else proba

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     it off): how soon a canary advances, promotes or rolls back once its evidence suffices.
     ``MLOOP_LOOP_INTERVAL`` — seconds between the loop controller's passes in ``mloop serve`` (default 5; 0 turns it
     off): how soon an alarm becomes a retraining attempt and an attempt moves to its next step.
+    ``MLOOP_SCHEDULE_INTERVAL`` — seconds between looks at the pipeline schedules in ``mloop serve`` (default 30; 0 turns
+    them off): how late after its cron time a scheduled pipeline may start, and how soon a finished run is recorded.
     ``MLOOP_EVENT_POLL_INTERVAL`` — seconds between a server's looks at the event bus: how soon it serves a new
     deployment or alias (default 0.5; each look is one indexed read).
 
@@ -63,6 +65,7 @@ class Settings(BaseSettings):
     monitor_interval: float = Field(default=10.0, ge=0, le=86_400)
     rollout_interval: float = Field(default=1.0, ge=0, le=3600)
     loop_interval: float = Field(default=5.0, ge=0, le=86_400)
+    schedule_interval: float = Field(default=30.0, ge=0, le=3600)
     event_poll_interval: float = Field(default=0.5, gt=0, le=60)
 
     def __init__(self, **values: Any) -> None:

@@ -126,16 +126,45 @@ class DataSpec(_Strict):
 
 class RecipeSpec(_Strict):
     """The training code: ``module:function`` called as ``function(frame, target, **params)`` with the feature columns
-    and the label, returning a fitted scikit-learn style model (``predict_proba`` or ``predict``)."""
+    and the label, returning a fitted scikit-learn style model (``predict_proba`` or ``predict``) — or a pipeline
+    (``pipeline``: its file; ``input``: the table the loop's rows stand for, e.g. ``split.train``; ``model``: its train
+    or tune step when it has several; ``set``: overrides as for ``mloop run --set``), whose steps from ``input`` to the
+    model run on the loop's rows."""
 
     callable: str = Field(default="mloop.training:tabular", pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _pipeline(cls, data: Any) -> Any:
+        """``{pipeline, input, model, set}`` becomes the callable that runs it, with those as its params (recorded as
+        the attempt's ``recipe.*`` parameters), the file's path made absolute."""
+        if not isinstance(data, dict) or "pipeline" not in data:
+            return data
+        extra = sorted(set(data) - {"pipeline", "input", "model", "set"})
+        if extra:
+            raise ValueError(f"a pipeline recipe takes pipeline, input, model and set, not {extra[0]!r}")
+        if not isinstance(data.get("pipeline"), str) or not isinstance(data.get("input"), str):
+            raise ValueError("a pipeline recipe needs pipeline (its file) and input (the table the loop's rows stand for, e.g. split.train)")
+        overrides = data.get("set") or []
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise ValueError("set: a list of STEP.FIELD=VALUE strings")
+        params = {"pipeline": str(Path(data["pipeline"]).resolve()), "input": data["input"], "model": data.get("model"), "set": overrides}
+        return {"callable": PIPELINE_RECIPE, "params": params}
+
     def resolve(self) -> Callable[..., Any]:
-        """The function itself; an import that fails or a name that is not callable is refused, naming the field."""
+        """The function itself; an import that fails or a name that is not callable is refused, naming the field; a
+        pipeline recipe's file is read and its steps from the input to the model are checked."""
         from mloop.pipelines._steps import resolve_callable
 
+        if self.callable == PIPELINE_RECIPE:
+            from mloop.pipelines._recipe import plan
+
+            plan(self.params["pipeline"], self.params["input"], self.params.get("model"), self.params.get("set"))
         return resolve_callable(self.callable, "recipe.callable")
+
+
+PIPELINE_RECIPE = "mloop.pipelines._recipe:fit"
 
 
 class RolloutPlan(_Strict):
@@ -269,7 +298,8 @@ def parse_loop_policy(data: Any, *, where: str = "policy") -> LoopPolicy:
     try:
         policy.recipe.resolve()
     except InvalidInput as exc:
-        raise InvalidInput(f"{where}.{exc.message}", field=f"{where}.recipe.callable") from None
+        field = exc.field if exc.field and exc.field.startswith("recipe.") else "recipe.callable"
+        raise InvalidInput(f"{where}.{exc.message}", field=f"{where}.{field}") from None
     return policy
 
 
@@ -285,6 +315,9 @@ def load_loop_policies(path: Path) -> list[LoopPolicy]:
         raise InvalidInput(f"{path}: unknown top-level key {unknown[0]!r} (only 'policies').", field=unknown[0])
     policies = []
     for i, entry in enumerate(data["policies"]):
+        recipe = entry.get("recipe") if isinstance(entry, dict) else None
+        if isinstance(recipe, dict) and isinstance(recipe.get("pipeline"), str):  # a pipeline file beside the policy file
+            entry = {**entry, "recipe": {**recipe, "pipeline": str(path.parent / recipe["pipeline"])}}
         try:
             policies.append(parse_loop_policy(entry, where=f"policies[{i}]"))
         except InvalidInput as exc:

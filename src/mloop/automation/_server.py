@@ -1,5 +1,5 @@
-"""The whole server: serving's app plus the background decisions above it (the rollout driver, the loop controller), composed here
-because serving may not import automation. ``mloop serve`` runs this; ``create_app`` alone serves without them."""
+"""The whole server: serving's app plus the background decisions above it (the rollout driver, the loop controller, the
+pipeline schedules), composed here because serving may not import automation. ``mloop serve`` runs this; ``create_app`` alone serves without them."""
 
 from __future__ import annotations
 
@@ -36,7 +36,19 @@ def loop_controller(workspace: Workspace, registry: Any = None) -> LeasedLoop | 
     return LeasedLoop(LEASE, workspace.store.monitors, controller.tick, interval=interval)
 
 
-BACKGROUND = (rollout_driver, loop_controller)
+def pipeline_schedules(workspace: Workspace, registry: Any = None) -> LeasedLoop | None:
+    """The pipeline schedules (``mloop schedule``) as leased background work every ``MLOOP_SCHEDULE_INTERVAL`` seconds
+    (None when 0): each due pipeline runs in a subprocess, so its code cannot take the server down."""
+    from mloop.pipelines._schedule import LEASE, ScheduleRunner
+
+    interval = workspace.settings.schedule_interval
+    if interval <= 0:
+        return None
+    runner = ScheduleRunner.of(workspace)
+    return LeasedLoop(LEASE, workspace.store.monitors, runner.tick, interval=interval)
+
+
+BACKGROUND = (rollout_driver, loop_controller, pipeline_schedules)
 
 
 def create_server_app(workspace: Workspace, **options: Any) -> Any:

@@ -33,6 +33,7 @@ def run_pipeline(
     set_: Annotated[list[str] | None, typer.Option("--set", help="STEP.FIELD=VALUE, e.g. model.params.max_iter=300 (repeatable).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step, whatever the cache holds.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Steps at most at once (independent steps run in parallel).")] = 2,
+    ray: Annotated[str | None, typer.Option("--ray", help="Run tune steps' trials as Ray tasks: auto (a local Ray) or a cluster's HOST:PORT.")] = None,
 ) -> None:
     """Check the pipeline, then run its steps in DAG order: each a nested MLflow run, skipped when its code,
     parameters and inputs are those of an earlier successful run. Prints the pipeline run's id at the end."""
@@ -42,6 +43,10 @@ def run_pipeline(
 
     loaded = Pipeline.load(pipeline, set_ or [])  # a problem is refused here, naming the file and line (exit 2)
     workspace = open_workspace()
+    if ray is not None:
+        from mloop.pipelines._ray import connect
+
+        connect(ray)  # an address that does not answer is refused (exit 2) before any step runs
     started = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
@@ -52,7 +57,7 @@ def run_pipeline(
             progress.console.print(f"  {result.name:<16} {STATUS[result.status]}{took}" + (f": {result.reason}" if result.reason else ""))
             progress.advance(task)
 
-        outcome = Runner(workspace, jobs=jobs, use_cache=not no_cache, on_step=shown).run(loaded)
+        outcome = Runner(workspace, jobs=jobs, use_cache=not no_cache, on_step=shown, ray=ray).run(loaded)
     if outcome.reused:
         console.print(f"pipeline {loaded.spec.name}: nothing changed, every step reused ({time.perf_counter() - started:.1f} s); "
                       f"made by run {outcome.run_id}")
@@ -73,6 +78,7 @@ def score(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1, max=10_000_000, help="Rows per chunk.")] = 100_000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes scoring chunks at once.")] = 1,
     keep: Annotated[list[str] | None, typer.Option("--keep", help="An input column to copy beside the scores (an id; repeatable).")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="Score on Ray Data (--workers actors): auto (a local Ray) or a cluster's HOST:PORT.")] = None,
 ) -> None:
     """Score every row of INPUT with a registered version, in chunks (memory does not grow with the file), through
     the runtime the server uses; each output row carries the model's name and version."""
@@ -86,7 +92,7 @@ def score(
                   transient=True) as progress:
         task = progress.add_task(f"scoring {source.name}", total=total)
         result = score_file(workspace, model, source, output, chunk_rows=chunk_rows, workers=workers, keep=keep or [],
-                            on_chunk=lambda n: progress.advance(task, n))
+                            on_chunk=lambda n: progress.advance(task, n), ray=ray)
     rate = result.rows / result.seconds if result.seconds > 0 else float("inf")
     console.print(f"{result.rows:,} rows scored by {result.name} v{result.version} ({result.runtime}) in {result.seconds:.1f} s "
                   f"({rate:,.0f} rows/s, {result.chunks} chunks) → {result.output}")

@@ -109,10 +109,21 @@ def _parsed_imports(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
     return frozenset(n for n in names if n)
 
 
+# Import names whose distribution is named otherwise, looked up before scanning every installed distribution.
+_KNOWN = {"sklearn": "scikit-learn", "yaml": "PyYAML", "jwt": "PyJWT", "PIL": "Pillow", "cv2": "opencv-python", "dateutil": "python-dateutil",
+          "skops": "skops", "google": "protobuf"}
+
+
 @functools.lru_cache(maxsize=4096)
 def _version(top: str) -> str:
-    distributions = _distributions().get(top, [top])
-    for name in distributions:
+    """``top:distribution==version`` of the distribution that installs the module ``top``: the one named like it (or
+    as :data:`_KNOWN` says) when there is one, else found by scanning every distribution (once per process)."""
+    guess = _KNOWN.get(top, top)
+    try:
+        return f"{top}:{guess}=={metadata.version(guess)}"
+    except metadata.PackageNotFoundError:
+        pass
+    for name in _distributions().get(top, [top]):
         try:
             return f"{top}:{name}=={metadata.version(name)}"
         except metadata.PackageNotFoundError:
@@ -184,6 +195,9 @@ def digest_of(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+PICKLED = ("model", "transform")  # output types stored as pickles (fitted scikit-learn objects)
+
+
 class Artifacts:
     """Step outputs stored by content: ``put`` returns ``(sha256, path)``, ``get`` loads one back."""
 
@@ -201,10 +215,10 @@ class Artifacts:
                 with replacing(path) as tmp:
                     value.to_parquet(tmp, index=False)
         else:
-            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL) if kind == "model" else \
+            data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL) if kind in PICKLED else \
                 json.dumps(value, sort_keys=True, default=str).encode()
             sha = hashlib.sha256(data).hexdigest()
-            path = self.folder / f"{sha}.{'pkl' if kind == 'model' else 'json'}"
+            path = self.folder / f"{sha}.{'pkl' if kind in PICKLED else 'json'}"
             if not path.exists():
                 write_atomic(path, data)
         return {"type": kind, "sha256": sha, "path": str(path)}
@@ -216,7 +230,7 @@ class Artifacts:
             import pandas as pd
 
             return pd.read_parquet(path)
-        if ref["type"] == "model":
+        if ref["type"] in PICKLED:
             return pickle.loads(path.read_bytes())  # noqa: S301 - this workspace's own step output, by its hash
         return json.loads(path.read_text())
 

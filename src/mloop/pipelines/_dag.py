@@ -51,6 +51,12 @@ def check_dag(spec: PipelineSpec) -> tuple[list[Any], str] | None:
                 offered = _offered(spec, want)
                 return where, (f"steps[{index}] ({step.name}).{step.kind}.{field}: {ref!r} is a {found[2]}, but {field} takes a {want}. "
                                f"Hint: " + (f"outputs of type {want}: {', '.join(offered)}." if offered else f"no step makes a {want}."))
+        refs = step.inputs()
+        if "features" in refs and (resolve(spec, refs["features"]) or ("",))[0] != (resolve(spec, refs["input"]) or ("",))[0]:
+            source = refs["features"].partition(".")[0]
+            return (["steps", index, step.kind, "features"],
+                    f"steps[{index}] ({step.name}).{step.kind}.features: the model is trained on {refs['input']!r} but would serve through "
+                    f"{refs['features']!r}, which was fit on another table. Hint: set input to {source}.table.")
     try:
         tuple(TopologicalSorter(graph(spec)).static_order())
     except CycleError as exc:

@@ -15,8 +15,9 @@ from typing import Any
 from mloop.pipelines import _steps
 from mloop.pipelines._cache import Artifacts, FileFingerprints, StepCache, code_hash, digest_of
 from mloop.pipelines._dag import graph, resolve
+from mloop.pipelines._execute import execute
 from mloop.pipelines._source import Pipeline
-from mloop.pipelines._spec import KINDS, Call, Evaluate, Ingest, Register, Split, Step, Train, Tune
+from mloop.pipelines._spec import KINDS, Call, Deploy, Features, Ingest, Register, Step, Train, Tune
 from mloop.workspace import Workspace
 
 
@@ -49,8 +50,9 @@ class Runner:
     """Runs pipelines in one workspace; ``jobs`` steps at most at once."""
 
     def __init__(self, workspace: Workspace, *, jobs: int = 2, use_cache: bool = True,
-                 on_step: Callable[[StepResult], None] | None = None) -> None:
+                 on_step: Callable[[StepResult], None] | None = None, ray: str | None = None) -> None:
         self.ws = workspace
+        self.ray = ray  # tune steps' trials as Ray tasks: "auto" or a cluster's address
         self.jobs = max(1, jobs)
         self.use_cache = use_cache
         self.on_step = on_step
@@ -58,6 +60,7 @@ class Runner:
         self.artifacts = Artifacts(folder / "artifacts")
         self.cache = StepCache(folder / "cache")
         self.files = FileFingerprints(folder / "file-fingerprints.json")
+        self._parts: dict[str, dict[str, Any]] = {}  # step → what its cache key was made of (recorded for reproduction)
 
     def run(self, pipeline: Pipeline) -> PipelineRun:
         """Run what has changed; when nothing has, no MLflow run is made (and MLflow is not even loaded): the result
@@ -141,11 +144,26 @@ class Runner:
                     self._finish(results, result)
                     sorter.done(step.name)
             ordered = [results[s.name] for s in spec.steps]
+            self._lineage(parent, pipeline, results, entries)
             parent.set_tags({"mloop.pipeline.cached": ",".join(r.name for r in ordered if r.status == "cached"),
                              "mloop.pipeline.ok": str(all(r.status in ("ran", "cached") for r in ordered)).lower()})
             run_id = parent.run_id
         self.files.save()
         return PipelineRun(run_id, ordered, self.files.read_bytes)
+
+    def _lineage(self, parent: Any, pipeline: Pipeline, results: dict[str, StepResult], entries: dict[str, dict[str, Any]]) -> None:
+        """What ``mloop reproduce`` needs on the pipeline's run: the spec as run (overrides applied) and where its code
+        lives, and per step the run that made its outputs, the hashes of its code, file and inputs, and of its outputs."""
+        parent.log_dict({"spec": pipeline.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                         "file": str(pipeline.path or ""), "root": str(pipeline.root)}, "pipeline/pipeline.json")
+        steps = {}
+        for name, result in results.items():
+            parts = self._parts.get(name, {})
+            outputs = entries.get(name, {}).get("outputs", {}) if result.status in ("ran", "cached", "gate_failed") else {}
+            steps[name] = {"status": result.status, "run_id": result.run_id, "key": result.key, "code": parts.get("code"),
+                           "file": parts.get("file"), "inputs": parts.get("inputs", {}),
+                           "outputs": {o: ref["sha256"] for o, ref in outputs.items()}}
+        parent.log_dict(steps, "pipeline/steps.json")
 
     def _finish(self, results: dict[str, StepResult], result: StepResult) -> None:
         results[result.name] = result
@@ -161,48 +179,26 @@ class Runner:
         if isinstance(section, Call | Train | Tune) or (isinstance(section, Ingest) and section.callable is not None):
             function = _steps.resolve_callable(str(section.callable), f"{step.name}.{step.kind}.callable")
             parts["code"] = code_hash(function, pipeline.root)
-        else:
-            parts["mloop"] = metadata.version("mloop")
+        else:  # mloop's own step code, and the libraries it runs on
+            parts["mloop"] = {p: metadata.version(p) for p in ("mloop", "scikit-learn", "pandera")}
+        if isinstance(section, Features):
+            parts["transformers"] = [code_hash(_steps.resolve_callable(t.callable, f"{step.name}.features.transformers[{i}].callable"), pipeline.root)
+                                     for i, t in enumerate(section.transformers)]
         # A registration depends on the model, not on what its gates said (they only decide whether it runs).
-        refs = {"model": step.inputs()["model"]} if isinstance(section, Register) else step.inputs()
+        refs = {"model": step.inputs()["model"]} if isinstance(section, Register) else \
+            {"version": step.inputs()["version"]} if isinstance(section, Deploy) else step.inputs()
         parts["inputs"] = {f: entries[r[0]]["outputs"][r[1]]["sha256"] for f, ref in refs.items()
                            if (r := resolve(pipeline.spec, ref)) is not None}
         if isinstance(section, Register):
             parts["section"] = {"name": section.name, "alias": section.alias}
+        self._parts[step.name] = parts
         return digest_of(parts)
 
     def _work(self, pipeline: Pipeline, step: Step, inputs: dict[str, dict[str, str]], key: str) -> _steps.Done:
         """In a pool thread: load the inputs, do the step's work."""
         loaded = {f: Artifacts.get(ref) for f, ref in inputs.items()}
-        section, where = step.section, f"{step.name}.{step.kind}"
-        if isinstance(section, Ingest):
-            return _steps.ingest(section, pipeline.root, where)
-        if isinstance(section, Call):
-            return _steps.call(section, loaded["input"], where)
-        if isinstance(section, Split):
-            return _steps.split(section, loaded["input"])
-        if isinstance(section, Train):
-            done = _steps.train(section, loaded["input"], where)
-            done.outputs["example"] = loaded["input"].drop(columns=[section.target]).head(5)
-            return done
-        if isinstance(section, Tune):
-            from mloop.pipelines._tune import tune
-
-            frame = loaded["input"]
-            best, value, trials = tune(section, frame, self.ws.root / "pipelines" / "studies", f"{pipeline.spec.name}-{step.name}-{key[:12]}",
-                                       where)
-            model = _steps.resolve_callable(section.callable, f"{where}.callable")(frame, section.target, **{**section.params, **best})
-            done = _steps.Done({"model": model, "best": {"params": best, "value": value, "metric": section.metric},
-                                "example": frame.drop(columns=[section.target]).head(5)},
-                               params={**{f"best.{k}": v for k, v in best.items()}, "trials": section.trials, "jobs": section.jobs,
-                                       "sampler": section.sampler, "pruner": section.pruner},
-                               metrics={f"best_{section.metric}": value})
-            done.children = trials
-            return done
-        if isinstance(section, Evaluate):
-            return _steps.evaluate(section, loaded["model"], loaded["input"], where)
-        assert isinstance(section, Register)
-        return _steps.Done({"model": loaded["model"]})
+        study = f"{pipeline.spec.name}-{step.name}-{key[:12]}"
+        return execute(step, loaded, pipeline.root, studies=self.ws.root / "pipelines" / "studies", study=study, ray=self.ray)
 
     def _record(self, parent: Any, step: Step, key: str, future: Future[_steps.Done], entries: dict[str, dict[str, Any]],
                 seconds: float) -> StepResult:
@@ -240,6 +236,11 @@ class Runner:
             version = self.ws.registry.register(train_entry["uri"], step.section.name, alias=step.section.alias).version
             done.outputs = {"version": {"name": step.section.name, "version": version}}
             run.log_params({"model": step.section.name, "version": version, "alias": step.section.alias or ""})
+        if isinstance(step.section, Deploy):
+            from mloop.pipelines._deploy import deploy
+
+            done.outputs = {"deployment": deploy(self.ws, step.section, done.outputs["version"], f"{step.name}.deploy")}
+            run.log_params({k: v for k, v in done.outputs["deployment"].items()})
         for name, value in done.outputs.items():
             kind = KINDS[step.kind][2][name]  # what the kind declares it makes; a version is stored as metrics are
             outputs[name] = self.artifacts.put("metrics" if kind == "version" else kind, value)

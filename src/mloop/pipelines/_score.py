@@ -1,6 +1,6 @@
 """Batch scoring: a registered version over a file of any size, in chunks, through the runtime the server would use
-(the ONNX twin where there is one), in parallel processes if asked; memory bounded by the chunks in flight, not the
-file. The input's schema is checked against the model's signature before the first chunk; every output row carries
+(the ONNX twin where there is one), in parallel processes or on Ray Data if asked; memory bounded by the chunks in
+flight, not the file. The input's schema is checked against the model's signature before the first chunk; every output row carries
 the model's name and version; the output file appears whole or not at all.
 """
 
@@ -204,8 +204,9 @@ class _Writer:
 
 
 def score_file(workspace: Any, model: str, source: Path, output: Path, *, chunk_rows: int = 100_000, workers: int = 1,
-               keep: list[str] | None = None, on_chunk: Callable[[int], None] | None = None) -> ScoreResult:
-    """Score every row of ``source`` with ``model`` (``name[@alias|:version]``) into ``output``."""
+               keep: list[str] | None = None, on_chunk: Callable[[int], None] | None = None, ray: str | None = None) -> ScoreResult:
+    """Score every row of ``source`` with ``model`` (``name[@alias|:version]``) into ``output``; with ``ray`` (``auto`` or
+    a cluster's address) on Ray Data, ``workers`` actors scoring at once."""
     from mloop.files import replacing
     from mloop.serving._runtime import runtime_for
 
@@ -228,6 +229,15 @@ def score_file(workspace: Any, model: str, source: Path, output: Path, *, chunk_
     import pyarrow as pa
 
     types = {c.name: (pa.string() if c.type == "string" else pa.float64()) for c in loaded.inputs if c.name in schema.names}
+    if ray is not None:
+        from mloop.pipelines._ray import connect, score_on_ray
+
+        connect(ray)  # before the output's temporary file exists: a bad address leaves nothing behind
+        started = time.perf_counter()
+        with replacing(output) as tmp:
+            rows, chunks = score_on_ray(ray, workspace.root, name, loaded.version, source, tmp, _kind(output), columns=needed, types=types,
+                                        keep=keep, chunk_rows=chunk_rows, workers=workers, on_chunk=on_chunk)
+        return ScoreResult(rows, chunks, time.perf_counter() - started, output, name, loaded.version, "ray")
     runtime = runtime_for(loaded, runtime_timeout_ms=BATCH_TIMEOUT_MS) if workers == 1 else None
     started, rows, chunks = time.perf_counter(), 0, 0
     with replacing(output) as tmp:

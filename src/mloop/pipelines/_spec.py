@@ -27,7 +27,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Kind = Literal["ingest", "call", "split", "train", "tune", "evaluate", "register"]
+from mloop.data._validate import ColumnRule
+
+Kind = Literal["ingest", "validate", "call", "features", "split", "train", "tune", "evaluate", "register", "deploy"]
 GATE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$")
 CALLABLE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 
@@ -52,12 +54,94 @@ class Ingest(_Strict):
         return self
 
 
+class Drift(_Strict):
+    """A statistical check against ``reference``: each column tested (mloop's drift statistics, Benjamini–Hochberg at
+    ``alpha``); the check fails when at least ``share`` of the columns drifted."""
+
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    share: float = Field(default=0.3, gt=0, le=1)
+    columns: list[str] | None = Field(default=None, min_length=1)
+
+
+class Validate(_Strict):
+    """Check a table against rules for its ``columns`` (types, ranges, allowed values, nulls, uniqueness; ``strict``:
+    no other columns) and, with ``reference`` (another step's table), against its distribution; a failure stops the
+    run there, naming every broken rule. The output is the table (coerced where a rule asks)."""
+
+    input: str
+    columns: dict[str, ColumnRule] = Field(default_factory=dict)
+    strict: bool = False
+    reference: str | None = None
+    drift: Drift | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Validate:
+        if not self.columns and self.reference is None:
+            raise ValueError("give columns (rules), a reference (a table to compare with), or both")
+        if self.drift is not None and self.reference is None:
+            raise ValueError("drift: needs a reference table to compare with")
+        return self
+
+
 class Call(_Strict):
     """Any importable ``module:function(frame, **params) -> frame``: a feature step of your own."""
 
     input: str
     callable: str = Field(pattern=CALLABLE)
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Transformer(_Strict):
+    """A scikit-learn transformer class (``module:Class``) and its parameters."""
+
+    callable: str = Field(pattern=CALLABLE)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Polynomial(_Strict):
+    """Polynomial terms up to ``degree``, or only the interactions between columns (``interaction_only``)."""
+
+    degree: int = Field(default=2, ge=2, le=4)
+    interaction_only: bool = False
+
+
+class Select(_Strict):
+    """Keep the ``k`` columns with the most mutual information with the target, or those an L1 model keeps
+    (``strength``: the inverse of C for a classifier, alpha for a regressor; larger keeps fewer)."""
+
+    method: Literal["mutual_info", "l1"]
+    k: int | None = Field(default=None, ge=1)
+    strength: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _k(self) -> Select:
+        if self.method == "mutual_info" and self.k is None:
+            raise ValueError("k: mutual_info selection needs k, the number of columns to keep")
+        if self.method == "l1" and self.k is not None:
+            raise ValueError("k: L1 selection keeps what the model keeps; set strength instead of k")
+        return self
+
+
+class Features(_Strict):
+    """Feature engineering fit on the input: over its numeric ``columns`` (default: every numeric column but the
+    target; missing values filled with medians) the ``transformers`` in order, then ``polynomial`` terms, then
+    ``select``; other columns pass through. Outputs the transformed ``table`` and the fitted ``transform``, which a
+    train or tune step takes as ``features`` so that the registered model takes the raw columns."""
+
+    input: str
+    target: str = Field(min_length=1)
+    task: Literal["auto", "classification", "regression"] = "auto"
+    columns: list[str] | None = Field(default=None, min_length=1)
+    transformers: list[Transformer] = Field(default_factory=list)
+    polynomial: Polynomial | None = None
+    select: Select | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _something(self) -> Features:
+        if not self.transformers and self.polynomial is None and self.select is None:
+            raise ValueError("give transformers, polynomial or select (a features step that does nothing is a mistake)")
+        return self
 
 
 class Split(_Strict):
@@ -78,10 +162,13 @@ class Split(_Strict):
 
 
 class Train(_Strict):
-    """Fit ``callable(frame, target, **params)`` (default: mloop's gradient-boosted pipeline) on the input table."""
+    """Fit ``callable(frame, target, **params)`` (default: mloop's gradient-boosted pipeline) on the input table;
+    with ``features`` (a features step's transform, whose table is the input) the model is that transform followed
+    by the fitted estimator."""
 
     input: str
     target: str = Field(min_length=1)
+    features: str | None = None
     callable: str = Field(default="mloop.training:tabular", pattern=CALLABLE)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -168,10 +255,11 @@ class Param(_Strict):
 class Tune(_Strict):
     """An Optuna study over ``callable``'s parameters (``space``; ``params`` fixed): each trial scored by ``metric``
     over ``folds`` cross-validation folds of the input, ``trials`` in all, ``jobs`` worker processes at once; the best
-    parameters are then fit on the whole input."""
+    parameters are then fit on the whole input (after the ``features`` transform, as for train)."""
 
     input: str
     target: str = Field(min_length=1)
+    features: str | None = None
     callable: str = Field(default="mloop.training:tabular", pattern=CALLABLE)
     params: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Param] = Field(min_length=1)
@@ -203,20 +291,43 @@ class Register(_Strict):
     after: list[str] = Field(default_factory=list)
 
 
+class Deploy(_Strict):
+    """Serve a registered ``version`` (a register step) as ``deployment``: a new deployment serves the model's
+    ``alias``, moved to the version; one that serves another version rolls this one out with ``strategy`` (a
+    ``canary`` in ``steps`` of traffic share, judged by the rollout driver; ``blue-green``; ``shadow``; ``bandit``);
+    one that already serves it is left alone. After the steps in ``after``."""
+
+    version: str
+    deployment: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", max_length=128)
+    strategy: Literal["canary", "blue-green", "shadow", "bandit"] = "canary"
+    steps: list[float] | None = Field(default=None, min_length=1)
+    alias: str = Field(default="champion", min_length=1, max_length=128)
+    after: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _steps(self) -> Deploy:
+        if self.steps is not None and self.strategy != "canary":
+            raise ValueError("steps apply to a canary only")
+        return self
+
+
 #: kind → (the fields that name inputs, with the type each must be; the outputs it makes, the first its main one).
 KINDS: dict[str, tuple[type[_Strict], dict[str, str], dict[str, str]]] = {
     "ingest": (Ingest, {}, {"table": "table"}),
+    "validate": (Validate, {"input": "table", "reference": "table"}, {"table": "table", "report": "metrics"}),
     "call": (Call, {"input": "table"}, {"table": "table"}),
+    "features": (Features, {"input": "table"}, {"table": "table", "transform": "transform"}),
     "split": (Split, {"input": "table"}, {"train": "table", "test": "table"}),
-    "train": (Train, {"input": "table"}, {"model": "model"}),
-    "tune": (Tune, {"input": "table"}, {"model": "model", "best": "metrics"}),
+    "train": (Train, {"input": "table", "features": "transform"}, {"model": "model"}),
+    "tune": (Tune, {"input": "table", "features": "transform"}, {"model": "model", "best": "metrics"}),
     "evaluate": (Evaluate, {"model": "model", "input": "table"}, {"metrics": "metrics"}),
     "register": (Register, {"model": "model"}, {"version": "version"}),
+    "deploy": (Deploy, {"version": "version"}, {"deployment": "metrics"}),
 }
 
 
 def _attr(kind: str) -> str:
-    return "register_" if kind == "register" else kind
+    return f"{kind}_" if kind in ("register", "validate") else kind
 
 
 class Step(_Strict):
@@ -225,12 +336,15 @@ class Step(_Strict):
     name: str = Field(pattern=r"^[A-Za-z_][\w-]*$", max_length=64)
     cache: bool = True
     ingest: Ingest | None = None
+    validate_: Validate | None = Field(default=None, alias="validate")
     call: Call | None = None
+    features: Features | None = None
     split: Split | None = None
     train: Train | None = None
     tune: Tune | None = None
     evaluate: Evaluate | None = None
-    register_: Register | None = Field(default=None, alias="register")  # (``register`` is a name pydantic's base keeps)
+    register_: Register | None = Field(default=None, alias="register")  # (``register``, ``validate``: names pydantic's base keeps)
+    deploy: Deploy | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -252,8 +366,8 @@ class Step(_Strict):
 
     def inputs(self) -> dict[str, str]:
         """Each input field → the reference it holds (``register.after`` entries as ``after[i]``)."""
-        refs = {f: str(getattr(self.section, f)) for f in KINDS[self.kind][1]}
-        if isinstance(self.section, Register):
+        refs = {f: str(getattr(self.section, f)) for f in KINDS[self.kind][1] if getattr(self.section, f) is not None}
+        if isinstance(self.section, Register | Deploy):
             refs.update({f"after[{i}]": ref for i, ref in enumerate(self.section.after)})
         return refs
 

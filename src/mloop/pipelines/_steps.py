@@ -16,7 +16,7 @@ import pandas as pd
 
 from mloop.errors import InvalidInput
 from mloop.pipelines._cache import fresh
-from mloop.pipelines._spec import GATE, Call, Evaluate, Ingest, Split, Train
+from mloop.pipelines._spec import GATE, Call, Drift, Evaluate, Ingest, Split, Train, Validate
 
 
 @dataclass
@@ -41,6 +41,23 @@ def resolve_callable(path: str, where: str) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
+def trainer(path: str, where: str) -> Callable[..., Any]:
+    """A train or tune step's ``callable`` as ``fit(frame, target, **params) -> model``: a function of that shape as it
+    is, or an estimator class (scikit-learn's, LightGBM's, XGBoost's) made with ``params`` and fit on the columns."""
+    found = resolve_callable(path, where)
+    if not (isinstance(found, type) and hasattr(found, "fit")):
+        return found
+
+    def fit(frame: pd.DataFrame, target: str, **params: Any) -> Any:
+        try:
+            estimator = found(**params)
+        except TypeError as exc:
+            raise InvalidInput(f"{where}: {path} does not take these params: {exc}.", field=where) from None
+        return estimator.fit(frame.drop(columns=[target]), frame[target])
+
+    return fit
+
+
 def ingest(section: Ingest, root: Path, where: str) -> Done:
     if section.callable is not None:
         frame = resolve_callable(section.callable, f"{where}.callable")(**section.params)
@@ -58,6 +75,37 @@ def ingest(section: Ingest, root: Path, where: str) -> Done:
 
         frame = read_table(path)
     return Done({"table": frame}, params={"path": str(path), "rows": len(frame), "columns": len(frame.columns)})
+
+
+def validate(section: Validate, frame: pd.DataFrame, reference: pd.DataFrame | None, where: str) -> Done:
+    """The table checked against its rules, and against the reference's distribution when there is one: the step
+    stops the run, naming every broken rule and every drifted column with its p-value, or passes the table on."""
+    from mloop.data._validate import check_table
+
+    table, failures = check_table(frame, dict(section.columns), strict=section.strict)
+    problems = [str(f) for f in failures]
+    metrics: dict[str, float] = {"rows": float(len(frame)), "rules_broken": float(len(failures))}
+    report: dict[str, Any] = {"failures": [f.__dict__ for f in failures]}
+    if reference is not None:
+        from mloop.data._columns import as_columns
+        from mloop.monitoring.drift import DatasetDrift
+
+        drift = section.drift or Drift()
+        names = drift.columns or [str(c) for c in reference.columns if c in frame.columns]
+        missing = [c for c in names if c not in frame.columns or c not in reference.columns]
+        if missing:
+            raise InvalidInput(f"{where}.drift.columns: {missing} are not in both the input and the reference.", field=f"{where}.drift.columns")
+        found = DatasetDrift(alpha=drift.alpha, drift_share=drift.share).fit(as_columns(reference[names])).score(as_columns(frame[names]))
+        drifted = [f for f in found.features if f.drift]
+        metrics.update({"share_drifted": found.share_drifted, "columns_drifted": float(len(drifted))})
+        report["drift"] = {f.name: {"test": f.test, "statistic": f.statistic, "p_value_adjusted": f.p_value_adjusted, "drift": f.drift}
+                           for f in found.features}
+        if found.drift:
+            problems.append(f"{len(drifted)} of {len(found.features)} columns drifted from the reference (share {found.share_drifted:.2f} "
+                            f">= {drift.share}): " + ", ".join(f"{f.name} (p={f.p_value_adjusted:.2g})" for f in drifted))
+    report["passed"] = not problems
+    return Done({"table": table, "report": report}, metrics=metrics, params={"rules": len(section.columns), "strict": section.strict},
+                stop=f"{where}: the data failed validation: " + "; ".join(problems) if problems else None)
 
 
 def call(section: Call, frame: pd.DataFrame, where: str) -> Done:
@@ -86,7 +134,7 @@ def split(section: Split, frame: pd.DataFrame) -> Done:
 def train(section: Train, frame: pd.DataFrame, where: str) -> Done:
     if section.target not in frame.columns:
         raise InvalidInput(f"{where}.target: the input has no column {section.target!r}; it has {list(frame.columns)}.", field=f"{where}.target")
-    model = resolve_callable(section.callable, f"{where}.callable")(frame, section.target, **section.params)
+    model = trainer(section.callable, f"{where}.callable")(frame, section.target, **section.params)
     return Done({"model": model}, params={"callable": section.callable, "rows": len(frame),
                                           **{f"params.{k}": v for k, v in section.params.items()}})
 

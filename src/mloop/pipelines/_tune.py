@@ -4,7 +4,8 @@ The study lives in the workspace as an Optuna journal file (``JournalFileBackend
 in SQLite: several processes writing one SQLite study fail with "database is locked" (optuna#820), a journal does
 not. Each trial fits the callable with the trial's parameters on ``folds`` cross-validation folds of the input and
 reports the running mean after each fold, so a pruner (median, Hyperband) can stop a poor trial early. The best
-parameters are then fit on the whole input.
+parameters are then fit on the whole input. With ``ray`` the workers are Ray tasks instead of local processes, on the
+same journal file (a multi-node cluster needs the workspace on storage every node mounts).
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def _objective(section: Tune, frame: pd.DataFrame) -> Any:
     import optuna
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    from mloop.pipelines._steps import _scores, metric, resolve_callable
+    from mloop.pipelines._steps import _scores, metric, trainer
 
-    function = resolve_callable(section.callable, "tune.callable")
+    function = trainer(section.callable, "tune.callable")
     y = frame[section.target]
     splitter = StratifiedKFold(section.folds, shuffle=True, random_state=section.seed) if section.metric in ("auc", "accuracy", "log_loss",
                                                                                                            "brier") \
@@ -87,8 +88,10 @@ def _worker(section_data: dict[str, Any], storage_path: str, name: str, input_pa
     return trials
 
 
-def tune(section: Tune, frame: pd.DataFrame, folder: Path, name: str, where: str) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
-    """Run the study (``section.jobs`` processes sharing it); returns the best parameters, their value, every trial."""
+def tune(section: Tune, frame: pd.DataFrame, folder: Path, name: str, where: str,
+         ray: str | None = None) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+    """Run the study (``section.jobs`` processes sharing it, or as many Ray tasks with ``ray``: ``auto`` or a cluster's
+    address); returns the best parameters, their value, every trial."""
     import sys
 
     from mloop.files import replacing
@@ -102,10 +105,15 @@ def tune(section: Tune, frame: pd.DataFrame, folder: Path, name: str, where: str
     jobs = min(section.jobs, section.trials)
     shares = [section.trials // jobs + (1 if i < section.trials % jobs else 0) for i in range(jobs)]
     _study(section, storage_path, name, section.seed)  # created once, before the workers load it
-    if jobs == 1:
+    paths = [p for p in sys.path if p]  # the pipeline's folder, so that the workers import its code too
+    if ray is not None:
+        from mloop.pipelines._ray import run_tasks
+
+        run_tasks(ray, _ray_worker, [(paths, section.model_dump(), storage_path, name, str(input_path), share, section.seed + i)
+                                     for i, share in enumerate(shares)])
+    elif jobs == 1:
         _worker(section.model_dump(), storage_path, name, str(input_path), shares[0], section.seed)
     else:
-        paths = [p for p in sys.path if p]  # the pipeline's folder, so that the workers import its code too
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_paths, initargs=(paths,)) as pool:
             for future in [pool.submit(_worker, section.model_dump(), storage_path, name, str(input_path), share, section.seed + i)
                            for i, share in enumerate(shares)]:
@@ -117,6 +125,13 @@ def tune(section: Tune, frame: pd.DataFrame, folder: Path, name: str, where: str
     trials = [{"number": t.number, "state": t.state.name, "value": t.value if t.value is not None else math.nan, "params": t.params}
               for t in study.trials]
     return dict(study.best_params), float(study.best_value), trials
+
+
+def _ray_worker(paths: list[str], section_data: dict[str, Any], storage_path: str, name: str, input_path: str, trials: int,
+               seed: int) -> int:
+    """In a Ray task: the pipeline's folder on ``sys.path``, then the trials of a local worker."""
+    _paths(paths)
+    return _worker(section_data, storage_path, name, input_path, trials, seed)
 
 
 def _paths(paths: list[str]) -> None:

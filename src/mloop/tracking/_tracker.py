@@ -33,6 +33,9 @@ T = TypeVar("T")
 # The scikit-learn types that mloop itself allows skops to rebuild; decided here, never read from a model file.
 SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "functools.partial",
+    "numpy.dtype",  # the column types a ColumnTransformer with pandas output keeps
+    "sklearn.feature_selection._mutual_info.mutual_info_classif",
+    "sklearn.feature_selection._mutual_info.mutual_info_regression",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
     "mloop.training._online.OnlineClassifier",

@@ -1,0 +1,196 @@
+"""``mloop reproduce RUN_ID``: a pipeline run executed again from its lineage (the spec as it ran, its folder's code,
+its data, its seeds) in a scratch workspace with no cache, and each step judged against the original — every metric
+exact, within a stated tolerance, or different — and, where it differs, why: the data changed, the code changed, an
+input from an earlier step differs, the environment differs, or the same code, inputs and environment gave another
+result (nondeterminism). The judgement (:func:`judge`) is pure; :func:`reproduce` reads and runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mloop.errors import InvalidInput, NotFound
+from mloop.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """One metric of one step: the original value, the reproduced one, and ``exact``, ``within`` or ``differs``."""
+
+    step: str
+    metric: str
+    original: float
+    reproduced: float | None
+    verdict: str
+
+
+@dataclass
+class StepCheck:
+    """One step: ``exact``, ``within`` (tolerance), ``differs``, ``not compared`` (a registration, a step that did not
+    run either time), and why when it differs."""
+
+    step: str
+    verdict: str
+    why: str = ""
+    metrics: list[MetricCheck] = field(default_factory=list)
+
+
+@dataclass
+class Reproduction:
+    """The verdict over every step: ``exact`` when every metric and output matched bit for bit, ``within`` when every
+    metric matched within the tolerance, else ``differs``."""
+
+    run_id: str
+    reproduced_run_id: str
+    tolerance: float
+    steps: list[StepCheck]
+    environment: dict[str, tuple[str, str]]  # package → (then, now), only those that differ
+
+    @property
+    def verdict(self) -> str:
+        verdicts = {s.verdict for s in self.steps} - {"not compared"}
+        return "differs" if "differs" in verdicts else "within" if "within" in verdicts else "exact"
+
+
+def metric_verdict(original: float, reproduced: float | None, tolerance: float) -> str:
+    """``exact`` (the same float, or both NaN), ``within`` (|a − b| ≤ tolerance × max(1, |a|)) or ``differs``."""
+    if reproduced is None:
+        return "differs"
+    if original == reproduced or (math.isnan(original) and math.isnan(reproduced)):
+        return "exact"
+    if abs(original - reproduced) <= tolerance * max(1.0, abs(original)):
+        return "within"
+    return "differs"
+
+
+def judge(order: list[tuple[str, str]], needs: dict[str, set[str]], then: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]],
+          metrics_then: dict[str, dict[str, float]], metrics_now: dict[str, dict[str, float]], environment: dict[str, tuple[str, str]],
+          tolerance: float) -> list[StepCheck]:
+    """Each step (``order``: name and kind, in DAG order) judged from what both runs recorded (``then``/``now``: a
+    step's status, code hash, file hash, input and output hashes) and their metrics. A step with metrics is judged by
+    them, one without by its outputs' hashes; the cause of a difference is the first of: its file, its code, an input
+    (naming the step it came from), the environment, else nondeterminism."""
+    checks: list[StepCheck] = []
+    for name, kind in order:
+        a, b = then.get(name, {}), now.get(name, {})
+        if kind in ("register", "deploy") or a.get("status") not in ("ran", "cached", "gate_failed") or b.get("status") not in ("ran", "cached", "gate_failed"):
+            why = f"a {'registration' if kind == 'register' else 'deployment'}, made in the scratch workspace" if kind in ("register", "deploy") else \
+                f"it {a.get('status', 'did not run')} in the original run and {b.get('status', 'did not run')} now"
+            checks.append(StepCheck(name, "not compared", why))
+            continue
+        found = [MetricCheck(name, m, v, metrics_now.get(name, {}).get(m), metric_verdict(v, metrics_now.get(name, {}).get(m), tolerance))
+                 for m, v in sorted(metrics_then.get(name, {}).items())]
+        same_outputs = a.get("outputs") == b.get("outputs")
+        if found:
+            verdicts = {m.verdict for m in found}
+            verdict = "differs" if "differs" in verdicts else "within" if "within" in verdicts else "exact" if same_outputs else "within"
+        else:
+            verdict = "exact" if same_outputs else "differs"
+        checks.append(StepCheck(name, verdict, "" if verdict == "exact" else _cause(name, a, b, needs, then, now, environment), found))
+    return checks
+
+
+def _cause(name: str, a: dict[str, Any], b: dict[str, Any], needs: dict[str, set[str]], then: dict[str, dict[str, Any]],
+           now: dict[str, dict[str, Any]], environment: dict[str, tuple[str, str]]) -> str:
+    if a.get("file") != b.get("file"):
+        return f"data changed: the file it reads is not the one the run read (sha256 {str(a.get('file'))[:12]} then, {str(b.get('file'))[:12]} now)"
+    if a.get("code") != b.get("code"):
+        return "code changed: its callable or a project module it imports differs from the run's"
+    changed = sorted(f for f in set(a.get("inputs", {})) | set(b.get("inputs", {})) if a.get("inputs", {}).get(f) != b.get("inputs", {}).get(f))
+    if changed:
+        sources = sorted(n for n in needs.get(name, set()) if then.get(n, {}).get("outputs") != now.get(n, {}).get("outputs"))
+        return f"an input differs: {', '.join(changed)} (from {', '.join(sources) or 'an earlier step'}, see there)"
+    if a.get("file") is None and a.get("code") is not None and not needs.get(name) and a.get("outputs") != b.get("outputs"):
+        return "data changed: its callable returned a different table from the same code (the source it reads changed)"
+    if environment:
+        shown = ", ".join(f"{p} {was} → {now_}" for p, (was, now_) in sorted(environment.items()))
+        return f"environment differs: {shown}"
+    return "nondeterminism: the same code, inputs and environment gave another result (an unseeded random source, or parallel trials)"
+
+
+def _artifact(client: Any, run_id: str, path: str) -> dict[str, Any]:
+    import os
+
+    quiet = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # one small JSON file: no progress bar over our table
+    with tempfile.TemporaryDirectory(prefix="mloop-lineage-") as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+        except Exception:
+            raise InvalidInput(f"Run {run_id} has no {path}: it was not made by `mloop run` (or by an mloop before reproduction was "
+                               "recorded). Reproduce a pipeline run: the id `mloop run` printed.", field="run_id") from None
+        finally:
+            if quiet is None:
+                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+            else:
+                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = quiet
+        data: dict[str, Any] = json.loads(Path(local).read_text())
+        return data
+
+
+def _pipeline_run(client: Any, run_id: str) -> Any:
+    try:
+        run = client.get_run(run_id)
+    except Exception:
+        raise NotFound(f"No run {run_id!r} in this workspace. List runs with `mloop runs list`.") from None
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if "mloop.pipeline.step" in run.data.tags and parent:
+        run = client.get_run(parent)  # a step's run: reproduce the pipeline it belongs to
+    if "mloop.pipeline" not in run.data.tags:
+        raise InvalidInput(f"Run {run_id} is not a pipeline run; `mloop reproduce` takes the run id `mloop run` printed.", field="run_id")
+    return run
+
+
+def _metrics(client: Any, steps: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    return {name: dict(client.get_run(s["run_id"]).data.metrics) for name, s in steps.items() if s.get("run_id")}
+
+
+def reproduce(ws: Workspace, run_id: str, *, tolerance: float = 1e-9, jobs: int = 2, keep: Path | None = None) -> Reproduction:
+    """Run the pipeline of ``run_id`` again in a scratch workspace (``keep``: there, kept; else a temporary folder,
+    removed) and judge it step by step; tags the original run with the verdict."""
+    from mloop.pipelines._dag import graph
+    from mloop.pipelines._runner import Runner
+    from mloop.pipelines._source import Pipeline
+    from mloop.pipelines._spec import PipelineSpec
+    from mloop.tracking._lineage import environment
+
+    if not tolerance >= 0:
+        raise InvalidInput(f"--tolerance must be 0 or more, got {tolerance}.", field="tolerance")
+    client = ws.tracker.client
+    run = _pipeline_run(client, run_id)
+    recorded = _artifact(client, run.info.run_id, "pipeline/pipeline.json")
+    then = _artifact(client, run.info.run_id, "pipeline/steps.json")
+    spec = PipelineSpec.model_validate(recorded["spec"])
+    root = Path(recorded["root"])
+    if not root.is_dir():
+        raise InvalidInput(f"The pipeline's folder {root} is gone: reproduction runs the code there.", field="run_id")
+    pipeline = Pipeline(spec, Path(recorded["file"]) if recorded["file"] else None)
+    pipeline.root = root
+    was = {k.removeprefix("mloop.env."): v for k, v in run.data.tags.items() if k.startswith("mloop.env.")}
+    env_now = environment()
+    current = {"python": env_now["python"], **env_now["packages"]}
+    differ = {p: (v, current.get(p, "absent")) for p, v in was.items() if current.get(p, "absent") != v}
+    scratch = keep or Path(tempfile.mkdtemp(prefix="mloop-reproduce-"))
+    try:
+        settings = ws.settings.model_copy(update={"home": scratch, "database_url": None, "tracking_uri": None})
+        other = Workspace.init(scratch, settings=settings)
+        try:
+            runner = Runner(other, jobs=jobs, use_cache=False)
+            again = runner.run(pipeline)
+            now = _artifact(other.tracker.client, again.run_id, "pipeline/steps.json")
+            metrics_now = _metrics(other.tracker.client, now)
+        finally:
+            other.close()
+    finally:
+        if keep is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    order = [(s.name, s.kind) for s in spec.steps]
+    checks = judge(order, graph(spec), then, now, _metrics(client, then), metrics_now, differ, tolerance)
+    result = Reproduction(run.info.run_id, again.run_id, tolerance, checks, differ)
+    client.set_tag(run.info.run_id, "mloop.reproduced", json.dumps({"verdict": result.verdict, "tolerance": tolerance}))
+    return result

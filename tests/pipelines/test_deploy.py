@@ -51,3 +51,14 @@ def test_deploy_creates_then_rolls_out_as_a_canary_and_a_rerun_deploys_nothing(p
     other = Runner(ws).run(Pipeline.load(path, ["publish.name=other", "model.params.max_iter=15"]))
     failed = next(s for s in other.steps if s.name == "ship")
     assert failed.status == "failed" and "ship.deploy.deployment: 'toy-live' serves model 'toy', not 'other'" in failed.reason
+    twin = Runner(ws).run(Pipeline.load(path, ["ship.deployment=toy-twin", "model.params.max_iter=12"]))  # a new deployment on toy@champion
+    refused = next(s for s in twin.steps if s.name == "ship")
+    assert refused.status == "failed" and "ship.deploy.alias: toy-live already serve(s) toy@champion" in refused.reason
+    assert rollouts.served_version("toy-live") == 1  # the alias did not move under toy-live
+
+
+def test_a_register_alias_that_a_deploy_would_move_is_refused_before_anything_runs(project: Path) -> None:
+    path = project / "pipeline.yaml"
+    path.write_text(path.read_text() + DEPLOY)  # register moves champion itself, and the deploy would find nothing to roll out
+    with pytest.raises(InvalidInput, match=r"pipeline.yaml:\d+: steps\[6\] \(ship\).deploy: the register step 'publish' moves alias 'champion'"):
+        Pipeline.load(path)

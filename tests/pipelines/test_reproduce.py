@@ -53,17 +53,29 @@ def test_metric_verdicts_and_the_causes_of_a_difference() -> None:
     code = judge(ORDER, NEEDS, _steps(), _steps(feats={"code": "c9", "outputs": {"table": "t8"}}), metrics, metrics, {}, 1e-9)
     assert _why(code, "feats").startswith("code changed") and [c.verdict for c in code][0] == "exact"
 
-    env = {"scikit-learn": ("1.8.0", "1.9.1")}
+    env = {"model": {"scikit-learn": ("1.8.0", "1.9.1")}}  # the run that made the model's output (cached, an older one) had another version
     trained = judge(ORDER, NEEDS, _steps(), _steps(model={"outputs": {"model": "m2"}}), metrics, {"check": {"auc": 0.8 + 1e-12}}, env, 1e-9)
     assert _why(trained, "model") == "environment differs: scikit-learn 1.8.0 → 1.9.1"
+    libraries = judge(ORDER, NEEDS, _steps(check={"libraries": {"pandera": "0.34.0"}}), _steps(check={"libraries": {"pandera": "0.35.0"}}),
+                      metrics, {"check": {"auc": 0.7}}, {}, 1e-9)
+    assert _why(libraries, "check") == "environment differs: pandera 0.34.0 → 0.35.0"
+    transformer = judge(ORDER, NEEDS, _steps(feats={"transformers": ["t1"]}), _steps(feats={"transformers": ["t2"], "outputs": {"table": "t7"}}),
+                        metrics, metrics, {}, 1e-9)
+    assert _why(transformer, "feats").startswith("code changed")
     assert next(c for c in trained if c.step == "check").verdict == "within"  # the metric within tolerance, though its input differs
     noisy = judge(ORDER, NEEDS, _steps(), _steps(model={"outputs": {"model": "m2"}}), metrics, metrics, {}, 1e-9)
     assert _why(noisy, "model").startswith("nondeterminism")
     query = judge(ORDER, NEEDS, _steps(data={"file": None, "code": "q"}), _steps(data={"file": None, "code": "q", "outputs": {"table": "t5"}}),
                   metrics, metrics, {}, 1e-9)
     assert _why(query, "data").startswith("data changed: its callable returned a different table")
-    failed = judge(ORDER, NEEDS, _steps(), _steps(model={"status": "failed"}), metrics, metrics, {}, 1e-9)
-    assert next(c for c in failed if c.step == "model").verdict == "not compared"
+    failed = judge(ORDER, NEEDS, _steps(), _steps(model={"status": "failed", "reason": "ValueError: boom"}, check={"status": "skipped"},
+                                                  publish={"status": "skipped"}), metrics, metrics, {}, 1e-9)
+    assert [(c.step, c.verdict) for c in failed][2:] == [("model", "differs"), ("check", "differs"), ("publish", "differs")]
+    assert _why(failed, "model") == "it cached then and failed now: ValueError: boom"  # a reproduction that fails is no match
+    gated = judge(ORDER, NEEDS, _steps(), _steps(check={"status": "gate_failed"}, publish={"status": "skipped"}), metrics, metrics, {}, 1.0)
+    assert [c.verdict for c in gated][3:] == ["differs", "differs"]
+    neither = judge(ORDER, NEEDS, _steps(publish={"status": "skipped"}), _steps(publish={"status": "failed"}), metrics, metrics, {}, 1e-9)
+    assert neither[-1].verdict == "not compared"
 
 
 NOISY = '''import numpy as np
@@ -113,6 +125,9 @@ def test_a_run_reproduces_exactly_and_an_edit_is_named_as_the_cause(project: Pat
 
 def test_what_is_not_a_pipeline_run_is_refused(tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "ws")
+    with pytest.raises(InvalidInput, match="--keep .*not empty") as error:
+        reproduce(ws, "anything", keep=tmp_path)  # (it holds the workspace): never run in a folder that has things in it
+    assert error.value.field == "keep"
     with pytest.raises(NotFound, match="No run 'nope'"):
         reproduce(ws, "nope")
     with ws.tracker.start_run("plain") as run:

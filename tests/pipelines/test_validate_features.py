@@ -51,10 +51,22 @@ def test_check_table_names_every_broken_rule() -> None:
     assert said == sorted(["a: not_nullable failed for 1 value(s) (e.g. nan)", "a: greater_than_or_equal_to(0.0) failed for 1 value(s) (e.g. -2.0)",
                            "b: isin(['x', 'y']) failed for 1 value(s) (e.g. 'z')", "c: field_uniqueness failed for 2 value(s) (e.g. 1, 1)",
                            "d: missing (the column is required)", "e: not declared (strict allows only the named columns)"])
+    _, patterned = check_table(pd.DataFrame({"tail": ["N123AB", "n1", None, "N9X-"]}), {"tail": ColumnRule(pattern="N[0-9A-Z]+")})
+    assert [str(f) for f in patterned] == [r"tail: str_matches('(?:N[0-9A-Z]+)\Z') failed for 2 value(s) (e.g. 'n1', 'N9X-')"]  # whole values
     coerced, none = check_table(frame[["c"]], {"c": ColumnRule(dtype="float", coerce=True)})
     assert none == [] and coerced["c"].dtype == np.float64
     with pytest.raises(ValueError, match="min"):
         ColumnRule(min=2, max=1)
+
+
+def test_a_column_with_no_values_fails_the_drift_check_as_a_finding() -> None:
+    from mloop.pipelines._spec import Validate
+    from mloop.pipelines._steps import validate
+
+    reference, current = toy_frame(300, seed=1), toy_frame(300, seed=2).assign(x2=np.nan)
+    done = validate(Validate(input="t", reference="r"), current, reference, "check.validate")
+    assert done.stop is not None and "the drift check could not run" in done.stop and "x2" in done.stop
+    assert done.outputs["report"]["passed"] is False
 
 
 @pytest.mark.slow
@@ -149,6 +161,26 @@ def test_an_estimator_class_is_a_train_callable() -> None:
         train(Train(input="t", target="y", callable="sklearn.linear_model:LogisticRegression", params={"nope": 1}), frame, "model.train")
 
 
+def test_feature_fits_refuse_what_cannot_work_and_count_what_transformers_make() -> None:
+    from mloop.pipelines._features import fit
+    from mloop.pipelines._spec import Features
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=600) for i in range(4)})
+    frame["y"] = np.digitize(frame["x0"] + 0.3 * rng.normal(size=600), [-0.5, 0.5])  # three classes
+    _, table, record = fit(Features(input="t", target="y", select={"method": "l1", "strength": 5}), frame, "f")
+    assert record["task"] == "classification" and "x0" in record["kept"] and list(table.columns)[-1] == "y"
+    with pytest.raises(InvalidInput, match="f.select.strength: the L1 model kept none of the columns") as error:
+        fit(Features(input="t", target="y", select={"method": "l1", "strength": 1e6}), frame, "f")
+    assert error.value.field == "f.select.strength"
+    splined = Features(input="t", target="y", transformers=[{"callable": "sklearn.preprocessing:SplineTransformer"}], select={"method": "mutual_info", "k": 5})
+    assert fit(splined, frame, "f")[2]["columns_out"] == 5  # k of the 28 spline columns, not "all" because 4 inputs came in
+    with pytest.raises(InvalidInput, match="f.target: 1 rows have no 'y'"):
+        fit(Features(input="t", target="y", select={"method": "mutual_info", "k": 2}), frame.assign(y=frame["y"].where(frame.index != 3)), "f")
+    counts = frame.assign(y=(frame["x0"] * 100).round().astype(int))
+    assert fit(Features(input="t", target="y", select={"method": "l1", "strength": 5}), counts, "f")[2]["task"] == "regression"
+
+
 def test_features_misuse_is_refused_before_anything_runs(tmp_path: Path) -> None:
     folder = tmp_path / "p"
     path = _features_project(folder, "{method: mutual_info, k: 4}")
@@ -158,6 +190,9 @@ def test_features_misuse_is_refused_before_anything_runs(tmp_path: Path) -> None
         Pipeline.load(path)
     path.write_text(text.replace("{method: mutual_info, k: 4}", "{method: mutual_info}"))
     with pytest.raises(InvalidInput, match=r"pipeline.yaml:\d+: .*select.*k: mutual_info selection needs k"):
+        Pipeline.load(path)
+    path.write_text(text.replace('"sklearn.preprocessing:StandardScaler"', '"sklearn.linear_model:LinearRegression"'))
+    with pytest.raises(InvalidInput, match=r"pipeline.yaml:\d+: .*terms\).features.transformers\[0\].callable: .*is not a transformer"):
         Pipeline.load(path)
     path.write_text(VALIDATE.replace("      reference: reference\n", ""))
     with pytest.raises(InvalidInput, match="drift: needs a reference"):

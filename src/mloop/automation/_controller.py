@@ -149,7 +149,7 @@ class LoopController(Watches, Estimated, Adaptive):
 
     def drive(self, attempt: AttemptRow) -> AttemptRow:
         """Run the attempt's steps until it ends or waits (a rollout in progress)."""
-        policy = parse_loop_policy(self.store.loop.policy_by_id(attempt.policy_id).document)
+        policy = parse_loop_policy(self.store.loop.policy_by_id(attempt.policy_id).document, check_recipe=False)
         while attempt.open:
             handler = {"fallback": self._fallback, "train": self._train, "gate": self._gate, "rollout": self._rollout,
                        "wait": self._wait}[attempt.step]

@@ -286,15 +286,18 @@ class LoopPolicy(_Strict):
         return name
 
 
-def parse_loop_policy(data: Any, *, where: str = "policy") -> LoopPolicy:
+def parse_loop_policy(data: Any, *, where: str = "policy", check_recipe: bool = True) -> LoopPolicy:
     """A policy document validated; the first problem becomes ``InvalidInput`` naming ``where.field``; the recipe must
-    import."""
+    import (``check_recipe``: when a policy is applied; a stored one was checked then, and its recipe's problems now
+    are its attempt's, not every look's)."""
     if not isinstance(data, dict):
         raise InvalidInput(f"{where} must be a mapping with at least a deployment.", field=where)
     try:
         policy = LoopPolicy.model_validate(data)
     except ValidationError as exc:
         raise invalid_from(exc, where) from None
+    if not check_recipe:
+        return policy
     try:
         policy.recipe.resolve()
     except InvalidInput as exc:

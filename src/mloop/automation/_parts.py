@@ -48,7 +48,7 @@ class ControllerParts:
     grace: float  # seconds a label may take to reach the log's files (flush, collector): newer ones wait for the next look
 
     def policies(self) -> dict[str, tuple[int, LoopPolicy]]:
-        return {p.deployment: (p.id, parse_loop_policy(p.document)) for p in self.store.loop.policies()}
+        return {p.deployment: (p.id, parse_loop_policy(p.document, check_recipe=False)) for p in self.store.loop.policies()}
 
     def _save_window(self, attempt: AttemptRow, train: pd.DataFrame, holdout: pd.DataFrame) -> tuple[Path, Path]:
         """The attempt's training rows and held-out rows written atomically under its folder: (train, holdout) paths."""

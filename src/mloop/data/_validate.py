@@ -76,7 +76,7 @@ def _schema(rules: dict[str, ColumnRule], strict: bool) -> Any:
         if rule.isin is not None:
             checks.append(pa.Check.isin(rule.isin))
         if rule.pattern is not None:
-            checks.append(pa.Check.str_fullmatch(rule.pattern))
+            checks.append(pa.Check.str_matches(rf"(?:{rule.pattern})\Z"))  # matched from the start, to the end: the whole value
         columns[name] = pa.Column(_PANDERA_TYPES[rule.dtype] if rule.dtype else None, checks, nullable=rule.nullable,
                                   unique=rule.unique, coerce=rule.coerce, required=rule.required)
     return pa.DataFrameSchema(columns, strict=strict)
@@ -93,9 +93,9 @@ def check_table(frame: Any, rules: dict[str, ColumnRule], *, strict: bool = Fals
     failures: list[Failure] = []
     table = {"column_in_dataframe": "missing (the column is required)", "column_in_schema": "not declared (strict allows only the named columns)"}
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
-        values = [v.item() if hasattr(v, "item") else v for v in group["failure_case"]]
         if column is None or column != column:  # a table-level check: each failing case names a column
-            failures.extend(Failure(str(v), table.get(str(check), str(check)), 0) for v in values)
-        else:
-            failures.append(Failure(str(column), str(check), len(values), values[:examples]))
+            failures.extend(Failure(str(v), table.get(str(check), str(check)), 0) for v in group["failure_case"])
+        else:  # counted, and only a few values turned into Python objects (a broken range on 10 M rows is 10 M cases)
+            shown = [v.item() if hasattr(v, "item") else v for v in group["failure_case"].head(examples)]
+            failures.append(Failure(str(column), str(check), int(len(group)), shown))
     return frame, failures

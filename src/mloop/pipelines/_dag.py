@@ -57,6 +57,14 @@ def check_dag(spec: PipelineSpec) -> tuple[list[Any], str] | None:
             return (["steps", index, step.kind, "features"],
                     f"steps[{index}] ({step.name}).{step.kind}.features: the model is trained on {refs['input']!r} but would serve through "
                     f"{refs['features']!r}, which was fit on another table. Hint: set input to {source}.table.")
+        section = step.section
+        if step.kind == "deploy" and (found := resolve(spec, refs["version"])) is not None:
+            registered = spec.step(found[0]).section
+            if getattr(registered, "alias", None) == getattr(section, "alias", None):
+                return (["steps", index, "deploy", "version"],
+                        f"steps[{index}] ({step.name}).deploy: the register step {found[0]!r} moves alias {getattr(section, 'alias', '')!r} "
+                        "itself, so every deployment on it would switch at once and this deploy would find the version already served. "
+                        f"Hint: leave alias out of {found[0]!r}; the deploy step moves it (a new deployment) or rolls out (an existing one).")
     try:
         tuple(TopologicalSorter(graph(spec)).static_order())
     except CycleError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mloop.errors import InvalidInput, NotFound
+from mloop.errors import InvalidInput
 from mloop.pipelines._spec import Deploy
 from mloop.workspace import Workspace
 
@@ -17,9 +17,15 @@ def deploy(ws: Workspace, section: Deploy, version: dict[str, Any], where: str) 
 
     model, number = str(version["name"]), int(version["version"])
     deployments = Deployments(ws.registry, ws.store, ws.bus)
-    try:
-        current = deployments.get(section.deployment)
-    except NotFound:
+    current = next((d for d in deployments.list() if d.name == section.deployment), None)
+    if current is None:
+        sharing = [d.name for d in deployments.list() if d.model_name == model and d.alias == section.alias]
+        if sharing:  # moving the alias would change what they serve, with no rollout
+            raise InvalidInput(f"{where}.alias: {', '.join(sharing)} already serve(s) {model}@{section.alias}; moving that alias for "
+                               f"{section.deployment!r} would switch them to version {number} at once. Name another alias.", field=f"{where}.alias")
+        from mloop.optimize import verify_twin
+
+        verify_twin(ws.registry.load(model, number))  # checked before the alias moves, not after
         ws.registry.set_alias(model, section.alias, number)
         deployments.deploy(section.deployment, model, section.alias)
         return {"deployment": section.deployment, "model": model, "version": number, "action": "created", "alias": section.alias}

@@ -71,7 +71,14 @@ def connect(address: str) -> Any:
     with _connecting:
         if not ray.is_initialized():
             _init(ray, address)
+            _joined.append(address)
+        elif address != "auto" and _joined and _joined[-1] != address:  # Ray connects a process once: never quietly elsewhere
+            raise InvalidInput(f"--ray {address}: this process is already connected to Ray at {_joined[-1]}; use that, or a new process.",
+                               field="--ray")
     return ray
+
+
+_joined: list[str] = []  # the address this process connected to (Ray connects a process once)
 
 
 def _init(ray: Any, address: str) -> None:

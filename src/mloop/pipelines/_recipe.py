@@ -40,7 +40,7 @@ class Plan:
 def plan(pipeline: str | Path, input: str, model: str | None = None, overrides: list[str] | None = None) -> Plan:
     """The steps between the replaced table and the model, checked: ``input`` names a table, the model step (given,
     or the one train or tune step) depends on it, and nothing it needs comes from the replaced step's other outputs."""
-    loaded = Pipeline.load(pipeline, overrides or [])
+    loaded = Pipeline.load(pipeline, overrides or [], steps=())  # the steps that run are known below
     spec = loaded.spec
     found = resolve(spec, input)
     if found is None or found[2] != "table":
@@ -73,6 +73,7 @@ def plan(pipeline: str | Path, input: str, model: str | None = None, overrides: 
                 raise InvalidInput(f"recipe.input: step {name!r} also needs {ref!r}, which the loop's rows cannot stand for; "
                                    f"replace a table after {found[0]!r} instead.", field="recipe.input")
     order = [n for n in TopologicalSorter({n: needs[n] & wanted for n in wanted}).static_order()]
+    loaded = Pipeline.load(pipeline, overrides or [], steps=set(order))  # the files and code of the steps that run, checked
     return Plan(loaded, (found[0], found[1]), model, order)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from mloop.errors import InvalidInput, NotFound
 from mloop.workspace import Workspace
 
@@ -68,17 +70,30 @@ def metric_verdict(original: float, reproduced: float | None, tolerance: float) 
     return "differs"
 
 
+def _outcome(status: Any) -> str:
+    """A step's status as what it means for comparing: ``made`` its outputs, ``stopped`` at its gate, or ``none``."""
+    return "made" if status in ("ran", "cached") else "stopped" if status == "gate_failed" else "none"
+
+
 def judge(order: list[tuple[str, str]], needs: dict[str, set[str]], then: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]],
-          metrics_then: dict[str, dict[str, float]], metrics_now: dict[str, dict[str, float]], environment: dict[str, tuple[str, str]],
+          metrics_then: dict[str, dict[str, float]], metrics_now: dict[str, dict[str, float]], environment: dict[str, dict[str, tuple[str, str]]],
           tolerance: float) -> list[StepCheck]:
     """Each step (``order``: name and kind, in DAG order) judged from what both runs recorded (``then``/``now``: a
-    step's status, code hash, file hash, input and output hashes) and their metrics. A step with metrics is judged by
-    them, one without by its outputs' hashes; the cause of a difference is the first of: its file, its code, an input
-    (naming the step it came from), the environment, else nondeterminism."""
+    step's status, code and file hashes, library versions, input and output hashes) and their metrics; ``environment``
+    is, per step, the packages that differ between the run that made its outputs and now. A step that ended otherwise
+    (made its outputs, stopped at its gate, failed) differs; one that ended the same way is judged by its metrics, or
+    by its outputs' hashes when it has none; a registration or deployment that ended the same way is not compared.
+    The cause of a difference is the first of: its file, its code, an input (naming the step it came from), the
+    environment, else nondeterminism."""
     checks: list[StepCheck] = []
     for name, kind in order:
         a, b = then.get(name, {}), now.get(name, {})
-        if kind in ("register", "deploy") or a.get("status") not in ("ran", "cached", "gate_failed") or b.get("status") not in ("ran", "cached", "gate_failed"):
+        was, is_ = _outcome(a.get("status")), _outcome(b.get("status"))
+        if was != is_:
+            reason = f": {b.get('reason')}" if b.get("reason") else ""
+            checks.append(StepCheck(name, "differs", f"it {a.get('status', 'did not run')} then and {b.get('status', 'did not run')} now{reason}"))
+            continue
+        if kind in ("register", "deploy") or was == "none":
             why = f"a {'registration' if kind == 'register' else 'deployment'}, made in the scratch workspace" if kind in ("register", "deploy") else \
                 f"it {a.get('status', 'did not run')} in the original run and {b.get('status', 'did not run')} now"
             checks.append(StepCheck(name, "not compared", why))
@@ -91,7 +106,8 @@ def judge(order: list[tuple[str, str]], needs: dict[str, set[str]], then: dict[s
             verdict = "differs" if "differs" in verdicts else "within" if "within" in verdicts else "exact" if same_outputs else "within"
         else:
             verdict = "exact" if same_outputs else "differs"
-        checks.append(StepCheck(name, verdict, "" if verdict == "exact" else _cause(name, a, b, needs, then, now, environment), found))
+        why = "" if verdict == "exact" else _cause(name, a, b, needs, then, now, environment.get(name, {}))
+        checks.append(StepCheck(name, verdict, why, found))
     return checks
 
 
@@ -99,16 +115,18 @@ def _cause(name: str, a: dict[str, Any], b: dict[str, Any], needs: dict[str, set
            now: dict[str, dict[str, Any]], environment: dict[str, tuple[str, str]]) -> str:
     if a.get("file") != b.get("file"):
         return f"data changed: the file it reads is not the one the run read (sha256 {str(a.get('file'))[:12]} then, {str(b.get('file'))[:12]} now)"
-    if a.get("code") != b.get("code"):
-        return "code changed: its callable or a project module it imports differs from the run's"
+    if a.get("code") != b.get("code") or a.get("transformers") != b.get("transformers"):
+        return "code changed: its callable, a transformer it names or a project module they import differs from the run's"
     changed = sorted(f for f in set(a.get("inputs", {})) | set(b.get("inputs", {})) if a.get("inputs", {}).get(f) != b.get("inputs", {}).get(f))
     if changed:
         sources = sorted(n for n in needs.get(name, set()) if then.get(n, {}).get("outputs") != now.get(n, {}).get("outputs"))
         return f"an input differs: {', '.join(changed)} (from {', '.join(sources) or 'an earlier step'}, see there)"
     if a.get("file") is None and a.get("code") is not None and not needs.get(name) and a.get("outputs") != b.get("outputs"):
         return "data changed: its callable returned a different table from the same code (the source it reads changed)"
-    if environment:
-        shown = ", ".join(f"{p} {was} → {now_}" for p, (was, now_) in sorted(environment.items()))
+    libraries = {p: (v, (b.get("libraries") or {}).get(p, "absent")) for p, v in (a.get("libraries") or {}).items()
+                 if (b.get("libraries") or {}).get(p) != v}
+    if environment or libraries:
+        shown = ", ".join(f"{p} {was} → {now_}" for p, (was, now_) in sorted({**environment, **libraries}.items()))
         return f"environment differs: {shown}"
     return "nondeterminism: the same code, inputs and environment gave another result (an unseeded random source, or parallel trials)"
 
@@ -161,20 +179,31 @@ def reproduce(ws: Workspace, run_id: str, *, tolerance: float = 1e-9, jobs: int 
 
     if not tolerance >= 0:
         raise InvalidInput(f"--tolerance must be 0 or more, got {tolerance}.", field="tolerance")
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise InvalidInput(f"--keep {keep}: the folder is not empty; name a new one (the scratch workspace is made there, and a workspace "
+                           "already there would be run in).", field="keep")
     client = ws.tracker.client
     run = _pipeline_run(client, run_id)
     recorded = _artifact(client, run.info.run_id, "pipeline/pipeline.json")
     then = _artifact(client, run.info.run_id, "pipeline/steps.json")
-    spec = PipelineSpec.model_validate(recorded["spec"])
+    try:
+        spec = PipelineSpec.model_validate(recorded["spec"])
+    except ValidationError as exc:
+        raise InvalidInput(f"Run {run_id}'s pipeline no longer reads as one in this mloop ({exc.errors()[0].get('msg')}); reproduce it with "
+                           "the mloop that made it (its version is the run's mloop.env.mloop tag).", field="run_id") from None
     root = Path(recorded["root"])
     if not root.is_dir():
         raise InvalidInput(f"The pipeline's folder {root} is gone: reproduction runs the code there.", field="run_id")
     pipeline = Pipeline(spec, Path(recorded["file"]) if recorded["file"] else None)
     pipeline.root = root
-    was = {k.removeprefix("mloop.env."): v for k, v in run.data.tags.items() if k.startswith("mloop.env.")}
     env_now = environment()
     current = {"python": env_now["python"], **env_now["packages"]}
-    differ = {p: (v, current.get(p, "absent")) for p, v in was.items() if current.get(p, "absent") != v}
+
+    def differ(tags: dict[str, str]) -> dict[str, tuple[str, str]]:
+        was = {k.removeprefix("mloop.env."): v for k, v in tags.items() if k.startswith("mloop.env.")}
+        return {p: (v, current.get(p, "absent")) for p, v in was.items() if current.get(p, "absent") != v}
+
+    made_by = {name: client.get_run(s["run_id"]) for name, s in then.items() if s.get("run_id")}  # a cached step: the run that made it
     scratch = keep or Path(tempfile.mkdtemp(prefix="mloop-reproduce-"))
     try:
         settings = ws.settings.model_copy(update={"home": scratch, "database_url": None, "tracking_uri": None})
@@ -190,7 +219,9 @@ def reproduce(ws: Workspace, run_id: str, *, tolerance: float = 1e-9, jobs: int 
         if keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
     order = [(s.name, s.kind) for s in spec.steps]
-    checks = judge(order, graph(spec), then, now, _metrics(client, then), metrics_now, differ, tolerance)
-    result = Reproduction(run.info.run_id, again.run_id, tolerance, checks, differ)
+    metrics_then = {name: dict(r.data.metrics) for name, r in made_by.items()}
+    environments = {name: differ(r.data.tags) for name, r in made_by.items()}
+    checks = judge(order, graph(spec), then, now, metrics_then, metrics_now, environments, tolerance)
+    result = Reproduction(run.info.run_id, again.run_id, tolerance, checks, differ(run.data.tags))
     client.set_tag(run.info.run_id, "mloop.reproduced", json.dumps({"verdict": result.verdict, "tolerance": tolerance}))
     return result

@@ -160,7 +160,8 @@ class Runner:
         for name, result in results.items():
             parts = self._parts.get(name, {})
             outputs = entries.get(name, {}).get("outputs", {}) if result.status in ("ran", "cached", "gate_failed") else {}
-            steps[name] = {"status": result.status, "run_id": result.run_id, "key": result.key, "code": parts.get("code"),
+            steps[name] = {"status": result.status, "reason": result.reason, "run_id": result.run_id, "key": result.key,
+                           "code": parts.get("code"), "transformers": parts.get("transformers"), "libraries": parts.get("mloop"),
                            "file": parts.get("file"), "inputs": parts.get("inputs", {}),
                            "outputs": {o: ref["sha256"] for o, ref in outputs.items()}}
         parent.log_dict(steps, "pipeline/steps.json")
@@ -180,7 +181,7 @@ class Runner:
             function = _steps.resolve_callable(str(section.callable), f"{step.name}.{step.kind}.callable")
             parts["code"] = code_hash(function, pipeline.root)
         else:  # mloop's own step code, and the libraries it runs on
-            parts["mloop"] = {p: metadata.version(p) for p in ("mloop", "scikit-learn", "pandera")}
+            parts["mloop"] = {p: metadata.version(p) for p in ("mloop", "scikit-learn", "pandera", "scipy")}
         if isinstance(section, Features):
             parts["transformers"] = [code_hash(_steps.resolve_callable(t.callable, f"{step.name}.features.transformers[{i}].callable"), pipeline.root)
                                      for i, t in enumerate(section.transformers)]

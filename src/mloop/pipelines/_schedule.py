@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 import re
 import subprocess
@@ -23,6 +24,8 @@ from typing import Any, Literal
 
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.files import write_atomic
+
+log = logging.getLogger("mloop.schedules")
 
 LEASE = "pipeline-schedules"
 FILE = "schedules.json"
@@ -102,6 +105,10 @@ def check_cron(expression: str, field: str = "--cron") -> str:
         raise InvalidInput(f"{field} {expression!r} is not a valid cron expression: each field takes *, a number in its range "
                            "(minute 0-59, hour 0-23, day 1-31, month 1-12, weekday 0-6), a list a,b, a range a-b or a step */n.",
                            field=field)
+    try:
+        croniter(expression, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).get_next(dt.datetime)
+    except Exception:  # valid fields that name no time at all (30 February)
+        raise InvalidInput(f"{field} {expression!r} never names a time (a day no month has?); check the day and month fields.", field=field) from None
     return " ".join(fields)
 
 
@@ -312,9 +319,12 @@ class ScheduleRunner:
         outcomes = self.collect()
         decisions: list[Decision] = []
         for schedule in self.book.list():
-            decision = decide(schedule, self.clock())
-            if decision is not None and (applied := self._apply(decision)) is not None:
-                decisions.append(applied)
+            try:  # one schedule that cannot be decided or started (a file gone) must not hold back the others
+                decision = decide(schedule, self.clock())
+                if decision is not None and (applied := self._apply(decision)) is not None:
+                    decisions.append(applied)
+            except Exception:
+                log.exception("schedule %s: could not be decided or started; the others go on", schedule.name)
         if wait:
             for child in builtins.list(self._children.values()):
                 child.wait()

@@ -3,7 +3,7 @@ its **line**, the field and a hint, before anything runs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ class Pipeline:
         self.root = path.parent.resolve() if path is not None else Path.cwd()
 
     @classmethod
-    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> Pipeline:
-        """Read, override and check ``path``; raises :class:`InvalidInput` whose message starts ``file:line:``."""
+    def load(cls, path: str | Path, overrides: Sequence[str] = (), *, steps: Collection[str] | None = None) -> Pipeline:
+        """Read, override and check ``path``; raises :class:`InvalidInput` whose message starts ``file:line:``. The
+        files and code of only ``steps`` are checked when given (the ones a retraining recipe runs)."""
         import yaml
 
         path = Path(path)
@@ -57,20 +58,29 @@ class Pipeline:
             loc, message = problem
             raise InvalidInput(f"{path}:{line_of(node, loc)}: {message}", field=".".join(str(p) for p in loc)) from None
         pipeline = cls(spec, path)
-        for index, step in enumerate(spec.steps):
+        checked = [(i, s) for i, s in enumerate(spec.steps) if steps is None or s.name in steps]
+        for index, step in checked:
             source = getattr(step.section, "path", None)
             if source is not None and not (pipeline.root / source).is_file():
                 raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, 'path'])}: steps[{index}] ({step.name}).ingest.path: "
                                    f"no file at {pipeline.root / source} (relative paths are from the pipeline's folder).", field="path")
         with pipeline.importable():
-            for index, step in enumerate(spec.steps):
-                function = getattr(step.section, "callable", None)
-                if function is not None:
+            for index, step in checked:
+                functions: list[tuple[list[Any], str, Any, tuple[str, ...]]] = [(["callable"], "callable", getattr(step.section, "callable", None), ())]
+                functions += [(["transformers", i, "callable"], f"transformers[{i}].callable", t.callable, ("fit", "transform"))
+                              for i, t in enumerate(getattr(step.section, "transformers", []))]
+                for loc, name, function, needs in functions:
+                    if function is None:
+                        continue
+                    where = f"steps[{index}] ({step.name}).{step.kind}.{name}"
                     try:
-                        resolve_callable(str(function), f"steps[{index}] ({step.name}).{step.kind}.callable")
+                        found = resolve_callable(str(function), where)
+                        lacks = [n for n in needs if not hasattr(found, n)]
+                        if lacks:
+                            raise InvalidInput(f"{where}: {function} is not a transformer (it has no {' or '.join(lacks)}); name a scikit-learn "
+                                               "transformer class such as sklearn.preprocessing:StandardScaler.", field=where)
                     except InvalidInput as exc:
-                        raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, 'callable'])}: {exc.message}",
-                                           field=exc.field) from None
+                        raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, *loc])}: {exc.message}", field=exc.field) from None
         return pipeline
 
     @contextmanager

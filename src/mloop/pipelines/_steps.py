@@ -67,7 +67,13 @@ def ingest(section: Ingest, root: Path, where: str) -> Done:
                                               **{f"params.{k}": v for k, v in section.params.items()}})
     path = root / str(section.path)
     if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
-        frame = pd.read_hdf(path, key=section.key)
+        try:
+            frame = pd.read_hdf(path, key=section.key)
+        except (KeyError, ValueError) as exc:  # no such key, or several tables and no key
+            with pd.HDFStore(path, mode="r") as store:
+                keys = [k.lstrip("/") for k in store.keys()]
+            raise InvalidInput(f"{where}.key: {path.name} has no single table {section.key!r} ({exc}); its tables: {keys}.",
+                               field=f"{where}.key") from None
         if not isinstance(frame, pd.DataFrame):
             raise InvalidInput(f"{path}: key {section.key!r} holds a {type(frame).__name__}, not a table.", field="ingest.key")
     else:
@@ -95,7 +101,12 @@ def validate(section: Validate, frame: pd.DataFrame, reference: pd.DataFrame | N
         missing = [c for c in names if c not in frame.columns or c not in reference.columns]
         if missing:
             raise InvalidInput(f"{where}.drift.columns: {missing} are not in both the input and the reference.", field=f"{where}.drift.columns")
-        found = DatasetDrift(alpha=drift.alpha, drift_share=drift.share).fit(as_columns(reference[names])).score(as_columns(frame[names]))
+        try:
+            found = DatasetDrift(alpha=drift.alpha, drift_share=drift.share).fit(as_columns(reference[names])).score(as_columns(frame[names]))
+        except InvalidInput as exc:  # a column with no usable values (all missing, say): a finding about the data, not a crash
+            problems.append(f"the drift check could not run: {exc.message}")
+            return Done({"table": table, "report": {**report, "passed": False}}, metrics=metrics, stop=f"{where}: the data failed validation: "
+                        + "; ".join(problems))
         drifted = [f for f in found.features if f.drift]
         metrics.update({"share_drifted": found.share_drifted, "columns_drifted": float(len(drifted))})
         report["drift"] = {f.name: {"test": f.test, "statistic": f.statistic, "p_value_adjusted": f.p_value_adjusted, "drift": f.drift}

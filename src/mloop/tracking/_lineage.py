@@ -13,7 +13,7 @@ from typing import Any
 
 _PACKAGES = (
     "mloop", "mlflow", "scikit-learn", "lightgbm", "numpy", "pandas", "pyarrow", "scipy",
-    "river", "optuna", "duckdb", "skops",
+    "river", "optuna", "duckdb", "skops", "pandera",
 )
 
 

@@ -10,6 +10,7 @@ import pytest
 from mloop.cli._app import main
 from mloop.errors import InvalidInput
 from mloop.pipelines import Pipeline, PipelineSpec
+from mloop.workspace import Workspace
 
 
 def _refused(project: Path, text: str, *overrides: str) -> str:
@@ -73,6 +74,12 @@ def test_the_cli_exits_2_naming_the_line_and_prints_the_schema(project: Path, ca
         main(["--workspace", str(project / ".mloop"), "run", str(bad)])
     assert exit_.value.code == 2
     assert f"{bad}:8: steps.2.split.test" in capsys.readouterr().err.replace("\n", "")
+    bad.write_text((project / "pipeline.yaml").read_text().replace("params: {max_iter: 20}", 'params: {max_iter: 20}, callable: "nowhere:fit"'))
+    Workspace.init(project / ".mloop").close()
+    with pytest.raises(SystemExit) as exit_:  # the code is checked when a step will run: still before anything runs
+        main(["--workspace", str(project / ".mloop"), "run", str(bad)])
+    assert exit_.value.code == 2 and "model).train.callable: cannot import 'nowhere'" in capsys.readouterr().err.replace("\n", "")
+    assert not (project / ".mloop" / "pipelines" / "cache").exists() or not any((project / ".mloop" / "pipelines" / "cache").iterdir())
     main(["schema", "pipeline"])
     import json
 

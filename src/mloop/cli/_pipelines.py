@@ -41,7 +41,8 @@ def run_pipeline(
 
     from mloop.pipelines import Pipeline, Runner, StepResult
 
-    loaded = Pipeline.load(pipeline, set_ or [])  # a problem is refused here, naming the file and line (exit 2)
+    loaded = Pipeline.load(pipeline, set_ or [], check_code=False)  # a problem is refused here, naming the file and line (exit 2);
+    # the steps' code is checked (imported) by the runner when a step will run: a rerun that reuses every step imports none of it
     workspace = open_workspace()
     if ray is not None:
         from mloop.pipelines._ray import connect

@@ -1,13 +1,31 @@
-"""Pipelines: a declarative DAG of steps (ingest, call, split, train, tune, evaluate, register), validated before
-anything runs, with every step a nested MLflow run and a content-addressed cache that skips what has not changed; and
-batch scoring of files of any size."""
+"""Pipelines: a declarative DAG of steps (ingest, validate, call, features, split, train, tune, evaluate, register,
+deploy), validated before anything runs, with every step a nested MLflow run and a content-addressed cache that skips
+what has not changed; batch scoring of files of any size; reproduction of a run from its lineage. Names load lazily,
+so a rerun that reuses every step imports neither pandas nor the steps' code."""
 
 from __future__ import annotations
 
-from mloop.pipelines._cache import code_hash
-from mloop.pipelines._runner import PipelineRun, Runner, StepResult
-from mloop.pipelines._score import ScoreResult, score_file
-from mloop.pipelines._source import Pipeline
-from mloop.pipelines._spec import KINDS, PipelineSpec, Step
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mloop.pipelines._cache import code_hash
+    from mloop.pipelines._runner import PipelineRun, Runner, StepResult
+    from mloop.pipelines._score import ScoreResult, score_file
+    from mloop.pipelines._source import Pipeline
+    from mloop.pipelines._spec import KINDS, PipelineSpec, Step
+
+_WHERE: dict[str, str] = {
+    "code_hash": "_cache", **{n: "_runner" for n in ("PipelineRun", "Runner", "StepResult")}, **{n: "_score" for n in ("ScoreResult", "score_file")},
+    "Pipeline": "_source", **{n: "_spec" for n in ("KINDS", "PipelineSpec", "Step")},
+}
 
 __all__ = ["KINDS", "Pipeline", "PipelineRun", "PipelineSpec", "Runner", "ScoreResult", "Step", "StepResult", "code_hash", "score_file"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'mloop.pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mloop.pipelines.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

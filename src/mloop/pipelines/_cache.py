@@ -64,22 +64,47 @@ class FileFingerprints:
 
 
 def _project_file(module_name: str, root: Path) -> Path | None:
-    """The source file of ``module_name`` when it is the project's (under ``root``, not an installed package)."""
+    """The source file of ``module_name`` when it is the project's (under ``root``, not an installed package); an
+    installed package is told from its top-level name alone, so nothing of it is imported."""
     import importlib.util
 
     module = sys.modules.get(module_name)
     file = getattr(module, "__file__", None)
     if file is None:
         try:
-            spec = importlib.util.find_spec(module_name)
+            top = importlib.util.find_spec(module_name.split(".")[0])  # a top-level name: found without importing anything
+            where = (top.origin or next(iter(top.submodule_search_locations or []), None)) if top is not None else None
+            if where is None or not _inside(Path(where).resolve(), root):
+                return None
+            spec = importlib.util.find_spec(module_name)  # (imports the project's own parent packages, if any)
         except (ImportError, ValueError):
             return None
         file = spec.origin if spec is not None else None
     if not file or not str(file).endswith(".py"):
         return None
     path = Path(file).resolve()
-    inside = path.is_relative_to(root) and "site-packages" not in path.parts and not any(p.startswith(".venv") for p in path.parts)
-    return path if inside else None
+    return path if _inside(path, root) else None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path.is_relative_to(root) and "site-packages" not in path.parts and not any(p.startswith(".venv") for p in path.parts)
+
+
+def resolve_callable(path: str, where: str) -> Any:
+    """``module:function`` imported (again, when its project file was edited since); a failure names the step's field."""
+    import importlib
+
+    from mloop.errors import InvalidInput
+
+    module_name, _, name = path.partition(":")
+    try:
+        module = fresh(importlib.import_module(module_name))
+    except Exception as exc:
+        raise InvalidInput(f"{where}: cannot import {module_name!r} ({type(exc).__name__}: {exc}).", field=where) from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise InvalidInput(f"{where}: {module_name!r} has no function {name!r}.", field=where)
+    return function
 
 
 def _imports(path: Path) -> set[str]:
@@ -137,12 +162,16 @@ def _distributions() -> dict[str, list[str]]:
 
 
 def code_hash(function: Any, root: Path) -> str:
-    """SHA-256 of the code a step runs: the source files of the callable's module and of every project module it
-    imports (anywhere in the file, recursively) — whole files, so a constant, a default, a closure or a decorated
-    helper changed in them counts — and the name and version of every installed package they import. A callable
-    from an installed package counts as its package and version."""
-    module_name = getattr(function, "__module__", "") or ""
-    digest = hashlib.sha256(f"{module_name}:{getattr(function, '__qualname__', '')}\n".encode())
+    """SHA-256 of the code a step runs (``function``: its ``module:name`` as the spec says it, or the object): the
+    source files of its module and of every project module it imports (anywhere in the file, recursively) — whole
+    files, so a constant, a default, a closure or a decorated helper changed in them counts — and the name and version
+    of every installed package they import. A callable from an installed package counts as its package and version.
+    From a ``module:name`` nothing is imported: a rerun that finds every step cached runs none of the project's code."""
+    if isinstance(function, str):
+        module_name, _, qualname = function.partition(":")
+    else:
+        module_name, qualname = getattr(function, "__module__", "") or "", getattr(function, "__qualname__", "")
+    digest = hashlib.sha256(f"{module_name}:{qualname}\n".encode())
     start = _project_file(module_name, root)
     if start is None:
         digest.update(_version(module_name.split(".")[0]).encode())

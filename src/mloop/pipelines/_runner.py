@@ -10,15 +10,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mloop.pipelines import _steps
 from mloop.pipelines._cache import Artifacts, FileFingerprints, StepCache, code_hash, digest_of
 from mloop.pipelines._dag import graph, resolve
-from mloop.pipelines._execute import execute
 from mloop.pipelines._source import Pipeline
 from mloop.pipelines._spec import KINDS, Call, Deploy, Features, Ingest, Register, Step, Train, Tune
 from mloop.workspace import Workspace
+
+if TYPE_CHECKING:  # the steps' own code (pandas, NumPy) is imported only when a step runs, not for a rerun that reuses all
+    from mloop.pipelines import _steps
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Runner:
         """Run what has changed; when nothing has, no MLflow run is made (and MLflow is not even loaded): the result
         names the pipeline run that made the newest of the reused outputs."""
         reused = self._reused(pipeline)
+        if reused is None:
+            pipeline.check_code()  # steps will run: their code must import (a cache hit proved it did, for the same code)
         if reused is not None:
             results = [StepResult(s.name, "cached", run_id=reused[s.name].get("run_id"), key=reused[s.name]["key"]) for s in pipeline.spec.steps]
             for result in results:
@@ -178,13 +181,11 @@ class Runner:
         if isinstance(section, Ingest) and section.path is not None:
             parts["file"] = self.files.sha256(pipeline.root / section.path)
         if isinstance(section, Call | Train | Tune) or (isinstance(section, Ingest) and section.callable is not None):
-            function = _steps.resolve_callable(str(section.callable), f"{step.name}.{step.kind}.callable")
-            parts["code"] = code_hash(function, pipeline.root)
+            parts["code"] = code_hash(str(section.callable), pipeline.root)  # from the files: nothing imported
         else:  # mloop's own step code, and the libraries it runs on
             parts["mloop"] = {p: metadata.version(p) for p in ("mloop", "scikit-learn", "pandera", "scipy")}
         if isinstance(section, Features):
-            parts["transformers"] = [code_hash(_steps.resolve_callable(t.callable, f"{step.name}.features.transformers[{i}].callable"), pipeline.root)
-                                     for i, t in enumerate(section.transformers)]
+            parts["transformers"] = [code_hash(t.callable, pipeline.root) for t in section.transformers]
         # A registration depends on the model, not on what its gates said (they only decide whether it runs).
         refs = {"model": step.inputs()["model"]} if isinstance(section, Register) else \
             {"version": step.inputs()["version"]} if isinstance(section, Deploy) else step.inputs()
@@ -199,6 +200,8 @@ class Runner:
         """In a pool thread: load the inputs, do the step's work."""
         loaded = {f: Artifacts.get(ref) for f, ref in inputs.items()}
         study = f"{pipeline.spec.name}-{step.name}-{key[:12]}"
+        from mloop.pipelines._execute import execute
+
         return execute(step, loaded, pipeline.root, studies=self.ws.root / "pipelines" / "studies", study=study, ray=self.ray)
 
     def _record(self, parent: Any, step: Step, key: str, future: Future[_steps.Done], entries: dict[str, dict[str, Any]],
@@ -229,7 +232,9 @@ class Runner:
                     child.log_metrics({str(getattr(step.section, "metric", "value")): float(trial["value"])})
         if isinstance(step.section, Train | Tune):
             # The signature is the model's inputs, not every column the step was given.
-            example = _steps.model_inputs(done.outputs["model"], done.outputs.pop("example"))
+            from mloop.pipelines._steps import model_inputs
+
+            example = model_inputs(done.outputs["model"], done.outputs.pop("example"))
             extra["uri"] = run.log_sklearn_model(done.outputs["model"], example)
         if isinstance(step.section, Register):
             model_ref = step.inputs()["model"]

@@ -11,9 +11,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from mloop.errors import InvalidInput, invalid_from
+from mloop.pipelines._cache import resolve_callable
 from mloop.pipelines._dag import check_dag
 from mloop.pipelines._spec import KINDS, PipelineSpec
-from mloop.pipelines._steps import resolve_callable
 
 
 class Pipeline:
@@ -23,11 +23,15 @@ class Pipeline:
         self.spec = spec
         self.path = path
         self.root = path.parent.resolve() if path is not None else Path.cwd()
+        self._node: Any = None  # the YAML tree, for the lines of errors
+        self._steps: Collection[str] | None = None  # the steps whose code to check (None: all)
+        self._checked = False
 
     @classmethod
-    def load(cls, path: str | Path, overrides: Sequence[str] = (), *, steps: Collection[str] | None = None) -> Pipeline:
+    def load(cls, path: str | Path, overrides: Sequence[str] = (), *, steps: Collection[str] | None = None, check_code: bool = True) -> Pipeline:
         """Read, override and check ``path``; raises :class:`InvalidInput` whose message starts ``file:line:``. The
-        files and code of only ``steps`` are checked when given (the ones a retraining recipe runs)."""
+        files and code of only ``steps`` are checked when given (the ones a retraining recipe runs); ``check_code``
+        false leaves importing the steps' code to :meth:`check_code` (the runner calls it when a step will run)."""
         import yaml
 
         path = Path(path)
@@ -64,7 +68,19 @@ class Pipeline:
             if source is not None and not (pipeline.root / source).is_file():
                 raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, 'path'])}: steps[{index}] ({step.name}).ingest.path: "
                                    f"no file at {pipeline.root / source} (relative paths are from the pipeline's folder).", field="path")
-        with pipeline.importable():
+        pipeline._node, pipeline._steps = node, steps
+        if check_code:
+            pipeline.check_code()
+        return pipeline
+
+    def check_code(self) -> None:
+        """Every step's callable (and a features step's transformers) imports and is what it should be; refused
+        naming the file, the line and the field. Done once."""
+        if self._checked:
+            return
+        path, node, spec, steps = self.path, self._node, self.spec, self._steps
+        checked = [(i, s) for i, s in enumerate(spec.steps) if steps is None or s.name in steps]
+        with self.importable():
             for index, step in checked:
                 functions: list[tuple[list[Any], str, Any, tuple[str, ...]]] = [(["callable"], "callable", getattr(step.section, "callable", None), ())]
                 functions += [(["transformers", i, "callable"], f"transformers[{i}].callable", t.callable, ("fit", "transform"))
@@ -80,8 +96,9 @@ class Pipeline:
                             raise InvalidInput(f"{where}: {function} is not a transformer (it has no {' or '.join(lacks)}); name a scikit-learn "
                                                "transformer class such as sklearn.preprocessing:StandardScaler.", field=where)
                     except InvalidInput as exc:
-                        raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, *loc])}: {exc.message}", field=exc.field) from None
-        return pipeline
+                        line = line_of(node, ['steps', index, step.kind, *loc]) if node is not None else "?"
+                        raise InvalidInput(f"{path}:{line}: {exc.message}", field=exc.field) from None
+        self._checked = True
 
     @contextmanager
     def importable(self) -> Iterator[None]:

@@ -3,7 +3,6 @@ what the step's MLflow run should record, and touch nothing else (the runner sto
 
 from __future__ import annotations
 
-import importlib
 import math
 import operator
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mloop.errors import InvalidInput
-from mloop.pipelines._cache import fresh
+from mloop.pipelines._cache import resolve_callable
 from mloop.pipelines._spec import GATE, Call, Drift, Evaluate, Ingest, Split, Train, Validate
 
 
@@ -26,19 +25,6 @@ class Done:
     metrics: dict[str, float] = field(default_factory=dict)
     stop: str | None = None  # why nothing after this step may run (a gate that failed), recorded with the step
     children: list[dict[str, Any]] = field(default_factory=list)  # a tune step's trials, each logged as a nested run
-
-
-def resolve_callable(path: str, where: str) -> Callable[..., Any]:
-    """``module:function`` imported; a failure names the step's field."""
-    module_name, _, name = path.partition(":")
-    try:
-        module = fresh(importlib.import_module(module_name))
-    except Exception as exc:
-        raise InvalidInput(f"{where}: cannot import {module_name!r} ({type(exc).__name__}: {exc}).", field=where) from None
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise InvalidInput(f"{where}: {module_name!r} has no function {name!r}.", field=where)
-    return function  # type: ignore[no-any-return]
 
 
 def trainer(path: str, where: str) -> Callable[..., Any]:

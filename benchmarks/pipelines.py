@@ -70,7 +70,7 @@ def main() -> None:
     console.print(t)
     met = again <= 0.05 * cold
     console.print(f"target (rerun ≤ 5 % of the cold run, whole process): {'met' if met else 'NOT met'} — {again:.2f} s against {cold:.2f} s; "
-                  f"the runner's own share is {warm:.3f} s, the rest starting Python and importing the steps' code")
+                  f"the runner's own share is {warm:.3f} s, the rest starting Python and mloop's command line (no step's code is imported)")
 
 
 if __name__ == "__main__":

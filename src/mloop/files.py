@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +95,23 @@ def read_yaml(path: Path, what: str) -> Any:
         raise InvalidInput(f"No {what} file at {path}.", field="file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path} is not valid YAML: {exc}", field="file") from None
+
+
+def line_of(node: Any, loc: Sequence[Any]) -> int:
+    """The 1-based line of the deepest node of the YAML tree that ``loc`` (keys and indexes) reaches."""
+    import yaml
+
+    line = 1
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            if node is None:  # an unknown key is named by pydantic with its own name: find the key itself
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    return node.start_mark.line + 1 if node is not None else line

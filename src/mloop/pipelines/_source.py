@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mloop.errors import InvalidInput, invalid_from
+from mloop.files import line_of
 from mloop.pipelines._cache import resolve_callable
 from mloop.pipelines._dag import check_dag
 from mloop.pipelines._spec import KINDS, PipelineSpec
@@ -114,26 +115,6 @@ class Pipeline:
         finally:
             if added and root in sys.path:
                 sys.path.remove(root)
-
-
-def line_of(node: Any, loc: Sequence[Any]) -> int:
-    """The 1-based line of the deepest node of the YAML tree that ``loc`` (keys and indexes) reaches."""
-    import yaml
-
-    line = 1
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
-            if node is None:  # an unknown key is named by pydantic with its own name: find the key itself
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-    return node.start_mark.line + 1 if node is not None else line
 
 
 def _hint(message: str) -> str:

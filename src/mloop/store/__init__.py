@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 from mloop.names import check_name
 from mloop.store._deployments import Deployment, DeploymentRepository, ServingConfig
 from mloop.store._engine import create_engine, normalize_url, redact_url
+from mloop.store._features import DefinitionRow, FeatureRepository
 from mloop.store._keys import ApiKey, ApiKeyRepository, secret_digest, split_key
 from mloop.store._loop import RESULTS, AttemptRow, LoopPolicyRow, LoopRepository, StepRow
 from mloop.store._monitors import MonitorRepository, MonitorRow, WindowRow
@@ -25,8 +26,10 @@ __all__ = [
     "AlertLog",
     "AuditEntry",
     "AuditLog",
+    "DefinitionRow",
     "Deployment",
     "DeploymentRepository",
+    "FeatureRepository",
     "ManifestRepository",
     "MonitorRepository",
     "RESULTS",
@@ -67,6 +70,7 @@ class MetadataStore:
         self.api_keys = ApiKeyRepository(self.engine)
         self.rollouts = RolloutRepository(self.engine)
         self.loop = LoopRepository(self.engine)
+        self.features = FeatureRepository(self.engine)
 
     def migrate(self) -> None:
         from mloop.store._migrate import upgrade

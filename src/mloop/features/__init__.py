@@ -1,0 +1,33 @@
+"""Feature store: definitions (entities, feature views, feature services) versioned in the metadata store, and the
+exact point-in-time training join that gives each entity row the values a model could have known at its time, with
+no leakage from later rows or later corrections. Names load lazily, so ``import mloop.features`` imports neither
+DuckDB nor pandas."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mloop.features._definitions import Change, FeatureRegistry
+    from mloop.features._historical import ViewSource, historical_join
+    from mloop.features._offline import get_historical_features
+    from mloop.features._spec import Definitions, Entity, FeatureService, FeatureView, load_definitions
+
+_WHERE: dict[str, str] = {
+    **{n: "_definitions" for n in ("Change", "FeatureRegistry")},
+    **{n: "_historical" for n in ("ViewSource", "historical_join")},
+    "get_historical_features": "_offline",
+    **{n: "_spec" for n in ("Definitions", "Entity", "FeatureService", "FeatureView", "load_definitions")},
+}
+
+__all__ = ["Change", "Definitions", "Entity", "FeatureRegistry", "FeatureService", "FeatureView", "ViewSource", "get_historical_features",
+           "historical_join", "load_definitions"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'mloop.features' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mloop.features.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -105,11 +105,80 @@ def main() -> None:
         seconds, peak = results[(as_of, 1_000_000)]
         met = seconds <= 5 and peak <= 2048
         console.print(f"target as of {as_of} (1M rows ≤ 5 s and ≤ 2 GiB): {'met' if met else 'NOT met'} — {seconds:.2f} s, {peak:.0f} MiB")
+    online(console)
+
+
+DEFINITIONS = """entities: [{name: driver, join_keys: [driver_id]}]
+feature_views:
+  - name: driver_stats
+    entities: [driver]
+    source: {path: VIEW, timestamp: event_timestamp, created_timestamp: created}
+    ttl: 24h
+    features: [FEATURES]
+feature_services: [{name: driver_model, features: ["driver_stats:*"]}]
+"""
+
+
+def online(console: object) -> None:
+    """Materialise the whole view into a fresh SQLite online store (``mloop features materialize`` as a whole process:
+    seconds, peak MiB; target ≤ 1 GiB), then read 1 driver × 10 features in-process (labelled: p50/p99 µs)."""
+    import random
+    import shutil
+    import statistics
+    import subprocess
+    import time
+
+    from rich.table import Table
+
+    from _features_data import FEATURES, HOURS, START
+    from _process import run_timed
+    from mloop.features import FeatureRegistry
+    from mloop.features._online import OnlineReader, open_online_store
+    from mloop.workspace import Workspace
+
+    folder = DATA / "online"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    mloop = str(Path(sys.executable).with_name("mloop"))
+    subprocess.run([mloop, "init", str(folder / "ws")], capture_output=True, check=True)
+    defs = folder / "features.yaml"
+    defs.write_text(DEFINITIONS.replace("VIEW", str(VIEW)).replace("FEATURES", ", ".join(f"{{name: {f}, dtype: float32}}" for f in FEATURES)))
+    subprocess.run([mloop, "--workspace", str(folder / "ws"), "features", "apply", str(defs)], capture_output=True, check=True)
+    end = (START + __import__("datetime").timedelta(hours=HOURS)).isoformat()
+    seconds, peak = run_timed([mloop, "--workspace", str(folder / "ws"), "features", "materialize", "--end", end])
+    again, _ = run_timed([mloop, "--workspace", str(folder / "ws"), "features", "materialize", "--end", end])
+    ws = Workspace.open(folder / "ws")
+    store = open_online_store(None, workspace_root=ws.root)
+    read = OnlineReader(store, FeatureRegistry(ws.store), service="driver_model").get
+    rng = random.Random(0)
+    for _ in range(2_000):
+        read([{"driver_id": rng.randrange(100_000)}])
+    times = []
+    for _ in range(20_000):
+        key = [{"driver_id": rng.randrange(100_000)}]
+        started = time.perf_counter_ns()
+        read(key)
+        times.append((time.perf_counter_ns() - started) / 1000)
+    times.sort()
+    t = Table(title="online store (SQLite, the default)")
+    for col in ("what", "result", "target"):
+        t.add_column(col)
+    t.add_row("mloop features materialize, 16.97 M view rows → 100,000 drivers (whole process)", f"{seconds:.1f} s, {peak:.0f} MiB",
+              "≥ 10× faster than feast materialize (53 s), ≤ 1 GiB")
+    t.add_row("the same again, nothing new (whole process)", f"{again:.2f} s", "")
+    t.add_row("get 1 driver × 10 features, in-process (20,000 reads)", f"p50 {statistics.median(times):.1f} µs, p99 {times[int(0.99 * len(times))]:.1f} µs",
+              "p99 ≤ 35 µs")
+    console.print(t)  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--join"]:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         _join(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1:2] == ["--online"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from rich.console import Console
+
+        online(Console(width=150))
     else:
         main()

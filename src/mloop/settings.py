@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     ``MLOOP_TRACKING_URI`` — MLflow tracking and registry (default ``sqlite:///<home>/mlflow.db``).
     ``MLOOP_LOG_TRANSPORT`` — where servers send the prediction log: ``local`` segments (default),
     ``redis://host:port/db`` or ``nats://host:port`` (then ``mloop log collect`` writes the segments).
+    ``MLOOP_ONLINE_STORE`` — the online feature store: ``sqlite:///path`` or ``redis://host:port/db`` (default
+    ``sqlite:///<home>/features/online.db``).
     ``MLOOP_LOG_FLUSH_INTERVAL`` — seconds between prediction-log flushes in a server (default 1).
     ``MLOOP_AUTH`` — ``false`` serves without authentication (``mloop serve --no-auth``); refused unless the
     server binds a loopback address.
@@ -56,6 +58,7 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     log_transport: str = "local"
     log_flush_interval: float = Field(default=1.0, gt=0, le=60)
+    online_store: str | None = None
     auth: bool = True
     jwt_public_key: Path | None = None
     jwt_issuer: str = "mloop"

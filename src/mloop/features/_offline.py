@@ -21,15 +21,9 @@ def view_sources(registry: FeatureRegistry, features: list[str] | None = None, s
     entities = registry.entities()
     sources = []
     for view, names in registry.resolve(features, service):
-        source = view.source
-        if source.path is None:
-            raise InvalidInput(f"feature view {view.name!r} reads a DuckDB query; training joins read Parquet files for now "
-                               "(write the query's result to Parquet and point the view's source.path at it).", field="source.query")
-        if source.path.lower().endswith(".csv"):
-            raise InvalidInput(f"feature view {view.name!r} reads CSV; training joins read Parquet (convert it once: "
-                               "`duckdb -c \"COPY (FROM 'x.csv') TO 'x.parquet'\"`).", field="source.path")
+        source, path = view.source, view.parquet_path("training joins read")
         keys = [k for e in view.entities for k in entities[e].join_keys]
-        sources.append(ViewSource(view.name, source.path, keys, source.timestamp, names, created_timestamp=source.created_timestamp, ttl=view.ttl))
+        sources.append(ViewSource(view.name, path, keys, source.timestamp, names, created_timestamp=source.created_timestamp, ttl=view.ttl))
     return sources
 
 

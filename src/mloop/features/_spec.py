@@ -115,6 +115,17 @@ class FeatureView(_Strict):
             raise ValueError(f"features: {twice[0]!r} is declared more than once")
         return self
 
+    def parquet_path(self, use: str) -> str:
+        """The source's Parquet path (or glob), for ``use`` ("training joins read", "materialisation reads"); a CSV or
+        query source is refused with how to convert it."""
+        if self.source.path is None:
+            raise InvalidInput(f"feature view {self.name!r} reads a DuckDB query; {use} Parquet files for now "
+                               "(write the query's result to Parquet and point the view's source.path at it).", field="source.query")
+        if self.source.path.lower().endswith(".csv"):
+            raise InvalidInput(f"feature view {self.name!r} reads CSV; {use} Parquet (convert it once: "
+                               "`duckdb -c \"COPY (FROM 'x.csv') TO 'x.parquet'\"`).", field="source.path")
+        return self.source.path
+
     def schema_of(self, entities: dict[str, Entity]) -> dict[str, Any]:
         """What a model that uses the view depends on: its join keys, timestamps and typed features."""
         return {"join_keys": [k for e in self.entities for k in entities[e].join_keys], "timestamp": self.source.timestamp,

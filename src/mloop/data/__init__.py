@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from mloop.data._columns import Coded, as_columns
@@ -18,9 +19,4 @@ _WHERE = {
 __all__ = ["Coded", "as_columns", "Fingerprint", "fingerprint", "read_columns", "read_table"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mloop.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mloop.data.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())

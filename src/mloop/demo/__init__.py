@@ -3,8 +3,9 @@ table (``mloop.demo._flights``) does not import the whole loop with it."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from mloop.demo._loop import run_demo
@@ -15,9 +16,4 @@ _WHERE: dict[str, str] = {"run_demo": "_loop", **{n: "_records" for n in ("DemoA
 __all__ = ["DemoAction", "DemoConfig", "DemoResult", "WindowResult", "run_demo", "summary_rows"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mloop.demo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mloop.demo.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())

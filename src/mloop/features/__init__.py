@@ -5,8 +5,9 @@ DuckDB nor pandas."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from mloop.features._definitions import Change, FeatureRegistry
@@ -30,9 +31,4 @@ __all__ = ["Change", "Definitions", "Entity", "FeatureRegistry", "FeatureService
            "open_online_store", "register_online_store"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mloop.features' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mloop.features.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())

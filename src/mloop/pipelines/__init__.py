@@ -5,8 +5,9 @@ so a rerun that reuses every step imports neither pandas nor the steps' code."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from mloop.pipelines._cache import code_hash
@@ -23,9 +24,4 @@ _WHERE: dict[str, str] = {
 __all__ = ["KINDS", "Pipeline", "PipelineRun", "PipelineSpec", "Runner", "ScoreResult", "Step", "StepResult", "code_hash", "score_file"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mloop.pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mloop.pipelines.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())

@@ -19,6 +19,7 @@ import os
 import pickle
 import sys
 import threading
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -143,12 +144,11 @@ _KNOWN = {"sklearn": "scikit-learn", "yaml": "PyYAML", "jwt": "PyJWT", "PIL": "P
 def _version(top: str) -> str:
     """``top:distribution==version`` of the distribution that installs the module ``top``: the one named like it (or
     as :data:`_KNOWN` says) when there is one, else found by scanning every distribution (once per process)."""
-    guess = _KNOWN.get(top, top)
-    try:
-        return f"{top}:{guess}=={metadata.version(guess)}"
-    except metadata.PackageNotFoundError:
-        pass
-    for name in _distributions().get(top, [top]):
+    def candidates() -> Iterator[str]:  # the cheap guess first; the scan only when it is wrong
+        yield _KNOWN.get(top, top)
+        yield from _distributions().get(top, [top])
+
+    for name in candidates():
         try:
             return f"{top}:{name}=={metadata.version(name)}"
         except metadata.PackageNotFoundError:

@@ -131,24 +131,12 @@ def _cause(name: str, a: dict[str, Any], b: dict[str, Any], needs: dict[str, set
     return "nondeterminism: the same code, inputs and environment gave another result (an unseeded random source, or parallel trials)"
 
 
-def _artifact(client: Any, run_id: str, path: str) -> dict[str, Any]:
-    import os
-
-    quiet = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # one small JSON file: no progress bar over our table
-    with tempfile.TemporaryDirectory(prefix="mloop-lineage-") as tmp:
-        try:
-            local = client.download_artifacts(run_id, path, tmp)
-        except Exception:
-            raise InvalidInput(f"Run {run_id} has no {path}: it was not made by `mloop run` (or by an mloop before reproduction was "
-                               "recorded). Reproduce a pipeline run: the id `mloop run` printed.", field="run_id") from None
-        finally:
-            if quiet is None:
-                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-            else:
-                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = quiet
-        data: dict[str, Any] = json.loads(Path(local).read_text())
-        return data
+def _artifact(tracker: Any, run_id: str, path: str) -> dict[str, Any]:
+    try:
+        return dict(tracker.read_dict(run_id, path))
+    except NotFound:
+        raise InvalidInput(f"Run {run_id} has no {path}: it was not made by `mloop run` (or by an mloop before reproduction was "
+                           "recorded). Reproduce a pipeline run: the id `mloop run` printed.", field="run_id") from None
 
 
 def _pipeline_run(client: Any, run_id: str) -> Any:
@@ -184,8 +172,8 @@ def reproduce(ws: Workspace, run_id: str, *, tolerance: float = 1e-9, jobs: int 
                            "already there would be run in).", field="keep")
     client = ws.tracker.client
     run = _pipeline_run(client, run_id)
-    recorded = _artifact(client, run.info.run_id, "pipeline/pipeline.json")
-    then = _artifact(client, run.info.run_id, "pipeline/steps.json")
+    recorded = _artifact(ws.tracker, run.info.run_id, "pipeline/pipeline.json")
+    then = _artifact(ws.tracker, run.info.run_id, "pipeline/steps.json")
     try:
         spec = PipelineSpec.model_validate(recorded["spec"])
     except ValidationError as exc:
@@ -211,7 +199,7 @@ def reproduce(ws: Workspace, run_id: str, *, tolerance: float = 1e-9, jobs: int 
         try:
             runner = Runner(other, jobs=jobs, use_cache=False)
             again = runner.run(pipeline)
-            now = _artifact(other.tracker.client, again.run_id, "pipeline/steps.json")
+            now = _artifact(other.tracker, again.run_id, "pipeline/steps.json")
             metrics_now = _metrics(other.tracker.client, now)
         finally:
             other.close()

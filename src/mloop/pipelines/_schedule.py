@@ -391,10 +391,8 @@ class ScheduleRunner:
         child = self._children.get(schedule.pid)
         if child is not None:
             return child.poll() is None
-        try:  # started by a process that is gone: its supervisor shell may still run (and name this run's log)
+        with contextlib.suppress(OSError):  # started by a process that is gone: its supervisor shell may still run (naming this log)
             return f"{schedule.log}.exit".encode() in Path(f"/proc/{schedule.pid}/cmdline").read_bytes()
-        except OSError:
-            pass
         try:
             os.kill(schedule.pid, 0)
         except ProcessLookupError:

@@ -58,6 +58,22 @@ def _skops_can(model: Any) -> bool:
         return False
 
 
+@contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No MLflow progress bar while a few small JSON files download (it would draw over a command's own output)."""
+    import os
+
+    before = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = before
+
+
 def _pinned(packages: tuple[str, ...]) -> list[str]:
     out = []
     for name in packages:
@@ -314,9 +330,19 @@ class Tracker:
             for r in runs
         ]
 
+    def read_dict(self, run_id: str, artifact_file: str) -> dict[str, Any]:
+        """A JSON artifact of ``run_id`` that :meth:`TrackedRun.log_dict` wrote; :class:`NotFound` when it has none."""
+        with tempfile.TemporaryDirectory(prefix="mloop-artifact-") as tmp, _quiet_downloads():
+            try:
+                local = Path(self.client.download_artifacts(run_id, artifact_file, tmp))
+            except Exception:
+                raise NotFound(f"Run {run_id} has no artifact {artifact_file}.") from None
+            data: dict[str, Any] = json.loads(local.read_text())
+        return data
+
     def lineage(self, run_id: str) -> dict[str, Any]:
         """The lineage recorded for ``run_id``: code, environment, seed and datasets."""
-        with tempfile.TemporaryDirectory(prefix="mloop-lineage-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="mloop-lineage-") as tmp, _quiet_downloads():
             local = Path(self.client.download_artifacts(run_id, "lineage", tmp))
             lineage: dict[str, Any] = json.loads((local / "lineage.json").read_text())
             datasets_dir = local / "datasets"

@@ -3,8 +3,9 @@ response. Names load lazily: the tabular recipe does not import River and the on
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from mloop.training._online import OnlineClassifier, RiverClassifier, can_learn_online, online, river, updated
@@ -21,9 +22,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'mloop.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mloop.training.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())

@@ -43,9 +43,18 @@ $(EVENV)/.installed:
 	$(EVENV)/bin/pip install --quiet "evidently==0.7.*" "pandas<3" pyarrow
 	touch $@
 
+# Feast 0.67 pins pandas < 3 as well: benchmarks/features.py runs it beside mloop from its own venv. The duckdb extra
+# brings its DuckDB offline store (duckdb, ibis-framework); the file store and SQLite online store need nothing more.
+FVENV := benchmarks/.venv-feast
+$(FVENV)/.installed:
+	$(PYTHON) -m venv $(FVENV)
+	$(FVENV)/bin/pip install --quiet "feast[duckdb]==0.67.*"
+	touch $@
+
 # benchmarks/tuning.py runs Ray and Ray Tune, which come with the dev extra.
-bench: $(DEVSTAMP) $(EVENV)/.installed
+bench: $(DEVSTAMP) $(EVENV)/.installed $(FVENV)/.installed
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; OMP_NUM_THREADS=1 $(BIN)/python $$b || exit 1; done
+	@echo "== benchmarks/features.py --online"; OMP_NUM_THREADS=1 $(BIN)/python benchmarks/features.py --online
 
 clean:
-	rm -rf $(VENV) $(EVENV) .mloop build dist src/*.egg-info
+	rm -rf $(VENV) $(EVENV) $(FVENV) .mloop build dist src/*.egg-info

@@ -74,6 +74,18 @@ def test_each_problem_names_its_line_and_field(tmp_path: Path, edit: tuple[str, 
         load_definitions(path)
 
 
+def test_a_query_reads_relative_paths_from_the_file_s_folder_and_a_path_view_s_document_is_unchanged(tmp_path: Path) -> None:
+    query = 'source: {query: "SELECT * FROM read_parquet(\'stats/*.parquet\')", '
+    view = load_definitions(_write(tmp_path, DEFINITIONS.replace("source: {path: data/driver_stats.parquet, ", query))).feature_views[0]
+    assert view.source.folder == str(tmp_path.resolve()) and view.source.path is None
+    elsewhere = DEFINITIONS.replace("source: {path: data/driver_stats.parquet, ", query + "folder: data, ")
+    assert load_definitions(_write(tmp_path, elsewhere)).feature_views[0].source.folder == str((tmp_path / "data").resolve())
+    path_view = load_definitions(_write(tmp_path, DEFINITIONS)).feature_views[0]
+    assert "folder" not in path_view.model_dump(mode="json")["source"]  # documents applied before folders existed stay equal
+    with pytest.raises(InvalidInput, match="features.yaml:5: .*folder is where a query's relative file paths are read from"):
+        load_definitions(_write(tmp_path, DEFINITIONS.replace("source: {path: data/driver_stats.parquet, ", "source: {path: x.csv, folder: data, ")))
+
+
 def test_references_resolve_to_views_and_features(tmp_path: Path, registry: FeatureRegistry) -> None:
     registry.apply(load_definitions(_write(tmp_path, DEFINITIONS)))
     [(view, names)] = registry.resolve(service="driver_model")

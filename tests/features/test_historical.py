@@ -4,6 +4,7 @@ hand-written cases whose answers are spelled out, and the refusals of bad input.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,21 @@ def _generated(seed: int, tz: str | None) -> tuple[pd.DataFrame, list[ViewSource
 @pytest.mark.parametrize("seed", range(8))
 def test_matches_the_brute_force_reference(seed: int, as_of: str) -> None:
     entities, views = _generated(seed, "UTC" if seed % 2 else None)
+    got = historical_join(entities, "t", views, as_of=as_of)  # type: ignore[arg-type]
+    assert got is not None
+    _same(got, reference_join(entities, "t", views, as_of))
+
+
+@pytest.mark.parametrize("as_of", ["known", "event"])
+def test_times_too_far_apart_to_pack_give_the_same_answer(as_of: str) -> None:
+    """Keys and times are packed into 63 bits when they fit: an event three centuries back at nanosecond precision
+    (no TTL) does not, nor does a 150-year TTL in nanoseconds, though it does in the whole seconds the times are in."""
+    entities, (stats, profile) = _generated(3, None)
+    assert isinstance(stats.source, pd.DataFrame) and stats.ttl is None
+    old = pd.Timestamp("1700-01-01 00:00:00.000000001")
+    ancient = pd.DataFrame({"a": pd.array([0, 1], dtype="Int64"), "b": ["x", "y"], "ts": [old, old + pd.Timedelta("1h")],
+                            "created": [old, old + pd.Timedelta("3h")], "value": [42.0, 43.0], "row": [-1, -2]})
+    views = [replace(stats, source=pd.concat([ancient, stats.source], ignore_index=True)), replace(profile, ttl=timedelta(days=365 * 150))]
     got = historical_join(entities, "t", views, as_of=as_of)  # type: ignore[arg-type]
     assert got is not None
     _same(got, reference_join(entities, "t", views, as_of))

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from mloop.cli._app import main
-from mloop.errors import InvalidInput
-from mloop.features import FeatureRegistry, get_historical_features, load_definitions
+from mloop.features import FeatureRegistry, get_historical_features
 from mloop.workspace import Workspace
 from tests.features.test_definitions import DEFINITIONS
 
@@ -56,10 +55,19 @@ def test_the_join_from_definitions_through_the_cli_and_python(tmp_path: Path, ca
     assert frame is not None and list(frame.columns)[2:] == ["driver_stats__f0", "driver_stats__f1"]
 
 
-def test_a_csv_or_query_source_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    registry = FeatureRegistry(Workspace.init(tmp_path / "ws").store)
-    path = tmp_path / "features.yaml"
-    path.write_text(DEFINITIONS.replace("data/driver_stats.parquet", "data/driver_stats.csv"))
-    registry.apply(load_definitions(path))
-    with pytest.raises(InvalidInput, match="reads CSV; training joins read Parquet"):
-        get_historical_features(registry, pd.DataFrame({"driver_id": [1], "event_timestamp": ts(["2026-01-01"])}), service="driver_model")
+def test_a_csv_source_joins_like_parquet_and_a_missing_one_exits_2_naming_the_view(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    definitions, entities = _project(tmp_path)
+    pd.read_parquet(tmp_path / "data" / "driver_stats.parquet").to_csv(tmp_path / "data" / "driver_stats.csv", index=False)
+    Workspace.init(tmp_path / "ws").close()
+    base = ["--workspace", str(tmp_path / "ws"), "features"]
+    main([*base, "apply", str(definitions)])
+    main([*base, "historical", "--entities", str(entities), "--service", "driver_model", "-o", str(tmp_path / "parquet.parquet")])
+    definitions.write_text(DEFINITIONS.replace("data/driver_stats.parquet", "data/driver_stats.csv"))
+    main([*base, "apply", str(definitions)])
+    main([*base, "historical", "--entities", str(entities), "--service", "driver_model", "-o", str(tmp_path / "csv.parquet")])
+    from_csv, from_parquet = pd.read_parquet(tmp_path / "csv.parquet"), pd.read_parquet(tmp_path / "parquet.parquet")
+    assert from_csv["f0"].dtype == "float32" and from_csv.equals(from_parquet.astype({"f0": "float32", "f1": "float32"}))
+    (tmp_path / "data" / "driver_stats.csv").unlink()
+    with pytest.raises(SystemExit) as exit_:
+        main([*base, "historical", "--entities", str(entities), "--service", "driver_model", "-o", str(tmp_path / "x.parquet")])
+    assert exit_.value.code == 2 and "Cannot read feature view 'driver_stats' (source.path)" in capsys.readouterr().err

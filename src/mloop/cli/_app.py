@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.cli import _drift, _features, _loop, _pipelines, _reproduce, _rollouts, _schedule  # noqa: F401 - their commands register on the app
+from mloop.cli import _drift, _features, _features_skew, _loop, _pipelines, _reproduce, _rollouts, _schedule  # noqa: F401 - their commands register on the app
 from mloop.cli._common import app, console, open_workspace, workspace_option
 from mloop.errors import MloopError
 from mloop.roles import ROLES
@@ -304,7 +304,9 @@ def monitors_apply(file: Annotated[Path, typer.Argument(help="YAML file with a l
         ws.store.deployments.get(config.deployment)
     for config in configs:
         register_monitor(ws.store, config)
-        console.print(f"monitor [bold]{config.deployment}/{config.name}[/bold]: {config.window.kind} windows")
+        bound = config.freshness.max_age if config.freshness is not None else 0.0
+        what = f"{config.window.kind} windows" if config.window is not None else f"feature freshness ≤ {bound:g} s"
+        console.print(f"monitor [bold]{config.deployment}/{config.name}[/bold]: {what}")
 
 
 @monitors_app.command("list")
@@ -316,13 +318,15 @@ def monitors_list() -> None:
         table.add_column(col)
     for m in ws.store.monitors.list():
         windows = ws.store.monitors.windows(m.id, last=1)
-        window = m.config["window"]
+        window, state = m.config.get("window"), ws.store.monitors.state(m.id)
         last = windows[-1] if windows else None
-        table.add_row(
-            m.deployment, m.name, f"{window['kind']} {window.get('size') or ''}".strip(), str(ws.store.monitors.count_windows(m.id)),
-            ("drift" if last.drift else "stable") if last else "—", ("yes" if last and last.alarm else "no"),
-            str(ws.store.monitors.state(m.id).get("error", "")),
-        )
+        if window is None:  # a freshness monitor: its state holds the last check
+            kind, verdict = f"freshness ≤ {m.config['freshness']['max_age']:g} s", ("stale: " + ", ".join(state["stale"]) if state.get("stale")
+                                                                                else "fresh" if "checked" in state else "—")
+        else:
+            kind, verdict = f"{window['kind']} {window.get('size') or ''}".strip(), ("drift" if last.drift else "stable") if last else "—"
+        table.add_row(m.deployment, m.name, kind, str(ws.store.monitors.count_windows(m.id)), verdict, ("yes" if last and last.alarm else "no"),
+                      str(state.get("error", "")))
     console.print(table)
 
 
@@ -365,14 +369,18 @@ def monitors_windows(
 def monitors_run() -> None:
     """Evaluate every closed window now (what a server's scheduler does each tick), if no server holds the lease."""
     from mloop.monitoring import MonitorRunner, MonitorScheduler
+    from mloop.serving import online_features
 
     ws = open_workspace()
-    runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=ws.settings.webhook_hosts)
+    features = online_features(ws)
+    runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=ws.settings.webhook_hosts,
+                           feature_ages=features.watched_ages)
     scheduler = MonitorScheduler(runner, interval=max(ws.settings.monitor_interval, 1.0))
     try:
         results = scheduler.run_once()
     finally:
         scheduler.stop()
+        features.close()
     if results is None:
         console.print("a server holds the monitor lease and evaluates the monitors; nothing done here")
         return

@@ -156,3 +156,48 @@ def features_online(
         store.close()
     out = [{column: got[column][i] for column in got} for i in range(len(rows))]
     sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_NAIVE_UTC).decode() + "\n")
+
+
+@features_app.command("lineage")
+def features_lineage(
+    view: Annotated[str, typer.Argument(help="A feature view's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+) -> None:
+    """The runs whose data was joined from VIEW (id, experiment, start, the view's version) and the registered model
+    versions those runs made (name, version, aliases), newest first."""
+    import datetime as dt
+    import json
+    import sys
+
+    from mloop.errors import NotFound
+    from mloop.tracking._tracker import FEATURE_VIEW_TAG
+
+    ws = open_workspace()
+    if not ws.store.features.history("view", view):
+        known = ", ".join(r.name for r in ws.store.features.all_latest("view")) or "none yet"
+        raise NotFound(f"No feature view {view!r} (views: {known}); `mloop features list` shows them.")
+    runs = [{"run_id": r.run_id, "experiment": r.experiment, "name": r.name, "status": r.status,
+             "started": dt.datetime.fromtimestamp(r.start_time, dt.UTC).isoformat(timespec="seconds") if r.start_time else None,
+             "versions": [int(v) for v in value.split(",") if v.strip().isdigit()]} for r, value in ws.tracker.runs_tagged(f"{FEATURE_VIEW_TAG}{view}")]
+    used = {r["run_id"]: r["versions"] for r in runs}
+    models = [{"name": m.name, "version": m.version, "aliases": list(m.aliases), "run_id": m.run_id, "view_versions": used.get(m.run_id or "", [])}
+              for m in sorted(ws.registry.versions_from_runs(used), key=lambda m: (m.created_at, m.name, m.version), reverse=True)]
+    if as_json:
+        sys.stdout.write(json.dumps({"view": view, "runs": runs, "models": models}) + "\n")
+        return
+    if not runs:
+        console.print(f"no run has recorded using {view} yet: a pipeline's feature-store ingest, or record_feature_lineage, records it")
+        return
+
+    def show(line: str) -> None:  # whole, however narrow the terminal: ids are copied from here
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    console.print(f"runs that used {view}, newest first (run, view version, started UTC, experiment / run name)", style="bold")
+    for r in runs:
+        started = (r["started"] or "-")[:16].replace("T", " ")
+        show(f"  {r['run_id']}  {', '.join(f'v{v}' for v in r['versions'])}  {started}  {r['experiment']} / {r['name']}")
+    if models:
+        console.print(f"model versions trained on {view} (model, aliases, view version, run)", style="bold")
+    for m in models:
+        aliases = f" ({', '.join(m['aliases'])})" if m["aliases"] else ""
+        show(f"  {m['name']} v{m['version']}{aliases}  {', '.join(f'v{v}' for v in m['view_versions'])}  run {m['run_id']}")

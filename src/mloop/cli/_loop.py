@@ -132,7 +132,10 @@ def controller(
     settings = ws.settings
     loops: list[Any] = []
     if settings.monitor_interval > 0:
-        runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=settings.webhook_hosts)
+        from mloop.serving import online_features
+
+        runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=settings.webhook_hosts,
+                               feature_ages=online_features(ws).watched_ages)
         loops.append(MonitorScheduler(runner, interval=settings.monitor_interval))
     loops += [loop for make in BACKGROUND if (loop := make(ws, None)) is not None]
     if once:

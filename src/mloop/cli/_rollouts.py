@@ -33,9 +33,14 @@ def deploy(
                                                       "none serves the version at once.")] = None,
     steps: Annotated[str | None, typer.Option(help="Canary shares in percent, ending at 100 (default 1,5,25,50,100).")] = None,
     alias: Annotated[str, typer.Option(help="The alias a new deployment serves.")] = "champion",
+    feature_service: Annotated[str | None, typer.Option("--feature-service", help="A feature service whose online values the server fills "
+                                                        "into each request from its join keys ('' stops filling).")] = None,
 ) -> None:
     """Serve a model version, or roll it out beside the one served now under a traffic policy."""
+    import dataclasses
+
     from mloop.serving import Deployments
+    from mloop.store import ServingConfig
 
     ws = open_workspace()
     shares = parse_steps(steps)
@@ -43,12 +48,21 @@ def deploy(
     if strategy is None:
         if shares is not None:
             raise InvalidInput("--steps needs --strategy canary.", field="--steps")
-        current_alias = ws.store.deployments.get(name).alias if exists else alias
+        current = ws.store.deployments.get(name) if exists else None
+        current_alias = current.alias if current is not None else alias
+        serving = None
+        if feature_service is not None:
+            serving = dataclasses.replace(current.serving if current is not None else ServingConfig(), feature_service=feature_service or None)
+        if serving is not None and serving.feature_service is not None:
+            Deployments(ws.registry, ws.store, ws.bus).check_feature_service(serving.feature_service)  # before the alias moves
         ws.registry.set_alias(model, current_alias, version)
-        if not exists:
-            Deployments(ws.registry, ws.store, ws.bus).deploy(name, model, current_alias, actor=actor())
-        console.print(f"{name}: serves {model} version {version} ({model}@{current_alias})")
+        if current is None or serving is not None:
+            Deployments(ws.registry, ws.store, ws.bus).deploy(name, model, current_alias, serving=serving, actor=actor())
+        filled = f", filled from feature service {serving.feature_service}" if serving is not None and serving.feature_service else ""
+        console.print(f"{name}: serves {model} version {version} ({model}@{current_alias}){filled}")
         return
+    if feature_service is not None:
+        raise InvalidInput("--feature-service changes what a deployment serves at once: set it without --strategy.", field="--feature-service")
     if not exists:
         raise InvalidInput(f"{name!r} does not exist yet: deploy a first version without --strategy.", field="name")
     if ws.store.deployments.get(name).model_name != model:

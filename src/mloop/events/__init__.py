@@ -6,6 +6,7 @@ from mloop.events._bus import (
     DEPLOYMENT_CHANGED,
     DRIFT_DETECTED,
     DRIFT_RESOLVED,
+    FEATURES_CHANGED,
     LOOP_FALLBACK,
     MODEL_ALIAS_CHANGED,
     ROLLOUT_DECIDED,
@@ -15,6 +16,6 @@ from mloop.events._bus import (
 )
 
 __all__ = [
-    "DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "DRIFT_RESOLVED", "LOOP_FALLBACK", "MODEL_ALIAS_CHANGED", "ROLLOUT_DECIDED", "Event", "EventBus",
-    "SqlEventBus",
+    "DEPLOYMENT_CHANGED", "DRIFT_DETECTED", "DRIFT_RESOLVED", "FEATURES_CHANGED", "LOOP_FALLBACK", "MODEL_ALIAS_CHANGED", "ROLLOUT_DECIDED",
+    "Event", "EventBus", "SqlEventBus",
 ]

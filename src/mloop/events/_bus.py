@@ -22,6 +22,7 @@ DRIFT_DETECTED = "monitor.drift_detected"
 DRIFT_RESOLVED = "monitor.drift_resolved"
 ROLLOUT_DECIDED = "rollout.decided"
 LOOP_FALLBACK = "loop.fallback"
+FEATURES_CHANGED = "features.changed"
 
 
 @dataclass(frozen=True)

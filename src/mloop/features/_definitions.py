@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mloop.errors import InvalidInput, NotFound
+from mloop.events import FEATURES_CHANGED, EventBus
 from mloop.features._spec import Definitions, Entity, FeatureService, FeatureView
 from mloop.store import MetadataStore
 
@@ -42,10 +43,12 @@ def incompatible(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 class FeatureRegistry:
-    """The workspace's applied definitions (newest versions) over its metadata store."""
+    """The workspace's applied definitions (newest versions) over its metadata store; with a ``bus``, each apply that
+    changed something publishes ``features.changed`` in its transaction, so servers rebuild their feature readers."""
 
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: MetadataStore, bus: EventBus | None = None) -> None:
         self.store = store
+        self.bus = bus
 
     def entities(self) -> dict[str, Entity]:
         return {r.name: Entity.model_validate(r.document) for r in self.store.features.all_latest("entity")}
@@ -89,6 +92,8 @@ class FeatureRegistry:
             for kind, name, document, schema, note in planned:
                 version = self.store.features.put(conn, kind, name, document, schema, actor=actor)
                 changes.append(Change(kind, name, version, "created" if version == 1 else "updated", note))
+            if changes and self.bus is not None:
+                self.bus.publish(conn, FEATURES_CHANGED, {"changed": [f"{c.kind}:{c.name}@{c.version}" for c in changes]})
         done = {(c.kind, c.name) for c in changes}
         for kind, items in (("entity", defs.entities), ("view", defs.feature_views), ("service", defs.feature_services)):
             for item in items:

@@ -24,7 +24,8 @@ import orjson
 
 from mloop.errors import InvalidInput
 from mloop.features._definitions import FeatureRegistry
-from mloop.features._historical import _check_columns, _describe, _kind, _literal, _ns, _q
+from mloop.features._historical import _P, Query, _check_columns, _kind, _literal, _ns, _q, source_field, view_relation
+from mloop.features._offline import reads
 from mloop.features._online import MIN_NS, OnlineStore, Row, ViewState, encode_key
 from mloop.features._spec import FeatureView
 
@@ -73,11 +74,13 @@ def _after_chunk(view: str, rows: int) -> None:
 
 def _query(con: Any, view: FeatureView, keys: Sequence[str], since: int | None, end: int) -> str:
     """The best row per key among rows known in (since, end], unexpired at end: keys, e, c, then the features."""
-    source, path = view.source, view.parquet_path("materialisation reads")
-    rel = f"read_parquet({_literal(path)})"
-    types = _describe(con, rel, f"feature view '{view.name}'")
+    source, read = view.source, reads(view)
+    if isinstance(read, Query) and read.folder:  # a query's relative paths: the working directory, then its folder
+        con.execute(f"SET file_search_path = {_literal(read.folder)}")
+    rel, types = view_relation(con, view.name, read, f"{_P}source", {f.name: f.dtype for f in view.features})
     times = [source.timestamp, *([source.created_timestamp] if source.created_timestamp else [])]
-    _check_columns(types, [*keys, *times, *(f.name for f in view.features)], f"Feature view '{view.name}'", f"{view.name}.source")
+    _check_columns(types, [*keys, *times, *(f.name for f in view.features)], f"Feature view '{view.name}' ({source_field(read)})",
+                   f"{view.name}.{source_field(read)}")
     for column in times:
         _kind(types[column], f"column {column!r} of view '{view.name}'", f"{view.name}.{column}")
     e = _ns(source.timestamp, types[source.timestamp])
@@ -102,6 +105,18 @@ def _query(con: Any, view: FeatureView, keys: Sequence[str], since: int | None, 
             f"(SELECT {key_list}, {best} AS b FROM {rel} WHERE {' AND '.join(where)} GROUP BY {key_list})")
 
 
+def _unreadable(view: FeatureView, exc: BaseException) -> InvalidInput | None:
+    """A value of the source that does not parse (a CSV cell, a query's cast) as InvalidInput naming the view and field;
+    None for any other error."""
+    import duckdb
+
+    if not isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException | duckdb.IOException):
+        return None
+    field = source_field(reads(view))
+    said = str(exc).split("\n\n")[0]  # DuckDB's first paragraph: what went wrong, without its general hints
+    return InvalidInput(f"Cannot read feature view '{view.name}' ({field}): {said}", field=f"{view.name}.{field}")
+
+
 def _materialize_view(con: Any, store: OnlineStore, view: FeatureView, keys: list[str], end: int, chunk_rows: int,
                       on_chunk: Callable[[str, int], None] | None) -> Materialized:
     started = time.perf_counter()
@@ -111,7 +126,13 @@ def _materialize_view(con: Any, store: OnlineStore, view: FeatureView, keys: lis
     since = None if state is None or rebuild else state.watermark
     if since is not None and end <= since:
         return Materialized(view.name, 0, time.perf_counter() - started, since)
-    reader = con.sql(_query(con, view, keys, since, end)).to_arrow_reader(chunk_rows)
+    query = _query(con, view, keys, since, end)
+    try:
+        reader = con.sql(query).to_arrow_reader(chunk_rows)
+    except Exception as exc:
+        if (unreadable := _unreadable(view, exc)) is None:
+            raise
+        raise unreadable from None
     names = [f.name for f in view.features]
     newest = None if state is None or rebuild else state.newest
     nkeys, moved = len(keys), 0
@@ -134,9 +155,11 @@ def _materialize_view(con: Any, store: OnlineStore, view: FeatureView, keys: lis
             if on_chunk is not None:
                 on_chunk(view.name, len(rows))
         write.commit(ViewState(end, sig, newest))
-    except BaseException:
+    except BaseException as exc:
         write.abort()
-        raise
+        if (unreadable := _unreadable(view, exc)) is None:
+            raise
+        raise unreadable from None
     return Materialized(view.name, moved, time.perf_counter() - started, end, rebuild)
 
 

@@ -3,12 +3,14 @@ feature service) to their views' sources, keys, timestamps and TTLs, and runs th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from mloop.errors import InvalidInput
 from mloop.features._definitions import FeatureRegistry
-from mloop.features._historical import ViewSource, historical_join
+from mloop.features._historical import Query, ViewSource, historical_join
+from mloop.features._spec import Entity, FeatureView
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,15 +18,25 @@ if TYPE_CHECKING:
     from mloop.features._historical import Source
 
 
+def reads(view: FeatureView) -> str | Query:
+    """Where ``view``'s rows are: its Parquet or CSV path (or glob), or its query with the folder its paths are read from."""
+    source = view.source
+    return source.path if source.path is not None else Query(source.query or "", source.folder)
+
+
+def view_source(view: FeatureView, entities: dict[str, Entity], features: Sequence[str] | None = None) -> ViewSource:
+    """What a join reads of ``view`` (its ``features``, default all): its files or query, keys, timestamps, TTL and the
+    declared types a CSV is read with."""
+    source = view.source
+    names = [f.name for f in view.features] if features is None else list(features)
+    return ViewSource(view.name, reads(view), [k for e in view.entities for k in entities[e].join_keys], source.timestamp, names,
+                      created_timestamp=source.created_timestamp, ttl=view.ttl, dtypes={f.name: f.dtype for f in view.features if f.name in names})
+
+
 def view_sources(registry: FeatureRegistry, features: list[str] | None = None, service: str | None = None) -> list[ViewSource]:
     """The views to join, each with only the features asked for."""
     entities = registry.entities()
-    sources = []
-    for view, names in registry.resolve(features, service):
-        source, path = view.source, view.parquet_path("training joins read")
-        keys = [k for e in view.entities for k in entities[e].join_keys]
-        sources.append(ViewSource(view.name, path, keys, source.timestamp, names, created_timestamp=source.created_timestamp, ttl=view.ttl))
-    return sources
+    return [view_source(view, entities, names) for view, names in registry.resolve(features, service)]
 
 
 def get_historical_features(registry: FeatureRegistry, entity_rows: Source, *, features: list[str] | None = None, service: str | None = None,

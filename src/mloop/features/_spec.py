@@ -68,18 +68,25 @@ class Entity(_Strict):
 
 
 class Source(_Strict):
-    """Where a view's rows are: Parquet or CSV files (``path``, a glob allowed, relative to the definitions file) or a
-    DuckDB ``query``; ``timestamp`` is when a value held (its event), ``created_timestamp`` when it was written."""
+    """Where a view's rows are: Parquet or CSV files (``path``, a glob allowed, relative to the definitions file; a name
+    ending ``.csv`` or ``.tsv``, optionally ``.gz``/``.zst``, is read as CSV with the features' declared types) or a
+    DuckDB ``query``, whose relative file paths are looked up in ``folder`` (default: the definitions file's folder);
+    ``timestamp`` is when a value held (its event), ``created_timestamp`` when it was written."""
 
     path: str | None = Field(default=None, min_length=1)
     query: str | None = Field(default=None, min_length=1)
     timestamp: str = Field(min_length=1)
     created_timestamp: str | None = Field(default=None, min_length=1)
+    folder: str | None = Field(default=None, min_length=1, exclude_if=lambda v: v is None)  # left out when unset: older documents stay equal
 
     @model_validator(mode="after")
     def _one(self) -> Source:
         if (self.path is None) == (self.query is None):
             raise ValueError("give exactly one of path (Parquet or CSV files, a glob allowed) or query (DuckDB SQL)")
+        if self.folder is not None and self.query is None:
+            raise ValueError("folder is where a query's relative file paths are read from; a path source is itself relative to the file")
+        if self.folder is not None and "," in self.folder:
+            raise ValueError(f"folder {self.folder!r} contains a comma, which DuckDB's file_search_path cannot hold: move or link it")
         return self
 
 
@@ -114,17 +121,6 @@ class FeatureView(_Strict):
         if twice:
             raise ValueError(f"features: {twice[0]!r} is declared more than once")
         return self
-
-    def parquet_path(self, use: str) -> str:
-        """The source's Parquet path (or glob), for ``use`` ("training joins read", "materialisation reads"); a CSV or
-        query source is refused with how to convert it."""
-        if self.source.path is None:
-            raise InvalidInput(f"feature view {self.name!r} reads a DuckDB query; {use} Parquet files for now "
-                               "(write the query's result to Parquet and point the view's source.path at it).", field="source.query")
-        if self.source.path.lower().endswith(".csv"):
-            raise InvalidInput(f"feature view {self.name!r} reads CSV; {use} Parquet (convert it once: "
-                               "`duckdb -c \"COPY (FROM 'x.csv') TO 'x.parquet'\"`).", field="source.path")
-        return self.source.path
 
     def schema_of(self, entities: dict[str, Entity]) -> dict[str, Any]:
         """What a model that uses the view depends on: its join keys, timestamps and typed features."""
@@ -192,7 +188,8 @@ def _problem(defs: Definitions, known_entities: dict[str, Entity], known_views: 
 def load_definitions(path: Path, *, known_entities: dict[str, Entity] | None = None,
                      known_views: dict[str, FeatureView] | None = None) -> Definitions:
     """Read and check a definitions file (references may name what is already applied: ``known_*``); a relative
-    source path becomes relative to the file's folder. Errors start ``file:line:`` and name the field."""
+    source path becomes relative to the file's folder, and a query's ``folder`` is that folder (or relative to it).
+    Errors start ``file:line:`` and name the field."""
     import yaml
 
     from mloop.files import line_of
@@ -212,6 +209,10 @@ def load_definitions(path: Path, *, known_entities: dict[str, Entity] | None = N
         source = view.get("source") if isinstance(view, dict) else None
         if isinstance(source, dict) and isinstance(source.get("path"), str) and not Path(source["path"]).is_absolute():
             source["path"] = str((path.parent / source["path"]).resolve())
+        if isinstance(source, dict) and isinstance(source.get("query"), str) and source.get("path") is None:
+            folder = source.get("folder")
+            if folder is None or isinstance(folder, str) and folder and not Path(folder).is_absolute():
+                source["folder"] = str((path.parent / (folder or ".")).resolve())
     try:
         defs = Definitions.model_validate(document)
     except ValidationError as exc:

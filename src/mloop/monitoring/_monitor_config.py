@@ -12,6 +12,9 @@ monitors:
     deployment: flights
     window: {kind: streaming}
     concept: {detector: adwin, loss: brier}
+  - name: features-fresh                     # a deployment that fills in a feature service
+    deployment: drivers
+    freshness: {max_age: 2h}                   # views: default, those of the deployment's feature service
 ```
 """
 
@@ -108,12 +111,29 @@ class Concept(_Strict):
         return self
 
 
+class Freshness(_Strict):
+    """Alarm while a feature view's newest materialised row is older than ``max_age`` (``2h``, ``30m``, seconds), or
+    while it has none; ``views`` default to those of the deployment's feature service."""
+
+    max_age: float
+    views: list[str] | None = Field(default=None, min_length=1)
+
+    @field_validator("max_age", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        from mloop.durations import parse_duration
+
+        return parse_duration(value, "max_age").total_seconds()
+
+
 class MonitorConfig(_Strict):
-    """One monitor of one deployment."""
+    """One monitor of one deployment: drift over windows of its predictions (``window``), or the freshness of the
+    features it is served (``freshness``)."""
 
     name: str
     deployment: str
-    window: Window
+    window: Window | None = None
+    freshness: Freshness | None = None
     reference: Reference | None = None
     features: list[str] | None = Field(default=None, min_length=1)
     tests: dict[str, str] = Field(default_factory=dict)
@@ -171,6 +191,12 @@ class MonitorConfig(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
+        if self.freshness is not None:
+            if self.window is not None or self.reference is not None or self.concept is not None:
+                raise ValueError("a freshness monitor takes no window, reference or concept; add a second monitor for drift")
+            return self
+        if self.window is None:
+            raise ValueError("give a window (count, hourly, daily or streaming) for drift, or freshness: {max_age: 2h} for features")
         if self.window.kind == "streaming":
             if self.concept is None:
                 raise ValueError("streaming windows need a concept detector (concept: {detector: adwin})")

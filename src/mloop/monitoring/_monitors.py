@@ -26,6 +26,7 @@ from mloop.errors import InvalidInput, MloopError
 from mloop.events import DRIFT_DETECTED, DRIFT_RESOLVED, EventBus
 from mloop.monitoring._charts import line_chart
 from mloop.monitoring._drift_report import render, summary, write_html
+from mloop.monitoring._freshness import judge_freshness
 from mloop.monitoring._log import LOG_FIELDS, LogReader
 from mloop.monitoring._monitor_config import MonitorConfig, parse_monitor
 from mloop.monitoring._webhooks import deliver
@@ -95,8 +96,12 @@ class MonitorRunner:
         metrics: MonitorMetrics | None = None,
         webhook_allow: Collection[str] = (),
         clock: Callable[[], float] = time.time,
+        feature_ages: Callable[[str | None, list[str] | None], dict[str, float | None]] | None = None,
     ) -> None:
+        """``feature_ages(service, views)`` gives the age in seconds of each view's newest materialised row (the listed
+        views, or the service's); freshness monitors need it (the serving layer hands it in)."""
         self.store = store
+        self.feature_ages = feature_ages
         self.bus = bus
         self.reader = LogReader(logs_dir)
         self.reports_dir = reports_dir
@@ -119,7 +124,9 @@ class MonitorRunner:
         for row in self.store.monitors.list():
             try:
                 config = parse_monitor(row.config)
-                if config.window.kind == "streaming":
+                if config.freshness is not None:
+                    results += self._freshness(row, config)
+                elif config.window is not None and config.window.kind == "streaming":
                     results += self._stream(row, config)
                 else:
                     results += self._windows(row, config)
@@ -167,6 +174,7 @@ class MonitorRunner:
         self, row: MonitorRow, config: MonitorConfig, state: dict[str, Any], horizon: float, after: tuple[float, str, int] | None
     ) -> tuple[pd.DataFrame, float, float, dict[str, Any]] | None:
         cursor = tuple(state["cursor"]) if "cursor" in state else after
+        assert config.window is not None
         if config.window.kind == "count":
             size = config.window.size or 0
             if cursor is not None and self.reader.count(row.deployment, since=cursor[0]) < size:
@@ -294,6 +302,37 @@ class MonitorRunner:
         self.store.monitors.save_state(row.id, {"labels_after": float(frame["label_ts"].max()), "since": since})
         return results
 
+    # -- feature freshness ----------------------------------------------------------------------
+
+    def _freshness(self, row: MonitorRow, config: MonitorConfig) -> list[WindowResult]:
+        """Judge the ages of the watched views now; an alarm when they turn stale, resolved when all are fresh again
+        (each change recorded as a window with the ages that decided it)."""
+        assert config.freshness is not None
+        if self.feature_ages is None:
+            raise InvalidInput("This process reads no feature store: freshness monitors run in `mloop serve` and `mloop monitors run`.",
+                               field="freshness")
+        service = self.store.deployments.get(row.deployment).serving.feature_service
+        if config.freshness.views is None and service is None:
+            raise InvalidInput(f"Deployment {row.deployment!r} fills in no feature service: list the views to watch under freshness.views.",
+                               field="freshness.views")
+        verdict = judge_freshness(self.feature_ages(service, config.freshness.views), config.freshness.max_age)
+        was = bool(self.store.monitors.state(row.id).get("stale"))
+        now = self.clock()
+        state = {"stale": verdict.stale, "ages_s": verdict.ages, "checked": now}
+        if self.metrics is not None:
+            self.metrics.alarm.labels(row.deployment, row.name).set(1.0 if verdict.alarm else 0.0)
+        if verdict.alarm == was:
+            self.store.monitors.save_state(row.id, state)
+            return []
+        result = WindowResult(row.deployment, row.name, now, now, 0, verdict.alarm, verdict.alarm, drifted=verdict.stale)
+        self.store.monitors.record_window(row.id, state, start=now, end=now, rows=0, drift=verdict.alarm, alarm=verdict.alarm,
+                                          summary=verdict.to_dict(), report=None)
+        if verdict.alarm:
+            self._alarm(row, config, result, "feature_freshness", verdict.to_dict())
+        else:
+            self._resolve(row, config, result, kind="feature_freshness")
+        return [result]
+
     # -- alarms ----------------------------------------------------------------------------------
 
     def _alarm(self, row: MonitorRow, config: MonitorConfig, result: WindowResult, kind: str, details: dict[str, Any]) -> None:
@@ -304,6 +343,8 @@ class MonitorRunner:
         }
         if kind == "data_drift":
             what = f"{len(result.drifted)} feature(s) drifted: {', '.join(result.drifted) or 'predictions'}"
+        elif kind == "feature_freshness":
+            what = f"feature view(s) {', '.join(result.drifted)} older than {details['max_age_s']:g} s or never materialised"
         else:
             what = f"{config.concept.detector if config.concept else 'detector'} saw the loss rise"
         with self.store.transaction() as conn:
@@ -314,11 +355,12 @@ class MonitorRunner:
             self.metrics.alarm.labels(row.deployment, row.name).set(1.0)
         self._notify(config, payload)
 
-    def _resolve(self, row: MonitorRow, config: MonitorConfig, result: WindowResult) -> None:
-        payload = {"status": "resolved", "kind": "data_drift", "deployment": row.deployment, "monitor": row.name,
+    def _resolve(self, row: MonitorRow, config: MonitorConfig, result: WindowResult, kind: str = "data_drift") -> None:
+        payload = {"status": "resolved", "kind": kind, "deployment": row.deployment, "monitor": row.name,
                    "window": {"start": result.start, "end": result.end, "rows": result.rows}, "report": result.report}
+        resolved = "drift_resolved" if kind == "data_drift" else f"{kind}_resolved"
         with self.store.transaction() as conn:
-            AlertLog.record(conn, row.deployment, "drift_resolved", f"Monitor {row.name}: back to normal.", severity="info", details=payload)
+            AlertLog.record(conn, row.deployment, resolved, f"Monitor {row.name}: back to normal.", severity="info", details=payload)
             self.bus.publish(conn, DRIFT_RESOLVED, payload)
         self._notify(config, payload)
 

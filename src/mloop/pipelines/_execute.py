@@ -11,10 +11,16 @@ from mloop.pipelines import _steps
 from mloop.pipelines._spec import Call, Deploy, Evaluate, Features, Ingest, Register, Split, Step, Train, Tune, Validate
 
 
-def execute(step: Step, loaded: dict[str, Any], root: Path, *, studies: Path, study: str, ray: str | None = None) -> _steps.Done:
+def execute(step: Step, loaded: dict[str, Any], root: Path, *, studies: Path, study: str, ray: str | None = None,
+            features: Any = None) -> _steps.Done:
     """Do ``step``'s work on ``loaded`` (input field → value); ``root`` is the pipeline's folder, ``studies`` where a
-    tune step keeps its Optuna study (named ``study``), ``ray`` where its trials run."""
+    tune step keeps its Optuna study (named ``study``), ``ray`` where its trials run, ``features`` the snapshot of
+    feature definitions a feature-store ingest joins through."""
     section, where = step.section, f"{step.name}.{step.kind}"
+    if isinstance(section, Ingest) and section.entities is not None:
+        from mloop.pipelines import _feature_ingest
+
+        return _feature_ingest.ingest(section, root, features, where)
     if isinstance(section, Ingest):
         return _steps.ingest(section, root, where)
     if isinstance(section, Validate):

@@ -152,6 +152,21 @@ def _pipeline_run(client: Any, run_id: str) -> Any:
     return run
 
 
+def _features_then(ws: Workspace, run_id: str) -> Any:
+    """The feature definitions the run joined through — the versions it recorded, from this workspace's store (the
+    scratch workspace has none) — or None when it joined none."""
+    from mloop.features._lineage import FeatureSnapshot
+    from mloop.tracking._tracker import FEATURES_ARTIFACT
+
+    try:
+        recorded = ws.tracker.read_dict(run_id, FEATURES_ARTIFACT)
+    except NotFound:
+        return None
+    versions = {("view", v["name"]): int(v["version"]) for v in recorded.get("views", [])}
+    versions.update({("service", s["name"]): int(s["version"]) for s in recorded.get("services", [])})
+    return FeatureSnapshot(ws.store, versions)
+
+
 def _metrics(client: Any, steps: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {name: dict(client.get_run(s["run_id"]).data.metrics) for name, s in steps.items() if s.get("run_id")}
 
@@ -197,7 +212,7 @@ def reproduce(ws: Workspace, run_id: str, *, tolerance: float = 1e-9, jobs: int 
         settings = ws.settings.model_copy(update={"home": scratch, "database_url": None, "tracking_uri": None})
         other = Workspace.init(scratch, settings=settings)
         try:
-            runner = Runner(other, jobs=jobs, use_cache=False)
+            runner = Runner(other, jobs=jobs, use_cache=False, features=_features_then(ws, run.info.run_id))
             again = runner.run(pipeline)
             now = _artifact(other.tracker, again.run_id, "pipeline/steps.json")
             metrics_now = _metrics(other.tracker.client, now)

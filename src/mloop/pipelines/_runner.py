@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from mloop.pipelines._cache import Artifacts, FileFingerprints, StepCache, code_hash, digest_of
 from mloop.pipelines._dag import graph, resolve
 from mloop.pipelines._source import Pipeline
-from mloop.pipelines._spec import KINDS, Call, Deploy, Features, Ingest, Register, Step, Train, Tune
+from mloop.pipelines._spec import KINDS, Call, Deploy, Features, Ingest, PipelineSpec, Register, Step, Train, Tune
 from mloop.workspace import Workspace
 
 if TYPE_CHECKING:  # the steps' own code (pandas, NumPy) is imported only when a step runs, not for a rerun that reuses all
+    from mloop.features import FeatureRegistry
+    from mloop.features._lineage import FeatureSnapshot
     from mloop.pipelines import _steps
 
 
@@ -48,11 +50,15 @@ class PipelineRun:
 
 
 class Runner:
-    """Runs pipelines in one workspace; ``jobs`` steps at most at once."""
+    """Runs pipelines in one workspace; ``jobs`` steps at most at once. A feature-store ingest joins through the
+    workspace's feature definitions, or ``features`` (a :class:`~mloop.features._lineage.FeatureSnapshot` of given
+    versions, say)."""
 
     def __init__(self, workspace: Workspace, *, jobs: int = 2, use_cache: bool = True,
-                 on_step: Callable[[StepResult], None] | None = None, ray: str | None = None) -> None:
+                 on_step: Callable[[StepResult], None] | None = None, ray: str | None = None, features: FeatureRegistry | None = None) -> None:
         self.ws = workspace
+        self.features = features
+        self._pinned: dict[str, FeatureSnapshot] = {}  # feature-store ingest step → the definitions its key and join use
         self.ray = ray  # tune steps' trials as Ray tasks: "auto" or a cluster's address
         self.jobs = max(1, jobs)
         self.use_cache = use_cache
@@ -69,6 +75,8 @@ class Runner:
         reused = self._reused(pipeline)
         if reused is None:
             pipeline.check_code()  # steps will run: their code must import (a cache hit proved it did, for the same code)
+            if any(isinstance(s.section, Ingest) and s.section.entities is not None for s in pipeline.spec.steps):
+                pipeline.check_features(self._definitions())
         if reused is not None:
             results = [StepResult(s.name, "cached", run_id=reused[s.name].get("run_id"), key=reused[s.name]["key"]) for s in pipeline.spec.steps]
             for result in results:
@@ -98,7 +106,7 @@ class Runner:
 
     def _run(self, pipeline: Pipeline) -> PipelineRun:
         spec = pipeline.spec
-        self._name = spec.name
+        self._name, self._spec = spec.name, spec
         needs = graph(spec)
         sorter = TopologicalSorter(needs)
         sorter.prepare()
@@ -154,9 +162,29 @@ class Runner:
         self.files.save()
         return PipelineRun(run_id, ordered, self.files.read_bytes)
 
+    def _definitions(self) -> FeatureSnapshot:
+        """The feature definitions a feature-store ingest joins through, read now (or the snapshot given)."""
+        from mloop.features._lineage import FeatureSnapshot, snapshot
+
+        return snapshot(self.features) if self.features is not None else FeatureSnapshot(self.ws.store)
+
+    def _feature_lineage(self, spec: PipelineSpec, names: set[str], entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The feature views recorded by the feature-store ingests among ``names`` and every step they need."""
+        needs, seen, todo = graph(spec), set(), list(names)
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(needs[name])
+        return [entries[n]["feature_lineage"] for n in sorted(seen) if entries.get(n, {}).get("feature_lineage")]
+
     def _lineage(self, parent: Any, pipeline: Pipeline, results: dict[str, StepResult], entries: dict[str, dict[str, Any]]) -> None:
         """What ``mloop reproduce`` needs on the pipeline's run: the spec as run (overrides applied) and where its code
-        lives, and per step the run that made its outputs, the hashes of its code, file and inputs, and of its outputs."""
+        lives, and per step the run that made its outputs, the hashes of its code, file and inputs, and of its outputs;
+        and the feature views every feature-store ingest that ran or was reused joined."""
+        made = {n for n, r in results.items() if r.status in ("ran", "cached")}
+        for used in self._feature_lineage(pipeline.spec, made, entries):
+            parent.log_feature_views(used["views"], service=used["service"])
         parent.log_dict({"spec": pipeline.spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
                          "file": str(pipeline.path or ""), "root": str(pipeline.root)}, "pipeline/pipeline.json")
         steps = {}
@@ -180,6 +208,11 @@ class Runner:
         parts: dict[str, Any] = {"kind": step.kind, "section": section.model_dump()}
         if isinstance(section, Ingest) and section.path is not None:
             parts["file"] = self.files.sha256(pipeline.root / section.path)
+        if isinstance(section, Ingest) and section.entities is not None:  # the entity rows, the views' versions and their data
+            from mloop.pipelines._feature_ingest import data_hash
+
+            self._pinned[step.name] = pinned = self._definitions()
+            parts["file"] = data_hash(section, pipeline.root, pinned, self.files)
         if isinstance(section, Call | Train | Tune) or (isinstance(section, Ingest) and section.callable is not None):
             parts["code"] = code_hash(str(section.callable), pipeline.root)  # from the files: nothing imported
         else:  # mloop's own step code, and the libraries it runs on
@@ -202,7 +235,8 @@ class Runner:
         study = f"{pipeline.spec.name}-{step.name}-{key[:12]}"
         from mloop.pipelines._execute import execute
 
-        return execute(step, loaded, pipeline.root, studies=self.ws.root / "pipelines" / "studies", study=study, ray=self.ray)
+        return execute(step, loaded, pipeline.root, studies=self.ws.root / "pipelines" / "studies", study=study, ray=self.ray,
+                       features=self._pinned.get(step.name))
 
     def _record(self, parent: Any, step: Step, key: str, future: Future[_steps.Done], entries: dict[str, dict[str, Any]],
                 seconds: float) -> StepResult:
@@ -230,7 +264,12 @@ class Runner:
                 child.log_params({k: str(v)[:500] for k, v in trial["params"].items()})
                 if trial["value"] == trial["value"]:
                     child.log_metrics({str(getattr(step.section, "metric", "value")): float(trial["value"])})
+        if done.feature_lineage:  # a feature-store ingest: its run, and (through the cache entry) the runs that use its table
+            run.log_feature_views(done.feature_lineage["views"], service=done.feature_lineage["service"])
+            extra["feature_lineage"] = done.feature_lineage
         if isinstance(step.section, Train | Tune):
+            for used in self._feature_lineage(self._spec, {step.name}, entries):  # the model carries them into its card
+                run.log_feature_views(used["views"], service=used["service"])
             # The signature is the model's inputs, not every column the step was given.
             from mloop.pipelines._steps import model_inputs
 

@@ -65,10 +65,11 @@ class Pipeline:
         pipeline = cls(spec, path)
         checked = [(i, s) for i, s in enumerate(spec.steps) if steps is None or s.name in steps]
         for index, step in checked:
-            source = getattr(step.section, "path", None)
-            if source is not None and not (pipeline.root / source).is_file():
-                raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, 'path'])}: steps[{index}] ({step.name}).ingest.path: "
-                                   f"no file at {pipeline.root / source} (relative paths are from the pipeline's folder).", field="path")
+            for field in ("path", "entities") if step.kind == "ingest" else ():
+                source = getattr(step.section, field, None)
+                if source is not None and not (pipeline.root / source).is_file():
+                    raise InvalidInput(f"{path}:{line_of(node, ['steps', index, step.kind, field])}: steps[{index}] ({step.name}).ingest.{field}: "
+                                       f"no file at {pipeline.root / source} (relative paths are from the pipeline's folder).", field=field)
         pipeline._node, pipeline._steps = node, steps
         if check_code:
             pipeline.check_code()
@@ -100,6 +101,22 @@ class Pipeline:
                         line = line_of(node, ['steps', index, step.kind, *loc]) if node is not None else "?"
                         raise InvalidInput(f"{path}:{line}: {exc.message}", field=exc.field) from None
         self._checked = True
+
+    def check_features(self, definitions: Any) -> None:
+        """Every feature-store ingest's service or features resolve in ``definitions`` (a feature registry); refused
+        naming the file, the line and the field, before anything runs."""
+        from mloop.pipelines._feature_ingest import check
+        from mloop.pipelines._spec import Ingest
+
+        for index, step in enumerate(self.spec.steps):
+            section = step.section
+            if not isinstance(section, Ingest) or section.entities is None or (self._steps is not None and step.name not in self._steps):
+                continue
+            problem = check(section, definitions)
+            if problem is not None:
+                field = "service" if section.service is not None else "features"
+                line = line_of(self._node, ["steps", index, "ingest", field]) if self._node is not None else "?"
+                raise InvalidInput(f"{self.path}:{line}: steps[{index}] ({step.name}).ingest.{field}: {problem}", field=field)
 
     @contextmanager
     def importable(self) -> Iterator[None]:

@@ -32,6 +32,7 @@ from mloop.data._validate import ColumnRule
 Kind = Literal["ingest", "validate", "call", "features", "split", "train", "tune", "evaluate", "register", "deploy"]
 GATE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?(?:[eE]-?\d+)?)\s*$")
 CALLABLE = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+FEATURE_REF = re.compile(r"^[A-Za-z_][\w-]*:(\*|[A-Za-z_]\w*)$")
 
 
 class _Strict(BaseModel):
@@ -40,17 +41,40 @@ class _Strict(BaseModel):
 
 class Ingest(_Strict):
     """Read a table: a file (``path``: Parquet, CSV, Arrow/Feather or HDF5, ``key`` naming the HDF5 table; relative to
-    the pipeline's folder), or what ``callable(**params)`` returns (a query, data a package ships)."""
+    the pipeline's folder), what ``callable(**params)`` returns (a query, data a package ships), or the feature store's
+    point-in-time join: ``entities`` (a file of entity rows — join keys, ``timestamp``, labels) with the features of a
+    feature ``service`` or the named ``features``, ``as_of`` known time (default) or event time; the views and versions
+    it joined are recorded on the runs that use the table, and so in the cards of the models trained on it."""
 
     path: str | None = Field(default=None, min_length=1)
     key: str | None = None
     callable: str | None = Field(default=None, pattern=CALLABLE)
     params: dict[str, Any] = Field(default_factory=dict)
+    entities: str | None = Field(default=None, min_length=1)
+    service: str | None = Field(default=None, min_length=1)
+    features: list[str] | None = Field(default=None, min_length=1)
+    timestamp: str = Field(default="event_timestamp", min_length=1)
+    as_of: Literal["known", "event"] = "known"
+    full_names: bool = False
+
+    @field_validator("features")
+    @classmethod
+    def _refs(cls, refs: list[str] | None) -> list[str] | None:
+        for ref in refs or []:
+            if not FEATURE_REF.match(ref):
+                raise ValueError(f"{ref!r} is not a feature reference: write view:feature (or view:* for all of a view's)")
+        return refs
 
     @model_validator(mode="after")
     def _source(self) -> Ingest:
-        if (self.path is None) == (self.callable is None):
-            raise ValueError("give exactly one of path (a file) or callable (a function returning the table)")
+        if sum(v is not None for v in (self.path, self.callable, self.entities)) != 1:
+            raise ValueError("give exactly one of path (a file), callable (a function returning the table) or entities "
+                             "(entity rows for the feature store's training join)")
+        if self.entities is not None and (self.service is None) == (self.features is None):
+            raise ValueError("entities: name a feature service (service: NAME) or the features (features: [view:feature, …]), one of the two")
+        stray = sorted(f for f in ("service", "features", "timestamp", "as_of", "full_names") if f in self.model_fields_set)
+        if self.entities is None and stray:
+            raise ValueError(f"{stray[0]}: only a feature-store ingest takes it; give entities (a file of entity rows) too")
         return self
 
 

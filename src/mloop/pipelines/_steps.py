@@ -25,6 +25,7 @@ class Done:
     metrics: dict[str, float] = field(default_factory=dict)
     stop: str | None = None  # why nothing after this step may run (a gate that failed), recorded with the step
     children: list[dict[str, Any]] = field(default_factory=list)  # a tune step's trials, each logged as a nested run
+    feature_lineage: dict[str, Any] | None = None  # a feature-store ingest's views and versions, recorded on the runs that use its table
 
 
 def trainer(path: str, where: str) -> Callable[..., Any]:

@@ -1,17 +1,28 @@
-"""Model cards: Markdown written from the run's real metadata (data, features, params, metrics, lineage)."""
+"""Model cards: Markdown written from the run's real metadata (data, feature views, features, params, metrics,
+lineage)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 
-def _table(rows: list[tuple[str, str]], header: tuple[str, str]) -> list[str]:
+def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
     if not rows:
         return ["_none recorded_", ""]
-    lines = [f"| {header[0]} | {header[1]} |", "| --- | --- |"]
-    lines += [f"| {k} | {v} |" for k, v in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]
+
+
+def _feature_views(features: dict[str, Any]) -> list[str]:
+    """The feature store's views (name, version, features) the model's training data was joined from."""
+    services = ", ".join(f"`{s['name']}` v{s['version']}" for s in features.get("services", []))
+    lines = ["## Feature views", "", "Trained on the feature store's point-in-time join"
+             + (f" of feature service {services}." if services else "."), ""]
+    rows = [(str(v["name"]), f"v{v['version']}", ", ".join(v.get("features", []))) for v in features.get("views", [])]
+    return lines + _table(rows, ("view", "version", "features"))
 
 
 def render_card(
@@ -27,8 +38,10 @@ def render_card(
     manifest_sha256: str,
     created: float,
     twin: dict[str, Any] | None = None,
+    features: dict[str, Any] | None = None,
 ) -> str:
-    """The card of ``name`` version ``version`` as Markdown."""
+    """The card of ``name`` version ``version`` as Markdown; ``features`` is the run's feature lineage
+    (``{"views": [{"name", "version", "features"}], "services": [{"name", "version"}]}``), listed when it has views."""
     when = dt.datetime.fromtimestamp(created, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines = [f"# Model card: {name} v{version}", "", f"Registered {when} from run `{run_id}`.", ""]
 
@@ -43,6 +56,9 @@ def render_card(
         for c in contexts
     ]
     lines += _table(data_rows, ("context", "dataset"))
+
+    if features and features.get("views"):
+        lines += _feature_views(features)
 
     lines += ["## Features", ""]
     lines += _table([(str(i["name"]), str(i["type"])) for i in inputs], ("feature", "type"))

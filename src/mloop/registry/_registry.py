@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -179,6 +180,15 @@ class Registry:
             )
         return sorted(out, key=lambda m: m["name"])
 
+    def versions_from_runs(self, run_ids: Collection[str]) -> list[ModelVersionInfo]:
+        """Every registered version whose model one of ``run_ids`` made (lineage from runs to models), by name and version."""
+        wanted = set(run_ids)
+
+        def through_client() -> list[ModelVersionInfo]:
+            return [v for m in self._list_models_through_client() for v in self._versions_through_client(m["name"]) if v.run_id in wanted]
+
+        return self._tracker.read(lambda c: [self._record(r) for r in c.versions() if r.run_id in wanted], through_client)
+
     def artifact_dir(self, name: str, version: int) -> Path:
         """Where the files of ``name`` version ``version`` live on disk."""
         source = self.resolve(name, version).source
@@ -235,6 +245,14 @@ class Registry:
 
         run = client.get_run(logged.source_run_id) if logged.source_run_id else None
         inputs = [{"name": c.name, "type": c.type} for c in signature_inputs(files)]
+        from mloop.tracking._tracker import FEATURE_VIEW_TAG, FEATURES_ARTIFACT
+
+        features = None
+        if run is not None and any(k.startswith(FEATURE_VIEW_TAG) for k in run.data.tags):  # the feature views it was trained on
+            try:
+                features = self._tracker.read_dict(run.info.run_id, FEATURES_ARTIFACT)
+            except NotFound:
+                features = None
         card = render_card(
             name=name,
             version=version,
@@ -247,6 +265,7 @@ class Registry:
             manifest_sha256=digest,
             created=time.time(),
             twin=twin,
+            features=features,
         )
         write_atomic(self._cards_dir / name / f"v{version}.md", card)
         client.update_model_version(name, str(version), description=card)

@@ -9,16 +9,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mloop.serving._app import create_app
     from mloop.serving._deployments import Deployments
+    from mloop.serving._features import OnlineFeatures, online_features
     from mloop.serving._hub import ModelHub, Served
     from mloop.serving._rollouts import Rollouts
     from mloop.serving._server import serve
 
-__all__ = ["Deployments", "ModelHub", "Rollouts", "Served", "create_app", "serve"]
+__all__ = ["Deployments", "ModelHub", "OnlineFeatures", "Rollouts", "Served", "create_app", "online_features", "serve"]
 
 _WHERE = {
     "create_app": "mloop.serving._app",
     "Deployments": "mloop.serving._deployments",
     "ModelHub": "mloop.serving._hub",
+    "OnlineFeatures": "mloop.serving._features",
+    "online_features": "mloop.serving._features",
     "Rollouts": "mloop.serving._rollouts",
     "Served": "mloop.serving._hub",
     "serve": "mloop.serving._server",

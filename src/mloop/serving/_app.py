@@ -18,6 +18,7 @@ from mloop import __version__
 from mloop._background import LeasedLoop
 from mloop.monitoring import MonitorMetrics, MonitorRunner, MonitorScheduler, PredictionLog, sink_for
 from mloop.security import Authenticator
+from mloop.serving._features import FreshnessCollector, online_features
 from mloop.serving._gateway import Gateway
 from mloop.serving._hub import ModelHub
 from mloop.serving._inference import Inference
@@ -115,8 +116,10 @@ def create_app(
         on_fallback=lambda dep, version: metrics.fallbacks.labels(dep, str(version)).inc(),
     )
     poll = settings.event_poll_interval if poll_interval is None else poll_interval
+    features = online_features(workspace)
+    metrics.registry.register(FreshnessCollector(features))
     hub = ModelHub(workspace.registry, workspace.store.deployments, workspace.bus, poll_interval=poll, stats=stats,
-                   rollouts=workspace.store.rollouts)
+                   rollouts=workspace.store.rollouts, features=features)
     sink = sink_for(settings.log_transport, workspace.logs_dir)
     flush = settings.log_flush_interval if log_flush_interval is None else log_flush_interval
     predictions = PredictionLog(workspace.logs_dir, flush_interval=flush, sink=sink)
@@ -126,14 +129,14 @@ def create_app(
     if interval > 0:
         runner = MonitorRunner(
             workspace.store, workspace.bus, workspace.logs_dir, workspace.reports_dir,
-            metrics=MonitorMetrics(metrics.registry), webhook_allow=settings.webhook_hosts,
+            metrics=MonitorMetrics(metrics.registry), webhook_allow=settings.webhook_hosts, feature_ages=features.watched_ages,
         )
         scheduler = MonitorScheduler(runner, interval=interval)
     loops: list[LeasedLoop] = [*([scheduler] if scheduler is not None else []),
                                *(loop for make in background if (loop := make(workspace, metrics.registry)) is not None)]
     status = Status(hub, metrics)
     table = RouteTable([
-        *status.routes(), *Inference(hub, predictions, metrics).routes(), *Management(workspace.store, authenticator).routes(),
+        *status.routes(), *Inference(hub, predictions, metrics).routes(), *features.routes(), *Management(workspace.store, authenticator).routes(),
         *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus), changed=hub.refresh).routes(),
         *(route for make in routes for route in make(workspace)), *FRAMEWORK_ROUTES,
     ])
@@ -158,6 +161,7 @@ def create_app(
                 await run_in_threadpool(loop.stop)
             await run_in_threadpool(hub.stop)
             await run_in_threadpool(predictions.close)
+            features.close()
 
     app = build_fastapi(table, lifespan)
     app.state.hub = hub

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mloop.errors import NotFound
+from mloop.errors import InvalidInput, NotFound
 from mloop.events import DEPLOYMENT_CHANGED, EventBus
 from mloop.registry import Registry
 from mloop.store import Deployment, MetadataStore, ServingConfig
@@ -28,6 +28,15 @@ class Deployments:
 
     def get(self, name: str) -> Deployment:
         return self.store.deployments.get(name)
+
+    def check_feature_service(self, name: str) -> None:
+        """``InvalidInput`` unless feature service ``name`` has been applied."""
+        from mloop.features import FeatureRegistry
+
+        services = FeatureRegistry(self.store).services()
+        if name not in services:
+            raise InvalidInput(f"feature_service: no feature service {name!r}; services: {', '.join(sorted(services)) or 'none applied'} "
+                               "(`mloop features apply FILE`).", field="feature_service")
 
     def _served_versions(self, name: str) -> set[tuple[str, int]]:
         """(model, version) pairs the deployment serves now, as its aliases resolve today."""
@@ -56,7 +65,8 @@ class Deployments:
     ) -> Deployment:
         """Serve ``models:/<model_name>@<alias>`` as deployment ``name`` (created or replaced).
 
-        ``serving`` sets batching, queue, deadline and missing-value rules; ``None`` keeps the current ones.
+        ``serving`` sets batching, queue, deadline and missing-value rules and the feature service filled into requests (which
+        must exist); ``None`` keeps the current ones.
         Every version the deployment will newly serve must exist and, if it has an ONNX twin, agree with it on
         its parity sample (else ``Conflict`` naming the largest difference); versions it already serves were
         checked when they arrived, so a rollout step re-checks nothing.
@@ -65,6 +75,8 @@ class Deployments:
         from mloop.rollout import parse_split
 
         rollout = parse_split(rollout) if rollout is not None else None
+        if serving is not None and serving.feature_service is not None:
+            self.check_feature_service(serving.feature_service)
         refs = [alias] + ([str(rollout["candidate_alias"])] if rollout and rollout.get("candidate_alias") else [])
         already = self._served_versions(name)
         for ref in refs:

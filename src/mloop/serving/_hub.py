@@ -9,6 +9,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from mloop.errors import NotFound, Unavailable
 from mloop.events import EventBus
@@ -19,6 +20,9 @@ from mloop.serving._runtime import Runtime, runtime_for
 from mloop.serving._shadow import ShadowLane
 from mloop.serving._stats import StatsBook, VersionStats
 from mloop.store import Deployment, DeploymentRepository, PolicyRow, RolloutRepository, ServingConfig
+
+if TYPE_CHECKING:
+    from mloop.serving._features import FeatureJoin, OnlineFeatures
 
 log = logging.getLogger("mloop.serving")
 
@@ -62,6 +66,7 @@ class Served:
     revision: int = 0
     policy: str | None = None  # "canary r3" while a stored policy routes the traffic
     shadow: ShadowLane | None = None  # copies of the traffic go to a second version, off the response path
+    features: FeatureJoin | None = None  # the feature service filled into each request, if the deployment names one
 
     @property
     def baseline(self) -> ServedVersion:
@@ -108,9 +113,10 @@ class ModelHub:
 
     def __init__(
         self, registry: Registry, deployments: DeploymentRepository, bus: EventBus, *, poll_interval: float = 0.5, stats: StatsBook | None = None,
-        rollouts: RolloutRepository | None = None,
+        rollouts: RolloutRepository | None = None, features: OnlineFeatures | None = None,
     ) -> None:
         self.registry = registry
+        self.features = features
         self.deployments = deployments
         self.rollouts = rollouts
         self.bus = bus
@@ -167,6 +173,11 @@ class ModelHub:
         """
         with self._refresh_lock:
             last = self.bus.last_id()
+            if self.features is not None:
+                try:
+                    self.features.refresh()
+                except Exception as exc:  # the definitions could not be read: keep the readers built last time
+                    log.error("could not load feature definitions: %s", exc)
             table: dict[str, Served] = {}
             live = {p.deployment: p for p in self.rollouts.all_live()} if self.rollouts is not None else {}
             for dep in self.deployments.list():
@@ -197,6 +208,12 @@ class ModelHub:
         def version(ref: str) -> ServedVersion:
             return self._version(dep.name, dep.model_name, ref, dep.serving)
 
+        join = None
+        if dep.serving.feature_service is not None:
+            if self.features is None:
+                raise NotFound(f"Deployment {dep.name!r} names feature service {dep.serving.feature_service!r}, but this server reads no features.")
+            join = self.features.join(dep.serving.feature_service)
+
         if policy is not None:
             from mloop.rollout import build_policy, parse_policy
 
@@ -214,14 +231,15 @@ class ModelHub:
                     shadow_version = next(r.version for r in routes if r.label == "shadow")
                     lane = ShadowLane(shadow_version, queue_size=int(doc.get("queue_size", 1000)), sample=float(doc.get("sample", 1.0)))
                     self._lanes[(dep.name, policy.revision)] = lane
-            return Served(dep.name, dep.serving, routes, dep.revision, f"{policy.kind} r{policy.revision}", lane)
+            return Served(dep.name, dep.serving, routes, dep.revision, f"{policy.kind} r{policy.revision}", lane, join)
         baseline = version(dep.alias)
         rollout = dep.rollout or {}
         if rollout.get("candidate_alias"):
             share = float(rollout.get("percent", 0.0)) / 100.0
             candidate = version(str(rollout["candidate_alias"]))
-            return Served(dep.name, dep.serving, (ArmRoute("candidate", candidate, share), ArmRoute("baseline", baseline, 1.0 - share)), dep.revision)
-        return Served(dep.name, dep.serving, (ArmRoute("baseline", baseline, 1.0),), dep.revision)
+            return Served(dep.name, dep.serving, (ArmRoute("candidate", candidate, share), ArmRoute("baseline", baseline, 1.0 - share)), dep.revision,
+                          features=join)
+        return Served(dep.name, dep.serving, (ArmRoute("baseline", baseline, 1.0),), dep.revision, features=join)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_interval):

@@ -98,9 +98,11 @@ class Inference:
         if len(key) > 128:
             raise InvalidInput("X-Routing-Key must be at most 128 characters.", field="X-Routing-Key")
         timeout_ms = self._timeout_ms(headers)  # a bad header is the client's fault, not the arm's
+        features = served.features
+        joined = features.fill(columns) if features is not None else None
         sv, arm, probability = served.pick(key)
         try:
-            block = sv.runtime.prepare(columns)
+            block = sv.runtime.prepare(columns if features is None or joined is None else features.inputs(joined, sv.columns))
             rows = len(block)
             output, queue_s, compute_s = await sv.batcher.submit(block, rows, timeout_ms=timeout_ms)
         except Exception as exc:  # the routed version failed this request: an outcome of its arm, then the usual reply
@@ -115,9 +117,13 @@ class Inference:
         if served.shadow is not None:
             served.shadow.offer(block, rows, out, total * 1000)
         scores = out[:, -1] if out.ndim == 2 else out.reshape(rows, -1)[:, -1]
-        self.predictions.log_predictions(
-            served.name, sv.version, request_id, time.time(), block, scores, total * 1000, columns=sv.columns, arm=arm, probability=probability
-        )
+        if features is None or joined is None:
+            self.predictions.log_predictions(
+                served.name, sv.version, request_id, time.time(), block, scores, total * 1000, columns=sv.columns, arm=arm, probability=probability
+            )
+        else:  # the request's keys and fields with the online values joined to them, as the model was given them
+            self.predictions.log_predictions(served.name, sv.version, request_id, time.time(), features.logged(joined),
+                                             scores, total * 1000, arm=arm, probability=probability)
         return sv, out
 
     def _single(self) -> Served:

@@ -24,7 +24,8 @@ class ServingConfig:
     most before 429; ``timeout_ms`` the default deadline; ``allow_missing`` whether ``null`` inputs are accepted;
     ``runtime_timeout_ms`` how long the fast (ONNX) runtime may take on a batch before the native model answers it;
     ``inline_below_ms``: an idle version whose calls take less than this (a moving average) scores a request on the
-    event loop instead of handing it to its worker thread (0 turns that off)."""
+    event loop instead of handing it to its worker thread (0 turns that off); ``feature_service``: a feature service whose
+    online values the server fills into each request from its join keys before scoring (None: requests carry every input)."""
 
     max_batch_size: int = 64
     max_delay_ms: float = 0.0
@@ -33,6 +34,7 @@ class ServingConfig:
     allow_missing: bool = True
     runtime_timeout_ms: float = 1_000.0
     inline_below_ms: float = 1.0
+    feature_service: str | None = None
 
     def __post_init__(self) -> None:
         checks = (
@@ -46,6 +48,8 @@ class ServingConfig:
         for name, ok, bounds in checks:
             if not ok:
                 raise InvalidInput(f"{name} must be within {bounds}, got {getattr(self, name)}.", field=name)
+        if self.feature_service is not None:
+            check_name(self.feature_service, "feature_service")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

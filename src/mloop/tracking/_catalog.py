@@ -40,6 +40,7 @@ _runs = sa.Table(
     "runs", _meta, sa.Column("run_uuid", sa.String), sa.Column("name", sa.String), sa.Column("status", sa.String),
     sa.Column("start_time", sa.BigInteger), sa.Column("lifecycle_stage", sa.String), sa.Column("experiment_id", sa.Integer),
 )
+_run_tags = sa.Table("tags", _meta, sa.Column("key", sa.String), sa.Column("value", sa.String), sa.Column("run_uuid", sa.String))
 _latest_metrics = sa.Table(
     "latest_metrics", _meta, sa.Column("key", sa.String), sa.Column("value", sa.Float), sa.Column("is_nan", sa.Boolean), sa.Column("run_uuid", sa.String)
 )
@@ -182,3 +183,14 @@ class MlflowCatalog:
                       (r.start_time or 0) / 1000, metrics.get(r.run_uuid, {}))
             for r in runs
         ]
+
+    def runs_tagged(self, key: str) -> list[tuple[RunSummary, str]]:
+        """Active runs of active experiments that carry the tag ``key``, newest first, with its value (no metrics)."""
+        names = self.experiments()
+        query = (
+            sa.select(_runs, _run_tags.c.value).join(_run_tags, _run_tags.c.run_uuid == _runs.c.run_uuid)
+            .where(_run_tags.c.key == key, _runs.c.lifecycle_stage == "active", _runs.c.experiment_id.in_(list(names)))
+            .order_by(_runs.c.start_time.desc(), _runs.c.run_uuid)
+        )
+        return [(RunSummary(r.run_uuid, r.name or "", names[int(r.experiment_id)], r.status or "", (r.start_time or 0) / 1000, {}), r.value)
+                for r in self._rows(query)]

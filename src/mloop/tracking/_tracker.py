@@ -45,6 +45,10 @@ SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
 # importing the model in a subprocess (several seconds per model).
 _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 
+# Feature lineage on a run: a tag per feature view (its versions, comma-separated: searchable) and the full record.
+FEATURE_VIEW_TAG = "mloop.feature_view."
+FEATURES_ARTIFACT = "lineage/features.json"
+
 
 def _skops_can(model: Any) -> bool:
     """Whether skops can store ``model`` with only the types mloop trusts: scikit-learn's own and mloop's. Anything
@@ -93,6 +97,8 @@ class TrackedRun:
         self.experiment_id = experiment_id
         self.seed = seed
         self.datasets: dict[str, Fingerprint] = {}
+        self.feature_views: dict[tuple[str, int], list[str]] = {}  # (view, version) → the features used
+        self.feature_services: set[tuple[str, int]] = set()
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -144,6 +150,22 @@ class TrackedRun:
         self.datasets[context] = fp
         self.log_dict({"name": name, "targets": targets, **fp.to_dict()}, f"lineage/datasets/{context}.json")
         return fp
+
+    def log_feature_views(self, views: list[dict[str, Any]], *, service: dict[str, Any] | None = None) -> None:
+        """Record the feature views this run's data came from (each ``{"name", "version", "features"}``) and the
+        feature service, if one named them: a tag ``mloop.feature_view.<view>`` = its versions (what
+        ``mloop features lineage`` searches) and ``lineage/features.json``. Calls add up (a run may join twice)."""
+        for view in views:
+            used = self.feature_views.setdefault((str(view["name"]), int(view["version"])), [])
+            used.extend(str(f) for f in view.get("features", []) if str(f) not in used)
+        if service is not None:
+            self.feature_services.add((str(service["name"]), int(service["version"])))
+        versions: dict[str, list[int]] = {}
+        for name, version in sorted(self.feature_views):
+            versions.setdefault(name, []).append(version)
+        self.set_tags({f"{FEATURE_VIEW_TAG}{name}": ",".join(map(str, v)) for name, v in versions.items()})
+        self.log_dict({"views": [{"name": n, "version": v, "features": f} for (n, v), f in sorted(self.feature_views.items())],
+                       "services": [{"name": n, "version": v} for n, v in sorted(self.feature_services)]}, FEATURES_ARTIFACT)
 
     def log_sklearn_model(self, model: Any, input_example: pd.DataFrame) -> str:
         """Log a fitted scikit-learn estimator with its signature and input example (skops format, the types skops
@@ -341,10 +363,34 @@ class Tracker:
         return data
 
     def lineage(self, run_id: str) -> dict[str, Any]:
-        """The lineage recorded for ``run_id``: code, environment, seed and datasets."""
+        """The lineage recorded for ``run_id``: code, environment, seed, datasets, and the feature views and services
+        its data came from (empty lists when none)."""
         with tempfile.TemporaryDirectory(prefix="mloop-lineage-") as tmp, _quiet_downloads():
             local = Path(self.client.download_artifacts(run_id, "lineage", tmp))
             lineage: dict[str, Any] = json.loads((local / "lineage.json").read_text())
             datasets_dir = local / "datasets"
             lineage["datasets"] = {p.stem: json.loads(p.read_text()) for p in sorted(datasets_dir.glob("*.json"))} if datasets_dir.exists() else {}
+            features = local / Path(FEATURES_ARTIFACT).name
+            recorded = json.loads(features.read_text()) if features.exists() else {}
+            lineage["feature_views"] = recorded.get("views", [])
+            lineage["feature_services"] = recorded.get("services", [])
         return lineage
+
+    def runs_tagged(self, key: str) -> list[tuple[RunSummary, str]]:
+        """Every active run that carries the tag ``key``, newest first, with its value (metrics left empty)."""
+        return self.read(lambda catalog: catalog.runs_tagged(key), lambda: self._runs_tagged(key))
+
+    def _runs_tagged(self, key: str) -> list[tuple[RunSummary, str]]:
+        client = self.client
+        experiments = {e.experiment_id: e.name for e in client.search_experiments()}
+        found: list[tuple[RunSummary, str]] = []
+        token = None
+        while experiments:
+            page = client.search_runs(list(experiments), filter_string=f"tags.`{key}` LIKE '%'", max_results=1000,
+                                      order_by=["attributes.start_time DESC", "attributes.run_id ASC"], page_token=token)
+            found += [(RunSummary(r.info.run_id, r.info.run_name or "", experiments.get(r.info.experiment_id, r.info.experiment_id),
+                                  r.info.status, (r.info.start_time or 0) / 1000, {}), r.data.tags[key]) for r in page]
+            token = page.token
+            if not token:
+                break
+        return found

@@ -20,6 +20,7 @@ def _pair(rng: np.random.Generator, n: int, lift: float) -> tuple[np.ndarray, np
     return y, champion, challenger
 
 
+@pytest.mark.slow
 def test_delong_matches_scikit_learn_and_the_bootstrap() -> None:
     rng = np.random.default_rng(0)
     y, a, b = _pair(rng, 2000, 0.1)

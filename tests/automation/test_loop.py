@@ -351,6 +351,7 @@ def test_the_guards_decide_from_the_attempts_before_and_say_why() -> None:
     assert not in_flight.admitted and "attempt 3 is in flight" in in_flight.reason  # but never while one runs
 
 
+@pytest.mark.slow
 def test_an_alarm_routes_to_the_fallback_while_retraining_and_back_when_it_is_over(loop: tuple[Workspace, Loop, LoopController]) -> None:
     import json
 
@@ -404,6 +405,7 @@ def test_a_fallback_names_one_version() -> None:
         assert err.value.field is not None and err.value.field.startswith("policy.fallback") and message in err.value.message, err.value.message
 
 
+@pytest.mark.slow
 def test_a_fallback_switched_before_a_crash_is_found_not_switched_twice(loop: tuple[Workspace, Loop, LoopController]) -> None:
     from tests.conftest import train_and_register
 
@@ -425,6 +427,7 @@ def test_a_fallback_switched_before_a_crash_is_found_not_switched_twice(loop: tu
     assert [p.status for p in ws.store.rollouts.history("toy")] == ["cancelled"]  # one switch, ended
 
 
+@pytest.mark.slow
 def test_a_recipe_runs_in_its_own_process_and_one_that_dies_fails_only_its_attempt(loop: tuple[Workspace, Loop, LoopController]) -> None:
     import os
 

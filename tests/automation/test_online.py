@@ -62,6 +62,7 @@ def _moved_world(n: int, seed: int) -> pd.DataFrame:
     return frame.assign(y=(rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int))
 
 
+@pytest.mark.slow
 def test_online_models_learn_a_batch_into_a_copy_and_survive_the_registry(tmp_path: Path) -> None:
     frame, later = toy_frame(1500, seed=1), _moved_world(1500, seed=2)
     ws = Workspace.init(tmp_path / "ws")
@@ -81,6 +82,7 @@ def test_online_models_learn_a_batch_into_a_copy_and_survive_the_registry(tmp_pa
         updated(tabular(frame, "y", max_iter=5), later[FEATURES], later["y"])
 
 
+@pytest.mark.slow
 def test_labels_that_arrive_update_the_champion_each_update_a_gated_version(online_loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = online_loop
     service.apply([parse_loop_policy({"deployment": "toy", "online": {"rows": 1000, "holdout": 0.3}})])
@@ -123,6 +125,7 @@ def test_labels_younger_than_the_grace_wait_for_the_next_look(online_loop: tuple
     controller.trainer.close()
 
 
+@pytest.mark.slow
 def test_a_bad_batch_is_stopped_at_the_gate_and_the_champion_keeps_serving(online_loop: tuple[Workspace, Loop, LoopController]) -> None:
     ws, service, controller = online_loop
     service.apply([parse_loop_policy({"deployment": "toy", "online": {"rows": 3000, "holdout": 0.25}})])

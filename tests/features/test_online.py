@@ -259,8 +259,8 @@ def test_the_cli_materialises_and_reads(tmp_path: Path, capsys: pytest.CaptureFi
     assert "driver_stats: 0 rows moved" in capsys.readouterr().out
     main([*base, "online", "--features", "driver_stats:f0,zone_stats:demand", "--key", "driver_id=1,city=a,zone=2", "--key", "driver_id=5,city=b,zone=1"])
     got = json.loads(capsys.readouterr().out)
-    assert got == [{"driver_id": "1", "city": "a", "zone": "2", "f0": None, "demand": 2.5},  # read now: 11:00 is past the 24 h TTL
-                   {"driver_id": "5", "city": "b", "zone": "1", "f0": None, "demand": 3.5}]
+    assert got == [{"driver_id": 1, "city": "a", "zone": 2, "f0": None, "demand": 2.5},  # read now: 11:00 is past the 24 h TTL
+                   {"driver_id": 5, "city": "b", "zone": 1, "f0": None, "demand": 3.5}]
     for args, field in ((["materialize", "--view", "nope"], "nope"), (["materialize", "--end", "yesterday"], "--end"),
                         (["online", "--service", "driver_model", "--key", "driver_id"], "--key"),
                         (["online", "--service", "nope", "--key", "driver_id=1"], "nope")):

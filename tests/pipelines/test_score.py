@@ -26,6 +26,7 @@ def table(tmp_path: Path) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow
 def test_every_row_is_scored_in_order_with_the_version_and_workers_agree(shared_deployed: Workspace, table: pd.DataFrame,
                                                                          tmp_path: Path) -> None:
     expected = shared_deployed.registry.load("toy", "champion").score(table[TOY_SPEC.features])

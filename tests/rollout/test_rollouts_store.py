@@ -110,6 +110,7 @@ def test_the_server_routes_by_the_live_policy_and_logs_each_arm_with_its_probabi
     assert set(zip(canary["arm"], canary["probability"], canary["version"], strict=True)) == {("candidate", 0.3, 2), ("baseline", 0.7, 1)}
 
 
+@pytest.mark.slow
 def test_the_rollout_api_starts_follows_and_promotes_with_roles(deployed: Workspace) -> None:
     from fastapi.testclient import TestClient
 

@@ -75,6 +75,7 @@ def test_a_good_archive_extracts(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "model" / "MLmodel").read_bytes() == b"flavors: {}"
 
 
+@pytest.mark.slow
 def test_a_model_travels_between_workspaces_as_a_bundle(deployed: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[name-defined]  # noqa: F821
     import numpy as np
 

@@ -19,6 +19,7 @@ from tests.conftest import PG_ADMIN_URL, TOY_SPEC, deploy, run_cli, toy_frame, t
 CANARY = "CanaryPw-" + uuid.uuid4().hex[:12]
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_no_secret_reaches_any_output(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:

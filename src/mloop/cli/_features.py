@@ -145,7 +145,8 @@ def features_online(
             name, sep, value = part.partition("=")
             if not sep or not name.strip() or not value.strip():
                 raise InvalidInput(f"--key takes join_key=value (composite: a=1,b=2), got {item!r}.", field="--key")
-            row[name.strip()] = value.strip()
+            text = value.strip()
+            row[name.strip()] = int(text) if text.lstrip("-").isdigit() and text.lstrip("-") == str(int(text.lstrip("-"))) else text
         rows.append(row)
     ws = open_workspace()
     store = _online_store(ws)

@@ -11,7 +11,7 @@ from mloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from mloop.features._definitions import Change, FeatureRegistry
-    from mloop.features._historical import ViewSource, historical_join
+    from mloop.features._historical import Query, ViewSource, historical_join
     from mloop.features._lineage import FeatureSnapshot, record_feature_lineage, training_data, used_views
     from mloop.features._materialize import Materialized, materialize
     from mloop.features._offline import get_historical_features
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 _WHERE: dict[str, str] = {
     **{n: "_definitions" for n in ("Change", "FeatureRegistry")},
-    **{n: "_historical" for n in ("ViewSource", "historical_join")},
+    **{n: "_historical" for n in ("Query", "ViewSource", "historical_join")},
     "get_historical_features": "_offline",
     **{n: "_lineage" for n in ("FeatureSnapshot", "record_feature_lineage", "training_data", "used_views")},
     **{n: "_skew" for n in ("SkewReport", "skew_check")},
@@ -31,7 +31,7 @@ _WHERE: dict[str, str] = {
 }
 
 __all__ = ["Change", "Definitions", "Entity", "FeatureRegistry", "FeatureService", "FeatureSnapshot", "FeatureView", "Materialized", "OnlineReader",
-           "OnlineStore", "SkewReport", "ViewSource", "ViewState", "get_historical_features", "get_online_features", "historical_join",
+           "OnlineStore", "Query", "SkewReport", "ViewSource", "ViewState", "get_historical_features", "get_online_features", "historical_join",
            "load_definitions", "materialize", "open_online_store", "record_feature_lineage", "register_online_store", "skew_check", "training_data",
            "used_views"]
 

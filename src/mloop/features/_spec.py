@@ -23,38 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
+from mloop.durations import format_duration, parse_duration
 from mloop.errors import InvalidInput, invalid_from
 
 NAME = r"^[A-Za-z_][\w-]*$"
 Dtype = Literal["float32", "float64", "int32", "int64", "bool", "string", "timestamp"]
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> dt.timedelta:
-    """``24h``, ``30m``, ``7d``, ``1w``, ``90s`` or a number of seconds; positive."""
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        raise ValueError(f"{value!r} is not a duration: write a number and a unit (90s, 30m, 24h, 7d, 1w) or seconds")
-    if seconds <= 0:
-        raise ValueError(f"a TTL must be positive, got {value!r}")
-    return dt.timedelta(seconds=seconds)
-
-
-def format_duration(value: dt.timedelta) -> str:
-    """The shortest of ``7d``, ``24h``, ``30m``, ``90s`` that says ``value`` exactly (what :func:`parse_duration` reads)."""
-    seconds = value.total_seconds()
-    for unit in ("w", "d", "h", "m"):
-        if seconds % _UNITS[unit] == 0:
-            return f"{int(seconds // _UNITS[unit])}{unit}"
-    return f"{seconds:g}s"
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -108,7 +81,7 @@ class FeatureView(_Strict):
     @field_validator("ttl", mode="before")
     @classmethod
     def _ttl(cls, value: Any) -> Any:
-        return None if value is None else parse_duration(value)
+        return None if value is None else parse_duration(value, "a TTL")
 
     @field_serializer("ttl")
     def _ttl_text(self, ttl: dt.timedelta | None) -> str | None:

@@ -38,3 +38,20 @@ def test_a_feature_store_ingest_is_checked_with_its_file_and_line(tmp_path: Path
     with pytest.raises(InvalidInput, match=r"bad.yaml:4: .*ingest.features: .*view 'driver_stats' has no feature 'f9'"):
         Runner(ws).run(Pipeline.load(path))
     ws.close()
+
+
+@pytest.mark.slow
+def test_a_deploy_step_can_fill_a_feature_service(tmp_path: Path) -> None:
+    project = feature_project(tmp_path)
+    ws = Workspace.init(tmp_path / "ws")
+    FeatureRegistry(ws.store).apply(load_definitions(project / "features.yaml"))
+    body = PIPELINE.replace("register: {model: model, name: drivers, alias: champion}", "register: {model: model, name: drivers}")
+    path = project / "deployed.yaml"
+    path.write_text(body + "  - name: serve\n    deploy: {version: publish, deployment: drivers, feature_service: nope}\n")
+    with pytest.raises(InvalidInput, match=r"deployed.yaml:\d+: steps\[4\] \(serve\).deploy.feature_service: no feature service 'nope'"):
+        Runner(ws).run(Pipeline.load(path))
+    assert ws.store.deployments.list() == []  # refused before the alias moved or anything was served
+    path.write_text(body + "  - name: serve\n    deploy: {version: publish, deployment: drivers, feature_service: driver_model}\n")
+    Runner(ws).run(Pipeline.load(path))
+    assert ws.store.deployments.get("drivers").serving.feature_service == "driver_model"
+    ws.close()

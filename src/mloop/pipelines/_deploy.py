@@ -24,10 +24,18 @@ def deploy(ws: Workspace, section: Deploy, version: dict[str, Any], where: str) 
             raise InvalidInput(f"{where}.alias: {', '.join(sharing)} already serve(s) {model}@{section.alias}; moving that alias for "
                                f"{section.deployment!r} would switch them to version {number} at once. Name another alias.", field=f"{where}.alias")
         from mloop.optimize import verify_twin
+        from mloop.store import ServingConfig
 
+        serving = None
+        if section.feature_service is not None:
+            try:
+                deployments.check_feature_service(section.feature_service)
+            except InvalidInput as exc:
+                raise InvalidInput(f"{where}.feature_service: {exc.message}", field=f"{where}.feature_service") from None
+            serving = ServingConfig(feature_service=section.feature_service)
         verify_twin(ws.registry.load(model, number))  # checked before the alias moves, not after
         ws.registry.set_alias(model, section.alias, number)
-        deployments.deploy(section.deployment, model, section.alias)
+        deployments.deploy(section.deployment, model, section.alias, serving=serving)
         return {"deployment": section.deployment, "model": model, "version": number, "action": "created", "alias": section.alias}
     if current.model_name != model:
         raise InvalidInput(f"{where}.deployment: {section.deployment!r} serves model {current.model_name!r}, not {model!r}; "

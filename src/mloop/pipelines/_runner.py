@@ -75,7 +75,8 @@ class Runner:
         reused = self._reused(pipeline)
         if reused is None:
             pipeline.check_code()  # steps will run: their code must import (a cache hit proved it did, for the same code)
-            if any(isinstance(s.section, Ingest) and s.section.entities is not None for s in pipeline.spec.steps):
+            if any((isinstance(s.section, Ingest) and s.section.entities is not None)
+                   or (isinstance(s.section, Deploy) and s.section.feature_service is not None) for s in pipeline.spec.steps):
                 pipeline.check_features(self._definitions())
         if reused is not None:
             results = [StepResult(s.name, "cached", run_id=reused[s.name].get("run_id"), key=reused[s.name]["key"]) for s in pipeline.spec.steps]

@@ -103,13 +103,21 @@ class Pipeline:
         self._checked = True
 
     def check_features(self, definitions: Any) -> None:
-        """Every feature-store ingest's service or features resolve in ``definitions`` (a feature registry); refused
-        naming the file, the line and the field, before anything runs."""
+        """Every feature-store ingest's service or features, and every deploy step's feature service, resolve in
+        ``definitions`` (a feature registry); refused naming the file, the line and the field, before anything runs."""
         from mloop.pipelines._feature_ingest import check
-        from mloop.pipelines._spec import Ingest
+        from mloop.pipelines._spec import Deploy, Ingest
 
         for index, step in enumerate(self.spec.steps):
             section = step.section
+            if isinstance(section, Deploy) and section.feature_service is not None and (self._steps is None or step.name in self._steps):
+                services = definitions.services()
+                if section.feature_service not in services:
+                    line = line_of(self._node, ["steps", index, "deploy", "feature_service"]) if self._node is not None else "?"
+                    raise InvalidInput(f"{self.path}:{line}: steps[{index}] ({step.name}).deploy.feature_service: no feature service "
+                                       f"{section.feature_service!r}; services: {', '.join(sorted(services)) or 'none applied'}.",
+                                       field="feature_service")
+                continue
             if not isinstance(section, Ingest) or section.entities is None or (self._steps is not None and step.name not in self._steps):
                 continue
             problem = check(section, definitions)

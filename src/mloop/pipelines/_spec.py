@@ -319,13 +319,15 @@ class Deploy(_Strict):
     """Serve a registered ``version`` (a register step) as ``deployment``: a new deployment serves the model's
     ``alias``, moved to the version; one that serves another version rolls this one out with ``strategy`` (a
     ``canary`` in ``steps`` of traffic share, judged by the rollout driver; ``blue-green``; ``shadow``; ``bandit``);
-    one that already serves it is left alone. After the steps in ``after``."""
+    one that already serves it is left alone. After the steps in ``after``. ``feature_service``: a new deployment fills
+    that feature service's online values into its requests (``mloop deploy --feature-service`` changes an existing one)."""
 
     version: str
     deployment: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", max_length=128)
     strategy: Literal["canary", "blue-green", "shadow", "bandit"] = "canary"
     steps: list[float] | None = Field(default=None, min_length=1)
     alias: str = Field(default="champion", min_length=1, max_length=128)
+    feature_service: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w.-]*$", max_length=128)
     after: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

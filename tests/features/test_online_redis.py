@@ -67,4 +67,4 @@ def test_the_cli_reads_and_writes_redis_through_the_setting(tmp_path: Path, redi
     assert "zone_stats: 3 rows moved" in capsys.readouterr().out
     assert not (tmp_path / "ws" / "features" / "online.db").exists()
     main([*base, "online", "--features", "zone_stats:demand", "--key", "city=b,zone=1"])
-    assert json.loads(capsys.readouterr().out) == [{"city": "b", "zone": "1", "demand": 3.5}]
+    assert json.loads(capsys.readouterr().out) == [{"city": "b", "zone": 1, "demand": 3.5}]

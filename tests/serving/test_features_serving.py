@@ -5,8 +5,10 @@ the freshness alarm through the monitors."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ from mloop.training import TabularSpec
 from mloop.workspace import Workspace
 from tests.conftest import auth_headers, deploy, monitor_runner, register_monitor, run_cli
 
-NOW = pd.Timestamp.now(tz="UTC").floor("min")
+RUN: dict[str, Any] = {}  # when the module's workspace was made (its data is relative to then) and its first rows
 DEFINITIONS = """entities: [{name: driver, join_keys: [driver_id]}]
 feature_views:
   - name: driver_stats
@@ -41,7 +43,15 @@ def _stats(root: Path, rows: list[tuple[int, pd.Timestamp, float]]) -> None:
                   "f0": np.array([r[2] for r in rows], dtype=np.float32), "f1": [r[2] * 10 for r in rows]}).to_parquet(root / "driver_stats.parquet")
 
 
-FIRST = [(1, NOW - pd.Timedelta(hours=3), 0.5), (1, NOW - pd.Timedelta(hours=2), 1.5), (2, NOW - pd.Timedelta(hours=2), -1.0)]
+
+
+def _first(now: pd.Timestamp) -> list[tuple[int, pd.Timestamp, float]]:
+    return [(1, now - pd.Timedelta(hours=3), 0.5), (1, now - pd.Timedelta(hours=2), 1.5), (2, now - pd.Timedelta(hours=2), -1.0)]
+
+
+def _newest_age_bounds() -> tuple[float, float]:
+    """The age the newest row (two hours before the workspace was made) can have now."""
+    return 7200.0, 7200.0 + 60.0 + (time.time() - RUN["made"]) + 60.0
 
 
 def _train(ws: Workspace) -> None:
@@ -59,13 +69,15 @@ def _train(ws: Workspace) -> None:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     """A workspace with the definitions applied, materialised up to now, and ``drivers`` deployed filling ``driver_model``."""
     root = tmp_path_factory.mktemp("features-serving")
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    RUN.update(now=now, made=time.time(), first=_first(now))
     ws = Workspace.init(root / "ws")
-    _stats(root, FIRST)
+    _stats(root, RUN["first"])
     (root / "features.yaml").write_text(DEFINITIONS)
     registry = FeatureRegistry(ws.store, ws.bus)
     registry.apply(load_definitions(root / "features.yaml"))
     store = open_online_store(workspace_root=ws.root)
-    materialize(registry, store, end=NOW.to_pydatetime())
+    materialize(registry, store, end=now.to_pydatetime())
     store.close()
     _train(ws)
     deploy(ws, "drivers", "drivers", serving=ServingConfig(feature_service="driver_model"))
@@ -125,8 +137,6 @@ def test_a_deployment_fills_its_feature_service_and_logs_the_joined_values(clien
         logged = reader.predictions("drivers")
         if len(logged) >= 3:
             break
-        import time
-
         time.sleep(0.05)
     logged = logged.sort_values(["ts", "row"]).reset_index(drop=True)
     assert logged["driver_id"].tolist()[:3] == [1, 9, 2] and logged["trip"].tolist()[:3] == [0.3, -0.2, 1.0]
@@ -148,12 +158,12 @@ def test_deploying_with_an_unknown_feature_service_is_refused(served: Workspace)
 def test_the_freshness_series_is_exported(client: TestClient) -> None:
     text = client.get("/metrics").text
     line = next(x for x in text.splitlines() if x.startswith('mloop_feature_age_seconds{view="driver_stats"}'))
-    assert 7000 < float(line.split()[-1]) < 7200 + 600  # the newest row is two hours old
+    low, high = _newest_age_bounds()
+    assert low <= float(line.split()[-1]) <= high  # the newest row is two hours old
 
 
 def test_skew_is_none_until_the_source_is_rewritten(client: TestClient, served: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     client.post("/models/drivers/invocations", json={"dataframe_records": [{"driver_id": 1, "trip": 0.0}]})
-    import time
 
     for _ in range(100):
         if len(LogReader(served.logs_dir).predictions("drivers")) >= 1:
@@ -165,13 +175,13 @@ def test_skew_is_none_until_the_source_is_rewritten(client: TestClient, served: 
     report = json.loads(out)
     assert code == 0 and report["rows"] >= 1 and all(f["mismatched"] == 0 for f in report["features"]), out
     root = served.root.parent
-    _stats(root, [FIRST[0], (1, FIRST[1][1], 4.0), FIRST[2]])  # history rewritten: driver 1's row of two hours ago
+    _stats(root, [RUN["first"][0], (1, RUN["first"][1][1], 4.0), RUN["first"][2]])  # history rewritten: driver 1's row of two hours ago
     code, out, _ = run_cli(["--workspace", str(served.root), "features", "skew", "drivers", "--json"], capsys)
     report = json.loads(out)
     assert code == 1 and set(report["skewed"]) == {"f0", "f1"}, out
     f0 = next(f for f in report["features"] if f["feature"] == "f0")
     assert f0["max_abs_diff"] == pytest.approx(2.5) and report["examples"][0]["offline"] == pytest.approx(4.0)
-    _stats(root, FIRST)
+    _stats(root, RUN["first"])
 
 
 def test_a_freshness_monitor_alarms_when_views_go_stale_and_resolves(tmp_path: Path, served: Workspace) -> None:
@@ -184,10 +194,11 @@ def test_a_freshness_monitor_alarms_when_views_go_stale_and_resolves(tmp_path: P
         fired = [r for r in results if r.monitor == "fresh"]
         assert len(fired) == 1 and fired[0].alarm and fired[0].drifted == ["driver_stats"]
         alert = next(a for a in served.store.alerts.list("drivers") if a["kind"] == "feature_freshness")
-        assert alert["details"]["details"]["stale"] == ["driver_stats"] and 7000 < alert["details"]["details"]["ages_s"]["driver_stats"] < 7800
+        low, high = _newest_age_bounds()
+        assert alert["details"]["details"]["stale"] == ["driver_stats"] and low <= alert["details"]["details"]["ages_s"]["driver_stats"] <= high
         assert [r for r in runner.tick() if r.monitor == "fresh"] == []  # still stale: no second alarm
         root = served.root.parent
-        _stats(root, [*FIRST, (2, pd.Timestamp.now(tz="UTC"), 0.0)])  # a row known after the last materialisation
+        _stats(root, [*RUN["first"], (2, pd.Timestamp.now(tz="UTC"), 0.0)])  # a row known after the last materialisation
         store = open_online_store(workspace_root=served.root)
         materialize(FeatureRegistry(served.store), store, end=pd.Timestamp.now(tz="UTC").to_pydatetime())
         store.close()

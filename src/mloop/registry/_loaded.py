@@ -40,6 +40,7 @@ class LoadedModel:
     inputs: list[ColumnSpec] = field(default_factory=list)
     twin: bytes | None = None
     parity_sample: pd.DataFrame | None = None
+    background: pd.DataFrame | None = None  # rows of the training data, for explainers that need a background
 
     @property
     def feature_names(self) -> list[str]:

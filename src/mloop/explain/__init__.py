@@ -1,0 +1,26 @@
+"""Explanations: exact TreeSHAP from a tree model's own trees (faster than ``shap.TreeExplainer`` and right on
+categorical splits), LightGBM's and XGBoost's native contributions, and SHAP's sampling explainers for anything
+else — per-row attributions on the model's input columns that add up to its output. Names load lazily, so
+``import mloop.explain`` imports neither Numba nor SHAP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mloop._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from mloop.explain._explain import as_frame, explain, explainer_of
+    from mloop.explain._explainers import OUTPUT_SCALES, Explainer, Explanations, explainer_for
+    from mloop.explain._trees import TreeEnsemble, is_tree_model, read_trees
+    from mloop.explain._treeshap import tree_shap
+
+_WHERE: dict[str, str] = {
+    **{n: "_explain" for n in ("as_frame", "explain", "explainer_of")},
+    **{n: "_explainers" for n in ("OUTPUT_SCALES", "Explainer", "Explanations", "explainer_for")},
+    **{n: "_trees" for n in ("TreeEnsemble", "is_tree_model", "read_trees")},
+    "tree_shap": "_treeshap",
+}
+__all__ = ["OUTPUT_SCALES", "Explainer", "Explanations", "TreeEnsemble", "as_frame", "explain", "explainer_for", "explainer_of",
+           "is_tree_model", "read_trees", "tree_shap"]
+__getattr__ = lazy_names(__name__, _WHERE, globals())

@@ -1,0 +1,137 @@
+"""``mloop.explain.explain`` on every model kind: attributions on the model's input columns that add up to its
+output minus the base value within 1e-6, with the output and base on the scale the explanation names."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
+from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mloop.explain import explain
+from mloop.training import fit
+from tests.conftest import TOY_SPEC, toy_frame
+
+NUMERIC = list(TOY_SPEC.numeric)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    data = toy_frame(900, seed=2)
+    data.loc[::11, "x2"] = np.nan
+    return data
+
+
+def _one_hot_forest(data: pd.DataFrame) -> Pipeline:
+    prep = ColumnTransformer([("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=True), ["color"])])
+    return Pipeline([("prep", prep), ("rf", RandomForestClassifier(20, max_depth=6, random_state=0))]).fit(
+        data[TOY_SPEC.features].fillna(0.0), data["y"])
+
+
+def test_mloops_categorical_pipeline_explains_in_input_columns(frame: pd.DataFrame) -> None:
+    model = fit(frame, TOY_SPEC, {"max_iter": 30}, seed=0)
+    rows = frame.head(40).copy()
+    rows.loc[0, "color"] = "purple"  # unseen: encoded as missing, explained like any value
+    result = explain(model, rows)
+    assert result.method == "tree-shap" and result.output == "log-odds"
+    assert result.columns == TOY_SPEC.features
+    assert result.additivity_error() < 1e-6
+    proba = model.predict_proba(rows[TOY_SPEC.features])[:, 1]
+    assert np.allclose(1 / (1 + np.exp(-result.outputs)), proba, atol=1e-9)  # the output is the model's own
+    assert set(result.classes or []) == {"1"}
+    entry = result.rows()[0]
+    assert set(entry) == {"base_value", "output", "attributions", "class"} and set(entry["attributions"]) == set(TOY_SPEC.features)
+    # color drives the label, x3 does not: the attributions say so.
+    mean_abs = np.abs(result.attributions).mean(axis=0)
+    assert mean_abs[TOY_SPEC.features.index("x1")] > mean_abs[TOY_SPEC.features.index("x3")]
+
+
+def test_one_hot_columns_are_given_back_to_their_input_column(frame: pd.DataFrame) -> None:
+    model = _one_hot_forest(frame)
+    rows = frame[TOY_SPEC.features].fillna(0.0).head(30)
+    result = explain(model, rows)
+    assert result.columns == TOY_SPEC.features and result.output == "probability"
+    assert result.additivity_error() < 1e-6
+    assert np.allclose(result.outputs, model.predict_proba(rows)[:, 1])
+    # The three one-hot columns' SHAP values, summed, are color's attribution.
+    from mloop.explain import read_trees, tree_shap
+
+    xt = np.asarray(model[:-1].transform(rows))
+    phi = tree_shap(read_trees(model[-1]), xt, output=1)
+    assert np.allclose(result.attributions[:, 3], phi[:, 3:].sum(axis=1))
+    assert np.allclose(result.attributions[:, :3], phi[:, :3])
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "xgboost", "gradient-boosting-regressor"])
+def test_boosters_add_up_and_match_their_own_margin(frame: pd.DataFrame, kind: str) -> None:
+    x, y = frame[NUMERIC], frame["y"]
+    model: Any
+    if kind == "lightgbm":
+        model = lgb.LGBMClassifier(n_estimators=40, verbose=-1).fit(x, y)
+        margin = model.predict(x.head(50), raw_score=True)
+    elif kind == "xgboost":
+        import xgboost as xgb
+
+        model = xgb.XGBClassifier(n_estimators=40, max_depth=4).fit(x, y)
+        margin = model.predict(x.head(50), output_margin=True)
+    else:
+        model = GradientBoostingRegressor(n_estimators=30).fit(x.fillna(0.0), frame["x1"] * 2)
+        x = x.fillna(0.0)
+        margin = model.predict(x.head(50))
+    result = explain(model, x.head(50))
+    assert result.additivity_error() < 1e-6
+    assert np.allclose(result.outputs, margin, atol=1e-5)  # XGBoost's own margin is float32; mloop's is its trees in float64
+    if kind != "gradient-boosting-regressor":
+        import shap
+
+        with warnings.catch_warnings():  # shap's notice that LightGBM's binary output changed shape
+            warnings.simplefilter("ignore", UserWarning)
+            theirs = np.asarray(shap.TreeExplainer(model).shap_values(x.head(50)))
+        assert np.abs(theirs - result.attributions).max() < 1e-6
+
+
+def test_an_xgboost_booster_within_multiclass(frame: pd.DataFrame) -> None:
+    import xgboost as xgb
+
+    y = np.digitize(frame["x1"].to_numpy(), [-0.5, 0.5])
+    model = xgb.XGBClassifier(n_estimators=20, max_depth=3).fit(frame[NUMERIC], y)
+    result = explain(model, frame[NUMERIC].head(30))
+    assert result.output == "logit" and result.additivity_error() < 1e-6
+    margin = model.predict(frame[NUMERIC].head(30), output_margin=True)
+    assert np.allclose(result.outputs, margin.max(axis=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["permutation", "kernel"])
+def test_other_models_use_shaps_sampling_explainers_over_a_background(frame: pd.DataFrame, method: str) -> None:
+    data = frame.fillna(0.0)
+    model = Pipeline([("prep", ColumnTransformer([("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(), ["color"])])),
+                      ("lr", LogisticRegression())]).fit(data[TOY_SPEC.features], data["y"])
+    background = data[TOY_SPEC.features].sample(40, random_state=0)
+    result = explain(model, data[TOY_SPEC.features].head(4), background=background, method=method)
+    assert result.method == method and result.output == "probability"
+    assert result.additivity_error() < 1e-6
+    assert np.allclose(result.outputs, model.predict_proba(data[TOY_SPEC.features].head(4))[:, 1])
+    assert np.allclose(result.base_values, model.predict_proba(background)[:, 1].mean())
+
+
+def test_preprocessing_that_mixes_columns_falls_back_to_sampling(frame: pd.DataFrame) -> None:
+    data = frame.fillna(0.0)
+    model = make_pipeline(PCA(2), HistGradientBoostingClassifier(max_iter=10)).fit(data[NUMERIC], data["y"])
+    from mloop.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as err:
+        explain(model, data[NUMERIC].head(3))
+    assert err.value.field == "background"
+    result = explain(model, data[NUMERIC].head(3), background=data[NUMERIC].head(30))
+    assert result.method == "permutation" and result.additivity_error() < 1e-6
+    with pytest.raises(InvalidInput, match="PCA"):
+        explain(model, data[NUMERIC].head(3), method="tree")

@@ -135,3 +135,30 @@ def test_preprocessing_that_mixes_columns_falls_back_to_sampling(frame: pd.DataF
     assert result.method == "permutation" and result.additivity_error() < 1e-6
     with pytest.raises(InvalidInput, match="PCA"):
         explain(model, data[NUMERIC].head(3), method="tree")
+
+
+def test_lightgbm_trees_are_read_with_their_categories_and_missing_rules() -> None:
+    rng = np.random.default_rng(8)
+    n = 3000
+    x = np.column_stack([rng.normal(size=n), rng.normal(size=n), rng.integers(0, 8, n).astype(float), rng.normal(size=n)])
+    x[rng.random(n) < 0.1, 1] = np.nan  # NaN seen in training: a learnt default direction
+    y = x[:, 0] + np.nan_to_num(x[:, 1]) * np.isin(x[:, 2], [1, 3, 6]) + rng.normal(0, 0.3, n)
+    model = lgb.LGBMRegressor(n_estimators=30, num_leaves=12, verbose=-1).fit(x, y, categorical_feature=[2])
+    rows = np.vstack([x[:40], [[0.1, 0.2, -1.0, 0.0], [np.nan, np.nan, np.nan, np.nan], [0.5, -0.5, 9.0, 1.0], [0.0, 1.0, 300.0, 2.0],
+                               [1.0, 0.0, 3.7, np.nan]]])
+    frame = pd.DataFrame(rows, columns=["a", "b", "c", "d"])
+    result = explain(model, frame, columns=["a", "b", "c", "d"])
+    assert result.method == "tree-shap" and result.output == "prediction"
+    assert result.additivity_error() < 1e-6
+    assert np.allclose(result.outputs, model.predict(rows, raw_score=True), atol=1e-9)  # mloop's tree reading is the model's
+    native = model.predict(rows, pred_contrib=True)
+    assert np.abs(native[:, :-1] - result.attributions).max() < 1e-6
+
+
+def test_lightgbm_with_pandas_categories_uses_its_native_contributions() -> None:
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame({"a": rng.normal(size=800), "c": pd.Categorical(rng.choice(["p", "q", "r"], 800))})
+    y = frame["a"] + (frame["c"] == "q") * 1.5 > 0.5
+    model = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(frame, y.astype(int))
+    result = explain(model, frame.head(20))
+    assert result.method == "lightgbm" and result.additivity_error() < 1e-6

@@ -65,10 +65,13 @@ def explainer_of(model: Any, *, columns: list[str] | None = None, background: pd
             score = model.score
     if columns is None:
         columns = _columns_of(estimator)
-    try:
-        cache = _explainers.setdefault(model, {})
-    except TypeError:  # not weak-referenceable: build every time
-        cache = {}
+    if isinstance(model, LoadedModel):
+        cache = model.explainers
+    else:
+        try:
+            cache = _explainers.setdefault(model, {})
+        except TypeError:  # neither hashable nor weak-referenceable: built every time
+            cache = {}
     key = f"{method}:{','.join(columns)}"
     if key not in cache:
         cache[key] = explainer_for(estimator, columns, background=background, method=method, score=score)

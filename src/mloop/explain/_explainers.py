@@ -106,8 +106,12 @@ class TreeShapExplainer:
         """The model's own raw output on its feature matrix ``(rows, outputs)``, as the estimator computes it (XGBoost
         computes in float32: its trees are evaluated here in float64 instead, so the output is exact)."""
         est = self.estimator
-        if type(est).__module__.startswith("xgboost"):
+        library = type(est).__module__.split(".", 1)[0]
+        if library == "xgboost":
             return np.column_stack([tree_outputs(self.trees, x, k) for k in range(self.trees.n_outputs)])
+        if library == "lightgbm":
+            booster = est.booster_ if hasattr(est, "booster_") else est
+            return np.asarray(booster.predict(x, raw_score=True)).reshape(len(x), -1)
         names = getattr(est, "feature_names_in_", None)  # fitted on a frame: called with one, so it does not warn
         data: Any = pd.DataFrame(x, columns=names) if names is not None else x
         if hasattr(est, "_raw_predict") and type(est).__name__.startswith("HistGradientBoosting"):
@@ -280,15 +284,13 @@ def explainer_for(model: Any, columns: list[str], *, background: pd.DataFrame | 
             prepared = None
         if prepared is not None:
             module = type(prepared.estimator).__module__
-            if is_tree_model(prepared.estimator) and not module.startswith("xgboost"):
-                return TreeShapExplainer(prepared)
-            if module.startswith("xgboost"):
+            if is_tree_model(prepared.estimator):
                 try:
                     return TreeShapExplainer(prepared)
-                except InvalidInput:  # categorical splits or a non-tree booster: XGBoost's own contributions
+                except InvalidInput:  # a booster with splits mloop does not read exactly: the library's own contributions
+                    if not module.startswith(("lightgbm", "xgboost")):
+                        raise
                     return BoosterExplainer(prepared)
-            if module.startswith("lightgbm"):
-                return BoosterExplainer(prepared)
         if method == "tree":
             raise InvalidInput(f"{type(model).__name__} is not a tree ensemble mloop explains exactly; use method permutation.", field="method")
     classifier = hasattr(model, "predict_proba")

@@ -71,7 +71,7 @@ class TreeEnsemble:
 
 
 @dataclass
-class _Nodes:
+class Nodes:
     """One tree as node arrays. ``cat_left[i]`` is the set (an int bitmask) of categories going left at a
     categorical split, ``-1`` at a numeric one; ``known`` maps a categorical feature to the categories it saw."""
 
@@ -87,7 +87,7 @@ class _Nodes:
     known: dict[int, int] | None = None
 
 
-class _Builder:
+class Builder:
     """Collects the leaves of several trees (a depth-first walk per tree, one region per path feature)."""
 
     def __init__(self, n_outputs: int) -> None:
@@ -102,7 +102,7 @@ class _Builder:
         self.zero: list[float] = []
         self.sets: list[int] = []
 
-    def add_tree(self, t: _Nodes, scale: float) -> None:
+    def add_tree(self, t: Nodes, scale: float) -> None:
         # A region: feature -> [lo, hi, nan follows, categories or None, zero fraction]
         stack: list[tuple[int, dict[int, list[Any]]]] = [(0, {})]
         while stack:
@@ -178,7 +178,7 @@ def _hist_gradient_boosting(model: Any) -> TreeEnsemble:
     encoder = getattr(model, "_preprocessor", None)  # with categorical features: an ordinal encoder, categoricals moved first
     is_cat = model._is_categorical_remapped if encoder is not None else getattr(model, "is_categorical_", None)
     known = {int(f): _bits(known_sets[f_idx_map[f]]) for f in np.flatnonzero(is_cat)} if is_cat is not None else {}
-    builders = _Builder(k)
+    builders = Builder(k)
     for iteration in predictors:
         for out, predictor in enumerate(iteration):
             nodes = predictor.nodes
@@ -187,7 +187,7 @@ def _hist_gradient_boosting(model: Any) -> TreeEnsemble:
             value = np.zeros((len(nodes), k))
             value[:, out] = nodes["value"]
             builders.add_tree(
-                _Nodes(nodes["left"], nodes["right"], nodes["feature_idx"], nodes["num_threshold"], nodes["missing_go_to_left"],
+                Nodes(nodes["left"], nodes["right"], nodes["feature_idx"], nodes["num_threshold"], nodes["missing_go_to_left"],
                        nodes["count"].astype(np.float64), value, nodes["is_leaf"].astype(bool), cat_left, known),
                 1.0,
             )
@@ -203,10 +203,10 @@ def _hist_gradient_boosting(model: Any) -> TreeEnsemble:
     return replace(ensemble, encode=encoder.transform, feature_of=order)
 
 
-def _sklearn_tree(tree: Any, k: int, value_of: Any) -> _Nodes:
+def _sklearn_tree(tree: Any, k: int, value_of: Any) -> Nodes:
     t = tree.tree_
     missing = getattr(t, "missing_go_to_left", np.zeros(t.node_count, dtype=np.uint8))
-    return _Nodes(t.children_left, t.children_right, t.feature, t.threshold, missing, t.weighted_n_node_samples,
+    return Nodes(t.children_left, t.children_right, t.feature, t.threshold, missing, t.weighted_n_node_samples,
                   value_of(t.value).reshape(t.node_count, k), t.children_left < 0)
 
 
@@ -215,7 +215,7 @@ def _forest(model: Any) -> TreeEnsemble:
     trees = [model] if trees is None else list(trees)
     classifier = hasattr(model, "classes_")
     k = len(model.classes_) if classifier else int(getattr(model, "n_outputs_", 1))
-    builder = _Builder(k)
+    builder = Builder(k)
     for tree in trees:
         builder.add_tree(_sklearn_tree(tree, k, lambda v: v[:, 0, :] if classifier else v[:, :, 0]), 1.0 / len(trees))
     return builder.build(model.n_features_in_, np.zeros(k), "probability" if classifier else "prediction", np.float32)
@@ -224,7 +224,7 @@ def _forest(model: Any) -> TreeEnsemble:
 def _gradient_boosting(model: Any) -> TreeEnsemble:
     stages = model.estimators_  # (iterations, outputs) of regression trees
     k = stages.shape[1]
-    builder = _Builder(k)
+    builder = Builder(k)
     for row in stages:
         for out, tree in enumerate(row):
             def one_output(v: np.ndarray, out: int = out) -> np.ndarray:
@@ -236,54 +236,6 @@ def _gradient_boosting(model: Any) -> TreeEnsemble:
     base = np.asarray(model._raw_predict_init(np.zeros((1, model.n_features_in_), dtype=np.float32)))[0]
     output = ("log-odds" if k == 1 else "logit") if hasattr(model, "classes_") else "prediction"
     return builder.build(model.n_features_in_, base, output, np.float32)
-
-
-def _xgboost(model: Any) -> TreeEnsemble:
-    """An XGBoost gbtree model from its JSON form (float32 thresholds and leaves, read exactly): a split sends
-    x < t left, which on float32 inputs is x <= the float32 just below t."""
-    import json
-
-    booster = model.get_booster() if hasattr(model, "get_booster") else model
-    learner = json.loads(booster.save_raw("json"))["learner"]
-    gbm = learner["gradient_booster"]
-    if gbm.get("name") != "gbtree":
-        raise InvalidInput(f"XGBoost's {gbm.get('name')} booster has no trees mloop reads.", field="model")
-    params = learner["learner_model_param"]
-    if int(params.get("num_target", 1)) > 1:
-        raise InvalidInput("Multi-target XGBoost models are not read.", field="model")
-    k = max(1, int(params.get("num_class", 0)))
-    builder = _Builder(k)
-    for tree, out in zip(gbm["model"]["trees"], gbm["model"]["tree_info"], strict=True):
-        if any(tree["split_type"]):
-            raise InvalidInput("This XGBoost model has categorical splits; its native contributions are used.", field="model")
-        left = np.asarray(tree["left_children"], dtype=np.int64)
-        cond = np.asarray(tree["split_conditions"], dtype=np.float32)
-        below = np.nextafter(cond, np.float32(-np.inf)).astype(np.float64)
-        value = np.zeros((len(left), k))
-        value[:, out] = cond.astype(np.float64)
-        builder.add_tree(_Nodes(left, np.asarray(tree["right_children"]), np.asarray(tree["split_indices"]), below,
-                                np.asarray(tree["default_left"], dtype=bool), np.asarray(tree["sum_hessian"], dtype=np.float64),
-                                value, left < 0), 1.0)
-    objective = learner["objective"]["name"]
-    output = "log-odds" if objective in ("binary:logistic", "reg:logistic", "binary:logitraw") else \
-        "logit" if objective.startswith("multi:") else \
-        "link" if objective in ("count:poisson", "reg:gamma", "reg:tweedie", "survival:cox") else "prediction"
-    ensemble = builder.build(int(params["num_feature"]), np.zeros(k), output, np.float32)
-    return replace(ensemble, base_offset=_xgboost_base(booster, ensemble))
-
-
-def _xgboost_base(booster: Any, ensemble: TreeEnsemble) -> np.ndarray:
-    """XGBoost's constant margin (its base score through the objective's link), measured: its margin on an
-    all-missing row minus the leaves that row reaches."""
-    import xgboost as xgb
-
-    from mloop.explain._treeshap import tree_outputs
-
-    row = np.full((1, ensemble.n_features), np.nan)
-    matrix = xgb.DMatrix(row, feature_names=booster.feature_names)
-    margin = np.asarray(booster.predict(matrix, output_margin=True), dtype=np.float64).reshape(ensemble.n_outputs)
-    leaves = np.array([tree_outputs(ensemble, row, k)[0] for k in range(ensemble.n_outputs)])
-    return margin - leaves
 
 
 _READERS = {
@@ -302,11 +254,17 @@ _READERS = {
 }
 
 
+BOOSTERS = {
+    "xgboost": ("Booster", "XGBClassifier", "XGBRegressor"),
+    "lightgbm": ("Booster", "LGBMClassifier", "LGBMRegressor"),
+}
+
+
 def is_tree_model(estimator: Any) -> bool:
-    """Whether ``estimator`` is a tree model this module reads (scikit-learn's, XGBoost's)."""
-    module = type(estimator).__module__
-    return (type(estimator).__name__ in _READERS and module.startswith("sklearn.")) or \
-        (module.startswith("xgboost") and type(estimator).__name__ in ("Booster", "XGBClassifier", "XGBRegressor"))
+    """Whether ``estimator`` is a tree model this module reads (scikit-learn's, XGBoost's, LightGBM's)."""
+    module, name = type(estimator).__module__, type(estimator).__name__
+    library = module.split(".", 1)[0]
+    return (name in _READERS and module.startswith("sklearn.")) or name in BOOSTERS.get(library, ())
 
 
 def read_trees(estimator: Any) -> TreeEnsemble:
@@ -314,8 +272,11 @@ def read_trees(estimator: Any) -> TreeEnsemble:
     if not is_tree_model(estimator):
         raise InvalidInput(f"{type(estimator).__name__} is not a tree model mloop reads; valid: {', '.join(sorted(_READERS))}.",
                            field="model")
-    if not hasattr(estimator, "n_features_in_") and not type(estimator).__module__.startswith("xgboost"):
+    library = type(estimator).__module__.split(".", 1)[0]
+    if library in BOOSTERS:
+        from mloop.explain._boosters import read_lightgbm, read_xgboost
+
+        return read_xgboost(estimator) if library == "xgboost" else read_lightgbm(estimator)
+    if not hasattr(estimator, "n_features_in_"):
         raise InvalidInput(f"The {type(estimator).__name__} is not fitted.", field="model")
-    if type(estimator).__module__.startswith("xgboost"):
-        return _xgboost(estimator)
     return _READERS[type(estimator).__name__](estimator)

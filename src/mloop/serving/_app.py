@@ -18,6 +18,7 @@ from mloop import __version__
 from mloop._background import LeasedLoop
 from mloop.monitoring import MonitorMetrics, MonitorRunner, MonitorScheduler, PredictionLog, sink_for
 from mloop.security import Authenticator
+from mloop.serving._explain import Explanations
 from mloop.serving._features import FreshnessCollector, online_features
 from mloop.serving._gateway import Gateway
 from mloop.serving._hub import ModelHub
@@ -135,8 +136,10 @@ def create_app(
     loops: list[LeasedLoop] = [*([scheduler] if scheduler is not None else []),
                                *(loop for make in background if (loop := make(workspace, metrics.registry)) is not None)]
     status = Status(hub, metrics)
+    explanations = Explanations(hub, metrics)
     table = RouteTable([
-        *status.routes(), *Inference(hub, predictions, metrics).routes(), *features.routes(), *Management(workspace.store, authenticator).routes(),
+        *status.routes(), *Inference(hub, predictions, metrics).routes(), *explanations.routes(),
+        *features.routes(), *Management(workspace.store, authenticator).routes(),
         *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus), changed=hub.refresh).routes(),
         *(route for make in routes for route in make(workspace)), *FRAMEWORK_ROUTES,
     ])
@@ -159,6 +162,7 @@ def create_app(
             status.stopping.set()
             for loop in loops:
                 await run_in_threadpool(loop.stop)
+            await run_in_threadpool(explanations.close)
             await run_in_threadpool(hub.stop)
             await run_in_threadpool(predictions.close)
             features.close()

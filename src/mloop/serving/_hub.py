@@ -34,6 +34,7 @@ class ServedVersion:
     runtime: Runtime
     batcher: Batcher
     stats: VersionStats
+    model: LoadedModel | None = None  # the loaded version itself, for what is not prediction (explanations)
 
     @property
     def version(self) -> int:
@@ -161,7 +162,7 @@ class ModelHub:
                 runtime_timeout_ms=config.runtime_timeout_ms,
             )
             batcher = Batcher(runtime.predict, config, name=f"{deployment}-v{info.version}", on_batch=stats.batch_done)
-            self._versions[key] = ServedVersion(runtime, batcher, stats)
+            self._versions[key] = ServedVersion(runtime, batcher, stats, self._models[model_key])
         return self._versions[key]
 
     def refresh(self) -> None:

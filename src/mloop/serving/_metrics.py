@@ -56,6 +56,12 @@ class ServingMetrics:
             "mloop_runtime_fallbacks", "Batches the native model answered because the fast runtime failed",
             ["deployment", "version"], registry=self.registry,
         )
+        # Explanations are counted apart: their latency must not move inference's latency monitors.
+        self.explained = Counter("mloop_explained_rows", "Rows explained", ["deployment", "version", "method"], registry=self.registry)
+        self.explain_latency = Histogram(
+            "mloop_explain_seconds", "Time to answer an explain request", ["deployment", "version"],
+            buckets=(*_LATENCY_BUCKETS, 5.0, 10.0, 30.0), registry=self.registry,
+        )
         self._bound: dict[tuple[str, int], BoundMetrics] = {}
 
     def bound(self, deployment: str, version: int) -> BoundMetrics:

@@ -48,6 +48,8 @@ _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 # Feature lineage on a run: a tag per feature view (its versions, comma-separated: searchable) and the full record.
 FEATURE_VIEW_TAG = "mloop.feature_view."
 FEATURES_ARTIFACT = "lineage/features.json"
+BACKGROUND_FILE = "background.parquet"  # rows of the training data in a model folder: the explainers' background
+BACKGROUND_ROWS = 100
 
 
 def _skops_can(model: Any) -> bool:
@@ -169,7 +171,8 @@ class TrackedRun:
 
     def log_sklearn_model(self, model: Any, input_example: pd.DataFrame) -> str:
         """Log a fitted scikit-learn estimator with its signature and input example (skops format, the types skops
-        may rebuild fixed by mloop); returns its URI (``models:/<model id>``)."""
+        may rebuild fixed by mloop); returns its URI (``models:/<model id>``). Given more rows than an example needs
+        (the training features), up to 100 of them are kept as the model's explanation background."""
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
@@ -183,19 +186,21 @@ class TrackedRun:
         skops = _skops_can(model)
         options = {"serialization_format": "skops", "skops_trusted_types": list(SKOPS_TRUSTED_TYPES)} if skops else \
             {"serialization_format": "cloudpickle"}
+        background = input_example.sample(min(BACKGROUND_ROWS, len(input_example)), random_state=0) if len(input_example) > len(example) else None
         return self.log_model(
-            mlflow.sklearn, model, input_example=example, signature=signature,
+            mlflow.sklearn, model, input_example=example, signature=signature, background=background,
             pip_requirements=_pinned(packages), pyfunc_predict_fn="predict_proba" if proba else "predict", **options,
         )
 
     def log_model(
         self, flavor: Any, model: Any, *, input_example: Any = None, signature: Any = None, pip_requirements: list[str] | None = None,
-        **options: Any,
+        background: pd.DataFrame | None = None, **options: Any,
     ) -> str:
         """Log ``model`` with any MLflow flavour module (``mlflow.lightgbm``, ``mlflow.xgboost``, …) as a logged
         model of this run and return its URI (``models:/<model id>``). ``options`` go to the flavour's
         ``save_model``. Requirements default to the flavour's own pinned list, so MLflow does not infer them by
-        importing the model in a subprocess."""
+        importing the model in a subprocess. ``background`` (rows of the training data) is kept in the model folder
+        as ``background.parquet``, for explainers that need one."""
         from mlflow.entities import LoggedModelOutput
         from mlflow.models import Model
 
@@ -211,6 +216,8 @@ class TrackedRun:
                     mlflow_model=Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id, run_id=self.run_id, model_id=logged.model_id),
                     input_example=input_example, signature=signature, pip_requirements=requirements, **options,
                 )
+                if background is not None and len(background):
+                    background.reset_index(drop=True).to_parquet(local / BACKGROUND_FILE, index=False)
                 self.client.log_model_artifacts(logged.model_id, str(local))
         except BaseException:
             self.client.finalize_logged_model(logged.model_id, "FAILED")

@@ -162,3 +162,18 @@ def test_lightgbm_with_pandas_categories_uses_its_native_contributions() -> None
     model = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(frame, y.astype(int))
     result = explain(model, frame.head(20))
     assert result.method == "lightgbm" and result.additivity_error() < 1e-6
+
+
+@pytest.mark.parametrize("seen_missing", [True, False])
+def test_the_compiled_encoder_is_the_pipelines_own_transform(frame: pd.DataFrame, seen_missing: bool) -> None:
+    from mloop.explain._inputs import prepare
+
+    train = frame.copy()
+    if seen_missing:
+        train.loc[::7, "color"] = None
+    model = fit(train, TOY_SPEC, {"max_iter": 5}, seed=0)
+    rows = pd.DataFrame({"x1": [0.1, np.nan, 2.0, -1.0, 3.0], "x2": [1.0, 2.0, np.nan, 0.0, 1.0], "x3": [0.0, 0.0, 0.0, 1.0, 5.0],
+                         "color": ["red", None, "purple", float("nan"), "blue"]})
+    fast = prepare(model, TOY_SPEC.features).transform(rows)
+    theirs = np.asarray(model[:-1].transform(rows[TOY_SPEC.features]), dtype=np.float64)
+    assert np.array_equal(fast, theirs, equal_nan=True)

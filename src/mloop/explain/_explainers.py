@@ -19,7 +19,7 @@ import pandas as pd
 from mloop.errors import InvalidInput
 from mloop.explain._inputs import NotSeparable, Prepared, prepare
 from mloop.explain._trees import TreeEnsemble, is_tree_model, read_trees
-from mloop.explain._treeshap import tree_outputs, tree_shap
+from mloop.explain._treeshap import tree_shap_and_outputs
 
 OUTPUT_SCALES = {
     "log-odds": "the positive class's log-odds (the model's raw margin; the probability is its logistic)",
@@ -102,36 +102,17 @@ class TreeShapExplainer:
         self.classes = getattr(self.estimator, "classes_", None)
         self.output = self.trees.output
 
-    def _raw(self, x: np.ndarray) -> np.ndarray:
-        """The model's own raw output on its feature matrix ``(rows, outputs)``, as the estimator computes it (XGBoost
-        computes in float32: its trees are evaluated here in float64 instead, so the output is exact)."""
-        est = self.estimator
-        library = type(est).__module__.split(".", 1)[0]
-        if library == "xgboost":
-            return np.column_stack([tree_outputs(self.trees, x, k) for k in range(self.trees.n_outputs)])
-        if library == "lightgbm":
-            booster = est.booster_ if hasattr(est, "booster_") else est
-            return np.asarray(booster.predict(x, raw_score=True)).reshape(len(x), -1)
-        names = getattr(est, "feature_names_in_", None)  # fitted on a frame: called with one, so it does not warn
-        data: Any = pd.DataFrame(x, columns=names) if names is not None else x
-        if hasattr(est, "_raw_predict") and type(est).__name__.startswith("HistGradientBoosting"):
-            return np.asarray(est._raw_predict(data)).reshape(len(x), -1)
-        if self.output == "probability":
-            return np.asarray(est.predict_proba(data)).reshape(len(x), -1)
-        if names is None:
-            data = x.astype(self.trees.input_dtype)
-        if hasattr(est, "decision_function") and self.output in ("log-odds", "logit"):
-            return np.asarray(est.decision_function(data)).reshape(len(x), -1)
-        return np.asarray(est.predict(data)).reshape(len(x), -1)
-
     def explain(self, frame: pd.DataFrame) -> Explanations:
         x = self.prepared.transform(frame)
-        raw = self._raw(x)
-        picked = _pick(raw, self.classes)
-        phi = np.zeros((len(x), self.trees.n_features))
-        for k in np.unique(picked):
-            rows = picked == k
-            phi[rows] = tree_shap(self.trees, x[rows], int(k)) if not rows.all() else tree_shap(self.trees, x, int(k))
+        if self.trees.n_outputs == 1:  # the raw output from the same pass over the leaves (tests hold it to the model's own)
+            phi, out = tree_shap_and_outputs(self.trees, x, 0)
+            raw = out[:, None]
+            picked = np.zeros(len(x), dtype=np.int64)
+        else:
+            results = [tree_shap_and_outputs(self.trees, x, k) for k in range(self.trees.n_outputs)]
+            raw = np.column_stack([r[1] for r in results])
+            picked = _pick(raw, self.classes)
+            phi = np.stack([r[0] for r in results])[picked, np.arange(len(x))]
         classes = None
         if self.classes is not None:  # one output for two classes: it is the second class's
             shift = 1 if raw.shape[1] == 1 and len(self.classes) == 2 else 0

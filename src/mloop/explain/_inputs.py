@@ -102,8 +102,71 @@ def prepare(model: Any, columns: list[str]) -> Prepared:
         mapped = _column_transformer(step, columns) if type(step).__name__ == "ColumnTransformer" else _one_to_one(step, len(owner))
         owner = [owner[i] for i in mapped]
     head = model[:-1]
+    fast = _compiled(steps[0], columns) if len(steps) == 1 and type(steps[0]).__name__ == "ColumnTransformer" else None
 
     def transform(frame: pd.DataFrame) -> np.ndarray:
+        if fast is not None:
+            return fast(frame)
         return _dense(head.transform(frame[columns]))
 
     return Prepared(columns, np.asarray(owner, dtype=np.int64), transform, model.steps[-1][1])
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _ordinal(encoder: Any, i: int) -> Callable[[list[Any]], list[float]] | None:
+    """Input column i of a fitted ``OrdinalEncoder`` as a lookup, as the encoder maps it; None where it would raise."""
+    categories = list(encoder.categories_[i])
+    missing_code = encoder.encoded_missing_value
+    unknown = encoder.unknown_value if encoder.handle_unknown == "use_encoded_value" else None
+    seen_missing = any(_is_missing(c) for c in categories)
+    codes = {c: float(k) for k, c in enumerate(categories) if not _is_missing(c)}
+    if unknown is None:
+        return None
+    unknown = float(unknown)
+    on_missing = float(missing_code) if seen_missing else unknown
+
+    def lookup(values: list[Any]) -> list[float]:
+        return [on_missing if _is_missing(v) else codes.get(v, unknown) for v in values]
+
+    return lookup
+
+
+def _compiled(ct: Any, columns: list[str]) -> Callable[[pd.DataFrame], np.ndarray] | None:
+    """A ColumnTransformer of ordinal encoders and pass-throughs as plain lookups: a few microseconds a row where
+    scikit-learn's transform costs milliseconds. None for anything else (scikit-learn's transform is used)."""
+    if getattr(ct, "sparse_output_", False):
+        return None
+    parts: list[tuple[str, Any]] = []  # (input column, lookup or None for a pass-through)
+    positions = ct._transformer_to_input_indices
+    for name, transformer, _ in ct.transformers_:
+        indices = list(positions.get(name, []))
+        if transformer == "drop" or not indices:
+            continue
+        kind = type(transformer).__name__
+        if transformer == "passthrough" or (kind == "FunctionTransformer" and transformer.func is None):
+            parts += [(columns[i], None) for i in indices]
+        elif kind == "OrdinalEncoder" and getattr(transformer, "infrequent_categories_", None) is None \
+                and transformer.max_categories is None and transformer.min_frequency is None:
+            for k, i in enumerate(indices):
+                lookup = _ordinal(transformer, k)
+                if lookup is None:
+                    return None
+                parts.append((columns[i], lookup))
+        else:
+            return None
+
+    def transform(frame: pd.DataFrame) -> np.ndarray:
+        out = np.empty((len(frame), len(parts)))
+        for j, (column, lookup) in enumerate(parts):
+            values = frame[column]
+            if lookup is None:
+                numbers = values if pd.api.types.is_numeric_dtype(values.dtype) else pd.to_numeric(values, errors="raise")
+                out[:, j] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                out[:, j] = lookup(values.tolist())
+        return out
+
+    return transform

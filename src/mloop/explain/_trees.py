@@ -200,7 +200,27 @@ def _hist_gradient_boosting(model: Any) -> TreeEnsemble:
     if encoder is None:
         return ensemble
     order = np.concatenate([np.flatnonzero(model.is_categorical_), np.flatnonzero(~model.is_categorical_)])
-    return replace(ensemble, encode=encoder.transform, feature_of=order)
+    return replace(ensemble, encode=_category_codes(model, order), feature_of=order)
+
+
+def _category_codes(model: Any, order: np.ndarray) -> Any:
+    """HistGradientBoosting's own input step — its categorical columns through an ordinal encoder (an unknown value
+    becomes missing), moved first — done with sorted lookups instead of a ColumnTransformer call."""
+    encoder = model._preprocessor.named_transformers_["encoder"]
+    known = [np.asarray([c for c in cats if not np.isnan(c)], dtype=np.float64) for cats in encoder.categories_]
+    cat_columns = np.flatnonzero(model.is_categorical_)
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        out = x[:, order].copy()
+        for j, (column, cats) in enumerate(zip(cat_columns, known, strict=True)):
+            values = x[:, column]
+            at = np.clip(np.searchsorted(cats, values), 0, max(len(cats) - 1, 0))
+            found = (cats[at] == values) if len(cats) else np.zeros(len(values), dtype=bool)
+            out[:, j] = np.where(found, at, np.nan)
+        return out
+
+    return encode
 
 
 def _sklearn_tree(tree: Any, k: int, value_of: Any) -> Nodes:

@@ -49,7 +49,7 @@ def train_and_register(ws: Workspace, *, name: str = "toy", alias: str | None = 
         model = fit(frame, TOY_SPEC, params, seed)
         run.log_params(params)
         run.log_metrics({"train_rows": len(frame)})
-        uri = run.log_sklearn_model(model, frame[TOY_SPEC.features])
+        uri = run.log_sklearn_model(model, frame[TOY_SPEC.features], labels=frame["y"])
     return ws.registry.register(uri, name, alias=alias).version
 
 

@@ -52,7 +52,7 @@ def test_the_framework_serves_exactly_the_table(served: tuple[Workspace, TestCli
     assert framework == declared, f"only in FastAPI: {sorted(framework - declared)}; only in the table: {sorted(declared - framework)}"
     fast = {(r.method, r.path) for r in _table(client).routes if r.fast}
     assert fast == {("POST", "/invocations"), ("POST", "/models/{name}/invocations"), ("POST", "/v2/models/{name}/infer"),
-                    ("POST", "/v2/models/{name}/feedback"), ("POST", "/v2/features/{service}/online")}
+                    ("POST", "/v2/models/{name}/feedback"), ("POST", "/v2/features/{service}/online"), ("POST", "/v2/models/{name}/explain")}
     public = {(m, p) for m, p, role in _routes(client) if role is None}
     assert public == {("GET", "/health/live"), ("GET", "/v2/health/live"), ("GET", "/health/ready"), ("GET", "/v2/health/ready")}
 

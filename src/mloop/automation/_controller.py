@@ -275,7 +275,7 @@ class LoopController(Watches, Estimated, Adaptive):
             run.log_params({"recipe": policy.recipe.callable, **{f"recipe.{k}": v for k, v in policy.recipe.params.items()},
                             "champion": champion, "train_rows": len(train), "holdout_rows": len(holdout)})
             model = self._fit(policy, [train_path], "")
-            uri = run.log_sklearn_model(model, train[features])
+            uri = run.log_sklearn_model(model, train[features], labels=train[LABEL])
             run_id = run.run_id
         version = self.registry.register(uri, deployment.model_name).version
         detail = {"run_id": run_id, "version": version, "champion": champion, "train_rows": len(train), "holdout_rows": len(holdout),
@@ -349,7 +349,7 @@ class LoopController(Watches, Estimated, Adaptive):
             run.log_params({"recipe": policy.recipe.callable, **{f"recipe.{k}": v for k, v in policy.recipe.params.items()},
                             "refit_of": attempt.state["challenger"], "train_rows": len(frame)})
             model = self._fit(policy, [attempt.state["train"], attempt.state["holdout"]], " on the refit")
-            uri = run.log_sklearn_model(model, frame[features])
+            uri = run.log_sklearn_model(model, frame[features], labels=frame[LABEL])
             run_id = run.run_id
         version = self.registry.register(uri, model_name).version
         return {"version": version, "run_id": run_id, "rows": len(frame)}

@@ -84,7 +84,7 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
             model = fit(train, SPEC, params, cfg.seed)
             run.log_params({**params, "trials": cfg.trials})
             run.log_metrics({"valid_auc": best})
-            uri = run.log_sklearn_model(model, train[SPEC.features])
+            uri = run.log_sklearn_model(model, train[SPEC.features], labels=train[SPEC.target])
     with clock.phase("register"):
         v1 = ws.registry.register(uri, MODEL, alias="champion")
         console.log(f"registered {MODEL} v{v1.version} as champion (validation AUC {best:.3f})")

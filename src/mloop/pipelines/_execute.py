@@ -37,7 +37,7 @@ def execute(step: Step, loaded: dict[str, Any], root: Path, *, studies: Path, st
         return _steps.split(section, loaded["input"])
     if isinstance(section, Train):
         done = _steps.train(section, loaded["input"], where)
-        done.outputs["example"] = loaded["input"].drop(columns=[section.target]).head(5)
+        done.outputs["example"], done.outputs["labels"] = _background(loaded["input"], section.target)
         return composed(done, loaded)
     if isinstance(section, Tune):
         from mloop.pipelines._tune import tune
@@ -45,8 +45,9 @@ def execute(step: Step, loaded: dict[str, Any], root: Path, *, studies: Path, st
         frame = loaded["input"]
         best, value, trials = tune(section, frame, studies, study, where, ray=ray)
         model = _steps.trainer(section.callable, f"{where}.callable")(frame, section.target, **{**section.params, **best})
+        example, labels = _background(frame, section.target)
         done = _steps.Done({"model": model, "best": {"params": best, "value": value, "metric": section.metric},
-                            "example": frame.drop(columns=[section.target]).head(5)},
+                            "example": example, "labels": labels},
                            params={**{f"best.{k}": v for k, v in best.items()}, "trials": section.trials, "jobs": section.jobs,
                                    "sampler": section.sampler, "pruner": section.pruner},
                            metrics={f"best_{section.metric}": value})
@@ -60,6 +61,12 @@ def execute(step: Step, loaded: dict[str, Any], root: Path, *, studies: Path, st
     return _steps.Done({"model": loaded["model"]})
 
 
+def _background(frame: Any, target: str) -> tuple[Any, Any]:
+    """Up to 500 training rows and their labels: the model's example, and the background its card explains it on."""
+    sample = frame.sample(min(500, len(frame)), random_state=0) if len(frame) > 500 else frame
+    return sample.drop(columns=[target]), sample[target]
+
+
 def composed(done: _steps.Done, loaded: dict[str, Any]) -> _steps.Done:
     """With a features transform, the model is the transform then the estimator, and its example the raw columns the
     transform takes (the model's signature)."""
@@ -70,4 +77,5 @@ def composed(done: _steps.Done, loaded: dict[str, Any]) -> _steps.Done:
 
     done.outputs["model"] = _features.compose(features["transform"], done.outputs["model"])
     done.outputs["example"] = features["example"]
+    done.outputs.pop("labels", None)  # the example is the raw columns now, not the rows the labels belong to
     return done

@@ -275,7 +275,8 @@ class Runner:
             from mloop.pipelines._steps import model_inputs
 
             example = model_inputs(done.outputs["model"], done.outputs.pop("example"))
-            extra["uri"] = run.log_sklearn_model(done.outputs["model"], example)
+            labels = done.outputs.pop("labels", None)
+            extra["uri"] = run.log_sklearn_model(done.outputs["model"], example, labels=labels if labels is not None and len(labels) == len(example) else None)
         if isinstance(step.section, Register):
             model_ref = step.inputs()["model"]
             train_entry = entries[model_ref.partition(".")[0]]

@@ -41,6 +41,7 @@ class LoadedModel:
     twin: bytes | None = None
     parity_sample: pd.DataFrame | None = None
     background: pd.DataFrame | None = None  # rows of the training data, for explainers that need a background
+    background_labels: np.ndarray | None = None  # their labels, when the run gave them
     explainers: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # built on first use, by method
 
     @property
@@ -86,16 +87,18 @@ def read_parity_sample(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(data["data"], columns=data["columns"])
 
 
-def read_background(folder: Path) -> pd.DataFrame | None:
-    """The training rows kept in a model folder for explainers (None if it has none)."""
-    from mloop.tracking import BACKGROUND_FILE
+def read_background(folder: Path) -> dict[str, Any]:
+    """The training rows kept in a model folder for explainers, and their labels if kept (as LoadedModel fields)."""
+    from mloop.tracking import BACKGROUND_FILE, BACKGROUND_LABEL
 
     file = folder / BACKGROUND_FILE
     if not file.exists():
-        return None
+        return {}
     import pandas as pd
 
-    return pd.read_parquet(file)
+    frame = pd.read_parquet(file)
+    labels = frame.pop(BACKGROUND_LABEL).to_numpy() if BACKGROUND_LABEL in frame.columns else None
+    return {"background": frame, "background_labels": labels}
 
 
 def signature_inputs(path: Path) -> list[ColumnSpec]:
@@ -133,19 +136,19 @@ def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
         twin = twin_file.read_bytes() if twin_file.exists() else None
         sample = read_parity_sample(path) if twin is not None and (path / PARITY_FILE).exists() else None
         return LoadedModel(name=name, version=version, flavour="sklearn", model=model, inputs=inputs, twin=twin, parity_sample=sample,
-                           background=read_background(path))
+                           **read_background(path))
     lgb_conf = flavors.get("lightgbm")
     if lgb_conf is not None:
         return LoadedModel(name=name, version=version, flavour="lightgbm", model=_load_lightgbm(path, lgb_conf), inputs=inputs,
-                           background=read_background(path))
+                           **read_background(path))
     xgb_conf = flavors.get("xgboost")
     if xgb_conf is not None:
         return LoadedModel(name=name, version=version, flavour="xgboost", model=_load_xgboost(path, xgb_conf), inputs=inputs,
-                           background=read_background(path))
+                           **read_background(path))
     import mlflow.pyfunc
 
     return LoadedModel(name=name, version=version, flavour="pyfunc", model=mlflow.pyfunc.load_model(str(path)), inputs=inputs,
-                       background=read_background(path))
+                       **read_background(path))
 
 
 # Types mloop lets skops rebuild for LightGBM's scikit-learn API; decided here, never read from the model file.

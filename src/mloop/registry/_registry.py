@@ -16,7 +16,8 @@ from mloop.errors import InvalidInput, MloopError, NotFound
 from mloop.events import MODEL_ALIAS_CHANGED
 from mloop.files import replacing, write_atomic
 from mloop.names import check_name
-from mloop.registry._card import render_card
+from mloop.registry._card import CardData, render_card
+from mloop.registry._card_html import render_card_html
 from mloop.registry._loaded import EXTRAS_DIR, LoadedModel, load_from_dir, signature_inputs
 from mloop.security import Keyring, build_manifest, sign_manifest, verified_copy, verify_manifest
 
@@ -198,10 +199,18 @@ class Registry:
         return _local_path(source)
 
     def card(self, name: str, version: int) -> str:
+        """The version's card: Markdown with Hugging Face's YAML front matter."""
         path = self._cards_dir / name / f"v{version}.md"
         if not path.exists():
             raise NotFound(f"No model card for {name!r} version {version}.")
         return path.read_text(encoding="utf-8")
+
+    def card_html(self, name: str, version: int) -> Path:
+        """Where the version's card is as a self-contained HTML page."""
+        path = self._cards_dir / name / f"v{version}.html"
+        if not path.exists():
+            raise NotFound(f"No HTML model card for {name!r} version {version} (versions registered before mloop wrote them have none).")
+        return path
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -253,20 +262,15 @@ class Registry:
                 features = self._tracker.read_dict(run.info.run_id, FEATURES_ARTIFACT)
             except NotFound:
                 features = None
-        card = render_card(
-            name=name,
-            version=version,
-            run_id=logged.source_run_id or "",
-            params=dict(run.data.params) if run else {},
-            metrics=dict(run.data.metrics) if run else {},
-            tags=dict(run.data.tags) if run else {},
-            inputs=inputs,
-            manifest=manifest,
-            manifest_sha256=digest,
-            created=time.time(),
-            twin=twin,
-            features=features,
+        explanation, notes, flavour, estimator = _explanation(files)
+        data = CardData(
+            name=name, version=version, run_id=logged.source_run_id or "", params=dict(run.data.params) if run else {},
+            metrics=dict(run.data.metrics) if run else {}, tags=dict(run.data.tags) if run else {}, inputs=inputs, manifest=manifest,
+            manifest_sha256=digest, created=time.time(), twin=twin, features=features, explanation=explanation, flavour=flavour,
+            estimator=estimator, notes=notes,
         )
+        card = render_card(data)
+        write_atomic(self._cards_dir / name / f"v{version}.html", render_card_html(data))
         write_atomic(self._cards_dir / name / f"v{version}.md", card)
         client.update_model_version(name, str(version), description=card)
         if alias is not None:
@@ -388,6 +392,30 @@ def _bundle_meta(folder: Path) -> dict[str, Any]:
     if meta.get("format") != BUNDLE_FORMAT or not isinstance(manifest, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
         raise InvalidInput("bundle.json is not an mloop bundle manifest (format 1 with a manifest of SHA-256 digests).", field="archive")
     return meta
+
+
+def _explanation(files: Path) -> tuple[dict[str, Any] | None, list[str], str, str]:
+    """The model's global explanation for its card, from the training rows kept with it (``mloop.explain``, imported
+    here lazily: the card is the registry's, the explaining is the layer above), with why there is none when there
+    is none, its flavour and its estimator's class name. A failure leaves the card without explanations, never the
+    registration undone."""
+    try:
+        loaded = load_from_dir(files, name="", version=0)
+    except Exception as exc:  # noqa: BLE001 - the card says why
+        return None, [f"the model could not be loaded to explain it ({exc})"], "", ""
+    estimator = type(loaded.model).__name__
+    if type(loaded.model).__name__ == "Pipeline":
+        estimator = f"{type(loaded.model.steps[-1][1]).__name__} pipeline"
+    if loaded.background is None or not len(loaded.background):
+        return None, ["the model kept no training rows (log it with the training frame: run.log_sklearn_model(model, frame[features]))"], \
+            loaded.flavour, estimator
+    try:
+        from mloop.explain import global_explanation
+
+        result = global_explanation(loaded, loaded.background, labels=loaded.background_labels, repeats=3)
+    except Exception as exc:  # noqa: BLE001
+        return None, [f"explaining the model failed ({type(exc).__name__}: {exc})"], loaded.flavour, estimator
+    return result.to_dict(), [], loaded.flavour, estimator
 
 
 def _build_twin(files: Path) -> dict[str, Any]:

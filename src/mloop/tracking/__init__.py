@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from mloop.tracking._catalog import CatalogUnavailable, MlflowCatalog, RunSummary, VersionRecord
 from mloop.tracking._lineage import CodeVersion, code_version, environment
-from mloop.tracking._tracker import BACKGROUND_FILE, SKOPS_TRUSTED_TYPES, TrackedRun, Tracker
+from mloop.tracking._tracker import BACKGROUND_FILE, BACKGROUND_LABEL, CARD_FIELDS, CARD_TAG, SKOPS_TRUSTED_TYPES, TrackedRun, Tracker
 
 __all__ = [
     "BACKGROUND_FILE",
+    "BACKGROUND_LABEL",
+    "CARD_FIELDS",
+    "CARD_TAG",
     "SKOPS_TRUSTED_TYPES",
     "CatalogUnavailable",
     "CodeVersion",

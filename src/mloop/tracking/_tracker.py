@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mloop.data import Fingerprint, fingerprint
-from mloop.errors import NotFound
+from mloop.errors import InvalidInput, NotFound
 from mloop.names import check_name
 from mloop.tracking._catalog import CatalogUnavailable, MlflowCatalog, RunSummary
 from mloop.tracking._lineage import code_version, environment
@@ -48,8 +48,11 @@ _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 # Feature lineage on a run: a tag per feature view (its versions, comma-separated: searchable) and the full record.
 FEATURE_VIEW_TAG = "mloop.feature_view."
 FEATURES_ARTIFACT = "lineage/features.json"
+CARD_TAG = "mloop.card."
+CARD_FIELDS = ("intended_use", "out_of_scope", "limitations", "ethical_considerations", "license", "sensitive_features")
 BACKGROUND_FILE = "background.parquet"  # rows of the training data in a model folder: the explainers' background
-BACKGROUND_ROWS = 100
+BACKGROUND_ROWS = 500
+BACKGROUND_LABEL = "__mloop_label__"  # the label column beside the background's features, when the run gave labels
 
 
 def _skops_can(model: Any) -> bool:
@@ -113,6 +116,20 @@ class TrackedRun:
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in metrics.items()])
 
+    def describe(self, **fields: str | list[str]) -> None:
+        """What the model card says that only a person can: ``intended_use``, ``out_of_scope``, ``limitations``,
+        ``ethical_considerations``, ``license`` and ``sensitive_features`` (input columns; fairness is measured on
+        them). Kept as run tags ``mloop.card.<field>``; the card fills in what it measures beside them."""
+        tags = {}
+        for key, value in fields.items():
+            if key not in CARD_FIELDS:
+                raise InvalidInput(f"Unknown model card field {key!r}. Valid: {', '.join(CARD_FIELDS)}.", field=key)
+            text = ",".join(value) if isinstance(value, list) else value
+            if not isinstance(text, str) or len(text) > 5000:
+                raise InvalidInput(f"Card field {key!r} must be text of at most 5,000 characters (a list for sensitive_features).", field=key)
+            tags[f"{CARD_TAG}{key}"] = text
+        self.set_tags(tags)
+
     def set_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
@@ -169,10 +186,11 @@ class TrackedRun:
         self.log_dict({"views": [{"name": n, "version": v, "features": f} for (n, v), f in sorted(self.feature_views.items())],
                        "services": [{"name": n, "version": v} for n, v in sorted(self.feature_services)]}, FEATURES_ARTIFACT)
 
-    def log_sklearn_model(self, model: Any, input_example: pd.DataFrame) -> str:
+    def log_sklearn_model(self, model: Any, input_example: pd.DataFrame, *, labels: Any = None) -> str:
         """Log a fitted scikit-learn estimator with its signature and input example (skops format, the types skops
         may rebuild fixed by mloop); returns its URI (``models:/<model id>``). Given more rows than an example needs
-        (the training features), up to 100 of them are kept as the model's explanation background."""
+        (the training features), up to 500 of them are kept as the model's explanation background, with their
+        ``labels`` when given (one per row of ``input_example``: the card's permutation importance uses them)."""
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
@@ -186,7 +204,17 @@ class TrackedRun:
         skops = _skops_can(model)
         options = {"serialization_format": "skops", "skops_trusted_types": list(SKOPS_TRUSTED_TYPES)} if skops else \
             {"serialization_format": "cloudpickle"}
-        background = input_example.sample(min(BACKGROUND_ROWS, len(input_example)), random_state=0) if len(input_example) > len(example) else None
+        background = None
+        if len(input_example) > len(example):
+            import numpy as np
+
+            rows = np.sort(np.random.default_rng(0).choice(len(input_example), min(BACKGROUND_ROWS, len(input_example)), replace=False))
+            background = input_example.iloc[rows]
+            if labels is not None:
+                values = np.asarray(labels)
+                if len(values) != len(input_example):
+                    raise InvalidInput(f"labels has {len(values)} values for {len(input_example)} rows.", field="labels")
+                background = background.assign(**{BACKGROUND_LABEL: values[rows]})
         return self.log_model(
             mlflow.sklearn, model, input_example=example, signature=signature, background=background,
             pip_requirements=_pinned(packages), pyfunc_predict_fn="predict_proba" if proba else "predict", **options,

@@ -152,6 +152,9 @@ class Workspace:
         return Keyring.ensure(self.keys_dir)
 
     def close(self) -> None:
+        """Let cards still being explained be written, then close the metadata store."""
+        if "registry" in self.__dict__:
+            self.registry.wait_for_cards()
         if "store" in self.__dict__:
             self.store.close()
 

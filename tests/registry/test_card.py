@@ -26,7 +26,9 @@ def _register(ws: Workspace, *, describe: dict | None = None, with_rows: bool = 
         run.log_metrics({"valid_auc": 0.81})
         rows = frame[TOY_SPEC.features] if with_rows else frame[TOY_SPEC.features].head(5)
         uri = run.log_sklearn_model(model, rows, labels=frame["y"] if with_rows else None)
-    return ws.registry.register(uri, "toy").version
+    version = ws.registry.register(uri, "toy").version
+    ws.registry.wait_for_cards()  # the explanations are computed after register returns
+    return version
 
 
 def test_the_card_is_in_hugging_faces_format_with_what_was_measured(workspace: Workspace) -> None:
@@ -46,6 +48,18 @@ def test_the_card_is_in_hugging_faces_format_with_what_was_measured(workspace: W
     first_row = importance.splitlines()[4]
     assert first_row.startswith("| x1 |") and "[" in first_row  # x1 first, with a permutation interval
     assert "### Rules" in card and "IF x1" in card and "R² " in card
+
+
+def test_registration_does_not_wait_for_the_explanations(workspace: Workspace) -> None:
+    frame = toy_frame(seed=1)
+    with workspace.tracker.start_run("toy", seed=0) as run:
+        uri = run.log_sklearn_model(fit(frame, TOY_SPEC, {"max_iter": 20}, 0), frame[TOY_SPEC.features], labels=frame["y"])
+    version = workspace.registry.register(uri, "toy").version
+    first = workspace.registry.card("toy", version)
+    workspace.registry.wait_for_cards()
+    final = workspace.registry.card("toy", version)
+    assert "### Importance" in final and workspace.tracker.client.get_model_version("toy", str(version)).description == final
+    assert first == final or "being computed" in first
 
 
 def test_describe_refuses_unknown_fields(workspace: Workspace) -> None:

@@ -102,6 +102,22 @@ class TreeShapExplainer:
         self.classes = getattr(self.estimator, "classes_", None)
         self.output = self.trees.output
 
+    def scores(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The model's score per row — a binary classifier's positive-class probability, a regressor's prediction —
+        from its final estimator on the preprocessed rows (the pipeline's encoders as lookups: no pipeline call);
+        None for several classes."""
+        est = self.estimator
+        x = self.prepared.transform(frame)
+        names = getattr(est, "feature_names_in_", None)
+        data: Any = pd.DataFrame(x, columns=names) if names is not None else x
+        if hasattr(est, "predict_proba"):
+            if self.classes is not None and len(self.classes) != 2:
+                return None
+            return np.asarray(est.predict_proba(data))[:, -1]
+        if self.output == "log-odds":  # a bare Booster with a binary objective predicts the probability
+            return np.asarray(est.predict(data if type(est).__module__.startswith("lightgbm") else _dmatrix(data)))
+        return np.asarray(est.predict(data if not type(est).__module__.startswith("xgboost") or hasattr(est, "get_booster") else _dmatrix(data)))
+
     def explain(self, frame: pd.DataFrame) -> Explanations:
         x = self.prepared.transform(frame)
         if self.trees.n_outputs == 1:  # the raw output from the same pass over the leaves (tests hold it to the model's own)
@@ -119,6 +135,12 @@ class TreeShapExplainer:
             classes = [_class_label(self.classes, int(k) + shift) for k in picked]
         return Explanations(self.columns, self.base[picked], raw[np.arange(len(x)), picked], self.prepared.to_inputs(phi),
                             self.method, self.output, classes)
+
+
+def _dmatrix(x: Any) -> Any:
+    import xgboost as xgb
+
+    return xgb.DMatrix(x)
 
 
 def _booster_output(objective: str) -> str:

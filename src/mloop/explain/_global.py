@@ -99,13 +99,25 @@ def _interval(values: np.ndarray) -> Importance:
     return Importance(mean, mean - half, mean + half)
 
 
-def _permutation(model: Any, frame: pd.DataFrame, labels: np.ndarray, columns: list[str], repeats: int, seed: int) -> tuple[dict[str, Importance], str]:
+def _permutation(model: Any, frame: pd.DataFrame, labels: np.ndarray, columns: list[str], repeats: int, seed: int,
+                 fast: Any) -> tuple[dict[str, Importance], str]:
+    """scikit-learn's permutation importance; scored from the trees alone where they give the score (``fast``), which
+    is the same score without a pipeline call per permutation."""
     from sklearn.inspection import permutation_importance
 
     estimator = _estimator(model)
     classifier = hasattr(estimator, "predict_proba")
     metric = "roc_auc" if classifier and len(np.unique(labels)) == 2 else "accuracy" if classifier else "r2"
-    result = permutation_importance(estimator, frame[columns], labels, scoring=metric, n_repeats=repeats, random_state=seed)
+    scoring: Any = metric
+    if fast is not None and metric in ("roc_auc", "r2"):
+        from sklearn.metrics import r2_score, roc_auc_score
+
+        measure = roc_auc_score if metric == "roc_auc" else r2_score
+
+        def scoring(_estimator: Any, x: pd.DataFrame, y: Any) -> float:
+            return float(measure(y, fast(x)))
+
+    result = permutation_importance(estimator, frame[columns], labels, scoring=scoring, n_repeats=repeats, random_state=seed)
     return {c: _interval(result.importances[i]) for i, c in enumerate(columns)}, metric
 
 
@@ -166,11 +178,14 @@ def global_explanation(model: Any, rows: Any, *, labels: Any = None, columns: li
     mean_abs = {c: float(v) for c, v in zip(result.columns, np.abs(result.attributions).mean(axis=0), strict=True)}
     notes: list[str] = []
     permutation, metric = None, None
+    fast = getattr(explainer, "scores", None)
+    if fast is not None and fast(frame.head(2)) is None:
+        fast = None
     if y is not None and type(_estimator(model)).__module__.split(".", 1)[0] in ("sklearn", "lightgbm", "xgboost"):
-        permutation, metric = _permutation(model, frame, y, explainer.columns, repeats, seed)
+        permutation, metric = _permutation(model, frame, y, explainer.columns, repeats, seed, fast)
     elif y is None:
         notes.append("Permutation importance needs labelled rows; none were given.")
-    score = _score_function(model)
+    score = fast or _score_function(model)
     order = sorted(mean_abs, key=lambda c: -mean_abs[c])[:top]
     dependence = [d for c in order if (d := _dependence(score, frame, c, grid_points, curves, seed)) is not None]
     model_importance = _model_importance(explainer)

@@ -146,9 +146,34 @@ def tree_shap(ensemble: TreeEnsemble, x: np.ndarray, output: int = 0) -> np.ndar
     return tree_shap_and_outputs(ensemble, x, output)[0]
 
 
+@numba.njit(cache=True, parallel=True)
+def _outputs_kernel(x: Any, raw: Any, values: Any, starts: Any, feature: Any, lo: Any, hi: Any, nan: Any, cat: Any,
+                    sets: Any) -> None:
+    """Each row's sum of the leaves it reaches: a leaf is reached when the row follows every path feature (the first
+    that fails ends the check)."""
+    for r in numba.prange(x.shape[0]):
+        total = 0.0
+        for leaf in range(values.shape[0]):
+            reached = True
+            for i in range(starts[leaf], starts[leaf + 1]):
+                if not _follows(x, r, i, feature, lo, hi, nan, cat, sets):
+                    reached = False
+                    break
+            if reached:
+                total += values[leaf]
+        raw[r] += total
+
+
 def tree_outputs(ensemble: TreeEnsemble, x: np.ndarray, output: int = 0) -> np.ndarray:
     """The raw output ``output`` of the ensemble's trees for the rows of ``x``, in float64 (base offset included)."""
-    return tree_shap_and_outputs(ensemble, x, output)[1]
+    if np.ndim(x) != 2 or np.shape(x)[1] != ensemble.n_features:
+        raise ValueError(f"expected rows of {ensemble.n_features} features, got shape {np.shape(x)}")
+    rows = ensemble.features(x)
+    raw = np.full(rows.shape[0], float(ensemble.base_offset[output]))
+    with _parallel_lock:
+        _outputs_kernel(rows, raw, np.ascontiguousarray(ensemble.leaf_value[:, output]), ensemble.leaf_start, ensemble.path_feature,
+                        ensemble.path_lo, ensemble.path_hi, ensemble.path_nan, ensemble.path_cat, ensemble.cat_sets)
+    return raw
 
 
 def tree_shap_and_outputs(ensemble: TreeEnsemble, x: np.ndarray, output: int = 0, *,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
+import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -50,6 +52,11 @@ def _local_path(location: str) -> Path:
         f"Artifact location {location!r} uses scheme {parsed.scheme!r}; this workspace supports local artifacts (file) only.",
         field="artifact_location",
     )
+
+
+log = logging.getLogger("mloop.registry")
+_CARD_LOCK = threading.Lock()
+_CARD_WORKERS: list[threading.Thread] = []  # cards being explained in this process (not daemons: an exit waits for them)
 
 
 class Registry:
@@ -232,7 +239,11 @@ class Registry:
         except MlflowException as exc:
             raise NotFound(f"No logged model {model_uri!r} in this workspace.") from exc
         files = _local_path(logged.artifact_location)
-        twin = _build_twin(files) if onnx else {"onnx": False, "reason": "not requested"}
+        try:  # loaded once, for the twin and the card's explanations
+            loaded: LoadedModel | Exception = load_from_dir(files, name=name, version=0)
+        except Exception as exc:  # noqa: BLE001 - registering does not need it; the twin and the card say why
+            loaded = exc
+        twin = _build_twin(files, loaded) if onnx else {"onnx": False, "reason": "not requested"}
         manifest = build_manifest(files)
         try:
             client.create_registered_model(name)
@@ -262,20 +273,49 @@ class Registry:
                 features = self._tracker.read_dict(run.info.run_id, FEATURES_ARTIFACT)
             except NotFound:
                 features = None
-        explanation, notes, flavour, estimator = _explanation(files)
+        explains = not isinstance(loaded, Exception) and loaded.background is not None and len(loaded.background) > 0
+        flavour = "" if isinstance(loaded, Exception) else loaded.flavour
         data = CardData(
             name=name, version=version, run_id=logged.source_run_id or "", params=dict(run.data.params) if run else {},
             metrics=dict(run.data.metrics) if run else {}, tags=dict(run.data.tags) if run else {}, inputs=inputs, manifest=manifest,
-            manifest_sha256=digest, created=time.time(), twin=twin, features=features, explanation=explanation, flavour=flavour,
-            estimator=estimator, notes=notes,
+            manifest_sha256=digest, created=time.time(), twin=twin, features=features, flavour=flavour,
+            estimator="" if isinstance(loaded, Exception) else _estimator_name(loaded.model),
+            notes=["being computed; the card is rewritten with them in a few seconds"] if explains else _explanation(loaded)[1],
         )
-        card = render_card(data)
-        write_atomic(self._cards_dir / name / f"v{version}.html", render_card_html(data))
-        write_atomic(self._cards_dir / name / f"v{version}.md", card)
-        client.update_model_version(name, str(version), description=card)
+        self._write_card(data)
+        if explains:  # the measured explanations follow off the caller's path: registering does not wait for them
+            worker = threading.Thread(target=self._explain_card, args=(data, loaded), name=f"mloop-card-{name}-v{version}")
+            with _CARD_LOCK:
+                _CARD_WORKERS.append(worker)
+            worker.start()
         if alias is not None:
             self.set_alias(name, alias, version)
         return self.resolve(name, version)
+
+    def _write_card(self, data: CardData) -> None:
+        """The card as Markdown (also the MLflow version's description) and as HTML, each replaced atomically."""
+        card = render_card(data)
+        write_atomic(self._cards_dir / data.name / f"v{data.version}.html", render_card_html(data))
+        write_atomic(self._cards_dir / data.name / f"v{data.version}.md", card)
+        self._client.update_model_version(data.name, str(data.version), description=card)
+
+    def _explain_card(self, data: CardData, loaded: LoadedModel) -> None:
+        data.explanation, data.notes = _explanation(loaded)
+        try:
+            self._write_card(data)
+        except Exception as exc:  # noqa: BLE001 - the card keeps its first form; the log says why
+            log.error("could not rewrite the card of %s v%s: %s", data.name, data.version, exc)
+
+    @staticmethod
+    def wait_for_cards(timeout: float | None = None) -> None:
+        """Wait until every card being explained in this process is written (``mloop run``, the demo and the tests
+        call it before they read a card; a process also waits for them before it exits)."""
+        with _CARD_LOCK:
+            workers = list(_CARD_WORKERS)
+        for worker in workers:
+            worker.join(timeout)
+        with _CARD_LOCK:
+            _CARD_WORKERS[:] = [w for w in _CARD_WORKERS if w.is_alive()]
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point ``name@alias`` at ``version`` and tell every server (an event on the bus)."""
@@ -394,31 +434,31 @@ def _bundle_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def _explanation(files: Path) -> tuple[dict[str, Any] | None, list[str], str, str]:
+def _estimator_name(model: Any) -> str:
+    if type(model).__name__ == "Pipeline":
+        return f"{type(model.steps[-1][1]).__name__} pipeline"
+    return type(model).__name__
+
+
+def _explanation(loaded: LoadedModel | Exception) -> tuple[dict[str, Any] | None, list[str]]:
     """The model's global explanation for its card, from the training rows kept with it (``mloop.explain``, imported
     here lazily: the card is the registry's, the explaining is the layer above), with why there is none when there
     is none, its flavour and its estimator's class name. A failure leaves the card without explanations, never the
     registration undone."""
-    try:
-        loaded = load_from_dir(files, name="", version=0)
-    except Exception as exc:  # noqa: BLE001 - the card says why
-        return None, [f"the model could not be loaded to explain it ({exc})"], "", ""
-    estimator = type(loaded.model).__name__
-    if type(loaded.model).__name__ == "Pipeline":
-        estimator = f"{type(loaded.model.steps[-1][1]).__name__} pipeline"
+    if isinstance(loaded, Exception):
+        return None, [f"the model could not be loaded to explain it ({loaded})"]
     if loaded.background is None or not len(loaded.background):
-        return None, ["the model kept no training rows (log it with the training frame: run.log_sklearn_model(model, frame[features]))"], \
-            loaded.flavour, estimator
+        return None, ["the model kept no training rows (log it with the training frame: run.log_sklearn_model(model, frame[features]))"]
     try:
         from mloop.explain import global_explanation
 
         result = global_explanation(loaded, loaded.background, labels=loaded.background_labels, repeats=3)
     except Exception as exc:  # noqa: BLE001
-        return None, [f"explaining the model failed ({type(exc).__name__}: {exc})"], loaded.flavour, estimator
-    return result.to_dict(), [], loaded.flavour, estimator
+        return None, [f"explaining the model failed ({type(exc).__name__}: {exc})"]
+    return result.to_dict(), []
 
 
-def _build_twin(files: Path) -> dict[str, Any]:
+def _build_twin(files: Path, loaded: LoadedModel | Exception) -> dict[str, Any]:
     """Add an ONNX twin to a scikit-learn model folder before its manifest is taken (see ``mloop.optimize``)."""
     import json
 
@@ -432,7 +472,8 @@ def _build_twin(files: Path) -> dict[str, Any]:
         return {"onnx": False, "reason": "the model has no input example to check parity on"}
     from mloop.optimize import build_twin
 
-    loaded = load_from_dir(files, name="", version=0)
+    if isinstance(loaded, Exception):
+        raise loaded
     data = json.loads(example_file.read_text())
     example = pd.DataFrame(data["data"], columns=data["columns"])
     return build_twin(loaded.model, loaded.inputs, example, files)

@@ -92,3 +92,14 @@ def test_the_html_card_works_offline_in_chromium(workspace: Workspace) -> None:
     assert seen["title"].startswith("Model card: toy v")
     assert seen["svgs"] >= 3 and seen["rules"] >= 2 and seen["intended"] == "Ranking toy rows."
     assert seen["curves"] >= 4 * 21  # four columns, each its average and 20 rows' curves
+
+
+def test_deploying_a_version_adds_the_deployment_to_its_card(workspace: Workspace) -> None:
+    from tests.conftest import deploy
+
+    version = _register(workspace)
+    workspace.registry.set_alias("toy", "champion", version)
+    deploy(workspace, "toy-live", "toy", "champion")
+    card = workspace.registry.card("toy", version)
+    assert "## Deployments" in card and "| toy-live | champion |" in card and "POST /v2/models/toy-live/infer" in card
+    assert "### Importance" in card  # the explanations stay

@@ -56,6 +56,8 @@ def _local_path(location: str) -> Path:
 
 log = logging.getLogger("mloop.registry")
 _CARD_LOCK = threading.Lock()
+_UPDATE_LOCK = threading.Lock()  # read-modify-write of a card's data
+_WRITE_LOCK = threading.Lock()
 _CARD_WORKERS: list[threading.Thread] = []  # cards being explained in this process (not daemons: an exit waits for them)
 
 
@@ -293,18 +295,47 @@ class Registry:
         return self.resolve(name, version)
 
     def _write_card(self, data: CardData) -> None:
-        """The card as Markdown (also the MLflow version's description) and as HTML, each replaced atomically."""
+        """The card as Markdown (also the MLflow version's description), as HTML and as its data (JSON, what later
+        updates start from), each replaced atomically."""
+        import dataclasses
+        import json
+
         card = render_card(data)
-        write_atomic(self._cards_dir / data.name / f"v{data.version}.html", render_card_html(data))
-        write_atomic(self._cards_dir / data.name / f"v{data.version}.md", card)
-        self._client.update_model_version(data.name, str(data.version), description=card)
+        folder = self._cards_dir / data.name
+        with _WRITE_LOCK:
+            write_atomic(folder / f"v{data.version}.json", json.dumps(dataclasses.asdict(data), default=str))
+            write_atomic(folder / f"v{data.version}.html", render_card_html(data))
+            write_atomic(folder / f"v{data.version}.md", card)
+            self._client.update_model_version(data.name, str(data.version), description=card)
+
+    def _card_data(self, name: str, version: int) -> CardData | None:
+        import json
+
+        path = self._cards_dir / name / f"v{version}.json"
+        return CardData(**json.loads(path.read_text())) if path.exists() else None
 
     def _explain_card(self, data: CardData, loaded: LoadedModel) -> None:
-        data.explanation, data.notes = _explanation(loaded)
+        explanation, notes = _explanation(loaded)
         try:
-            self._write_card(data)
+            with _UPDATE_LOCK:  # a deployment may have updated the card meanwhile: start from what is written
+                current = self._card_data(data.name, data.version) or data
+                current.explanation, current.notes = explanation, notes
+                self._write_card(current)
         except Exception as exc:  # noqa: BLE001 - the card keeps its first form; the log says why
             log.error("could not rewrite the card of %s v%s: %s", data.name, data.version, exc)
+
+    def card_deployed(self, name: str, version: int, *, deployment: str, alias: str) -> None:
+        """Add (or refresh) a deployment in the version's card: where it is served, under which alias, since when."""
+        import datetime as dt
+
+        with _UPDATE_LOCK:
+            data = self._card_data(name, version)
+            if data is None:  # a card written before cards kept their data: left as it is
+                return
+            entry = {"name": deployment, "alias": alias, "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                     "endpoint": f"POST /v2/models/{deployment}/infer"}
+            data.deployments = [d for d in data.deployments if d.get("name") != deployment] + [entry]
+            self._write_card(data)
 
     @staticmethod
     def wait_for_cards(timeout: float | None = None) -> None:

@@ -6,12 +6,15 @@ versions), the deployments table and the event bus (every server swaps its model
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from mloop.errors import InvalidInput, NotFound
 from mloop.events import DEPLOYMENT_CHANGED, EventBus
 from mloop.registry import Registry
 from mloop.store import Deployment, MetadataStore, ServingConfig
+
+log = logging.getLogger("mloop.serving")
 
 
 class Deployments:
@@ -79,10 +82,12 @@ class Deployments:
             self.check_feature_service(serving.feature_service)
         refs = [alias] + ([str(rollout["candidate_alias"])] if rollout and rollout.get("candidate_alias") else [])
         already = self._served_versions(name)
+        new: list[tuple[int, str]] = []
         for ref in refs:
             info = self.registry.resolve(model_name, ref)
             if (model_name, info.version) not in already:
                 verify_twin(self.registry.load(model_name, info.version))
+                new.append((info.version, ref))
         with self.store.transaction() as conn:
             dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout, serving=serving)
             self.store.audit.record(
@@ -90,4 +95,9 @@ class Deployments:
                 {"model": model_name, "alias": alias, "rollout": rollout, "serving": dep.serving.to_dict()}, actor=actor,
             )
             self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": name, "revision": dep.revision})
+        for version, ref in new:  # each newly served version's card says where it is served
+            try:
+                self.registry.card_deployed(model_name, version, deployment=name, alias=ref)
+            except Exception as exc:  # noqa: BLE001 - the deployment stands; its card is documentation
+                log.error("could not add deployment %s to the card of %s v%s: %s", name, model_name, version, exc)
         return dep

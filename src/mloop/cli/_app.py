@@ -368,14 +368,12 @@ def monitors_windows(
 @monitors_app.command("run")
 def monitors_run() -> None:
     """Evaluate every closed window now (what a server's scheduler does each tick), if no server holds the lease."""
-    from mloop.monitoring import MonitorRunner, MonitorScheduler
-    from mloop.serving import online_features
+    from mloop.monitoring import MonitorScheduler
+    from mloop.serving import monitor_runner, online_features
 
     ws = open_workspace()
     features = online_features(ws)
-    runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=ws.settings.webhook_hosts,
-                           feature_ages=features.watched_ages)
-    scheduler = MonitorScheduler(runner, interval=max(ws.settings.monitor_interval, 1.0))
+    scheduler = MonitorScheduler(monitor_runner(ws, features), interval=max(ws.settings.monitor_interval, 1.0))
     try:
         results = scheduler.run_once()
     finally:

@@ -126,17 +126,15 @@ def controller(
     import threading
 
     from mloop.automation import BACKGROUND
-    from mloop.monitoring import MonitorRunner, MonitorScheduler
+    from mloop.monitoring import MonitorScheduler
 
     ws = open_workspace()
     settings = ws.settings
     loops: list[Any] = []
     if settings.monitor_interval > 0:
-        from mloop.serving import online_features
+        from mloop.serving import monitor_runner, online_features
 
-        runner = MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, webhook_allow=settings.webhook_hosts,
-                               feature_ages=online_features(ws).watched_ages)
-        loops.append(MonitorScheduler(runner, interval=settings.monitor_interval))
+        loops.append(MonitorScheduler(monitor_runner(ws, online_features(ws)), interval=settings.monitor_interval))
     loops += [loop for make in BACKGROUND if (loop := make(ws, None)) is not None]
     if once:
         for loop in loops:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from mloop.explain._explain import as_frame, explain, explainer_of
     from mloop.explain._explainers import OUTPUT_SCALES, Explainer, Explanations, explainer_for
     from mloop.explain._global import Dependence, GlobalExplanation, Importance, global_explanation
+    from mloop.explain._shift import AttributionShift, ColumnShift, attribution_shift
     from mloop.explain._surrogate import Rule, Surrogate, surrogate_tree
     from mloop.explain._trees import TreeEnsemble, is_tree_model, read_trees
     from mloop.explain._treeshap import tree_shap
@@ -24,8 +25,9 @@ _WHERE: dict[str, str] = {
     "tree_shap": "_treeshap",
     **{n: "_global" for n in ("Dependence", "GlobalExplanation", "Importance", "global_explanation")},
     **{n: "_surrogate" for n in ("Rule", "Surrogate", "surrogate_tree")},
+    **{n: "_shift" for n in ("AttributionShift", "ColumnShift", "attribution_shift")},
 }
-__all__ = ["OUTPUT_SCALES", "Dependence", "Explainer", "Explanations", "GlobalExplanation", "Importance", "Rule", "Surrogate", "TreeEnsemble",
-           "as_frame", "explain", "explainer_for", "explainer_of", "global_explanation", "is_tree_model", "read_trees", "surrogate_tree",
-           "tree_shap"]
+__all__ = ["OUTPUT_SCALES", "AttributionShift", "ColumnShift", "Dependence", "Explainer", "Explanations", "GlobalExplanation", "Importance", "Rule",
+           "Surrogate", "TreeEnsemble", "as_frame", "attribution_shift", "explain", "explainer_for", "explainer_of", "global_explanation",
+           "is_tree_model", "read_trees", "surrogate_tree", "tree_shap"]
 __getattr__ = lazy_names(__name__, _WHERE, globals())

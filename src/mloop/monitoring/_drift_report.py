@@ -104,9 +104,11 @@ def render(
     title: str = "Data drift",
     fitted: DatasetDrift | None = None,
     timeline: str | None = None,
+    attribution: dict[str, Any] | None = None,
 ) -> str:
     """The report as one HTML page. ``fitted`` (the detector that made ``report``) saves refitting the
-    reference for the plots; ``timeline`` is an SVG of earlier windows, for monitor reports."""
+    reference for the plots; ``timeline`` is an SVG of earlier windows, for monitor reports; ``attribution`` (from
+    ``AttributionShift.to_dict()``) which columns moved the predictions."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     from mloop import __version__
@@ -123,7 +125,7 @@ def render(
     names = [f.name for f in report.features] + ([report.prediction.name] if report.prediction else [])
     charts = {name: _histogram(fitted, name, columns[name]) for name in names}
     return env.get_template("drift.html.j2").render(
-        title=title, report=report, summary=summary(report), charts=charts, version=__version__, timeline=timeline,
+        title=title, report=report, summary=summary(report), charts=charts, version=__version__, timeline=timeline, attribution=attribution,
         generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 

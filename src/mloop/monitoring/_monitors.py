@@ -97,10 +97,14 @@ class MonitorRunner:
         webhook_allow: Collection[str] = (),
         clock: Callable[[], float] = time.time,
         feature_ages: Callable[[str | None, list[str] | None], dict[str, float | None]] | None = None,
+        attribution: Callable[[str, pd.DataFrame, pd.DataFrame], dict[str, Any] | None] | None = None,
     ) -> None:
         """``feature_ages(service, views)`` gives the age in seconds of each view's newest materialised row (the listed
-        views, or the service's); freshness monitors need it (the serving layer hands it in)."""
+        views, or the service's); freshness monitors need it. ``attribution(deployment, reference, window)`` says which
+        input columns moved the model's mean output (``AttributionShift.to_dict()``); drift windows report it. The
+        serving layer hands both in."""
         self.store = store
+        self.attribution = attribution
         self.feature_ages = feature_ages
         self.bus = bus
         self.reader = LogReader(logs_dir)
@@ -228,9 +232,12 @@ class MonitorRunner:
         was_alarm = bool(history and history[-1].alarm)
         result = WindowResult(row.deployment, row.name, start, end, len(frame), drift, alarm, drifted=report.drifted())
         body = summary(report)
+        attribution = self._attribute(row, fitted, frame)
+        if attribution is not None:
+            body["attribution"] = attribution
         window_id = self.store.monitors.record_window(row.id, state, start=start, end=end, rows=len(frame), drift=drift, alarm=alarm, summary=body, report=None)
         if config.reports:
-            result.report = str(self._write_report(row, fitted, frame, report, window_id, start, end))
+            result.report = str(self._write_report(row, fitted, frame, report, window_id, start, end, attribution))
             self.store.monitors.set_report(window_id, result.report)
         self._observe(row, report, drift, alarm)
         if alarm and not was_alarm:
@@ -239,7 +246,19 @@ class MonitorRunner:
             self._resolve(row, config, result)
         return result
 
-    def _write_report(self, row: MonitorRow, fitted: _Fitted, frame: pd.DataFrame, report: DriftReport, window_id: int, start: float, end: float) -> Path:
+    def _attribute(self, row: MonitorRow, fitted: _Fitted, frame: pd.DataFrame) -> dict[str, Any] | None:
+        """The shift of the window's predictions attributed to columns; None without an attributor, or when it fails
+        (the window is still judged on its drift tests)."""
+        if self.attribution is None:
+            return None
+        try:
+            return self.attribution(row.deployment, fitted.reference, frame)
+        except Exception as exc:  # noqa: BLE001 - attribution adds to a report, it never blocks the decision
+            log.warning("monitor %s/%s: no attribution (%s: %s)", row.deployment, row.name, type(exc).__name__, exc)
+            return None
+
+    def _write_report(self, row: MonitorRow, fitted: _Fitted, frame: pd.DataFrame, report: DriftReport, window_id: int, start: float, end: float,
+                      attribution: dict[str, Any] | None = None) -> Path:
         import datetime as dt
 
         history = self.store.monitors.windows(row.id, last=30)
@@ -251,7 +270,7 @@ class MonitorRunner:
             title=f"Last {len(history)} windows of {row.name}", y_label="share",
         )
         when = f"{dt.datetime.fromtimestamp(start, dt.UTC):%Y-%m-%d %H:%M:%S} – {dt.datetime.fromtimestamp(end, dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
-        html = render(fitted.reference, frame, report, fitted=fitted.detector, timeline=timeline,
+        html = render(fitted.reference, frame, report, fitted=fitted.detector, timeline=timeline, attribution=attribution,
                       title=f"{row.deployment} / {row.name}: window {window_id} ({when})")
         return write_html(self.reports_dir / "monitors" / row.deployment / row.name / f"window-{window_id:06d}.html", html)
 

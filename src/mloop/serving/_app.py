@@ -16,8 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mloop import __version__
 from mloop._background import LeasedLoop
-from mloop.monitoring import MonitorMetrics, MonitorRunner, MonitorScheduler, PredictionLog, sink_for
+from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog, sink_for
 from mloop.security import Authenticator
+from mloop.serving._attribution import monitor_runner
 from mloop.serving._explain import Explanations
 from mloop.serving._features import FreshnessCollector, online_features
 from mloop.serving._gateway import Gateway
@@ -128,11 +129,7 @@ def create_app(
     interval = settings.monitor_interval if monitor_interval is None else monitor_interval
     scheduler = None
     if interval > 0:
-        runner = MonitorRunner(
-            workspace.store, workspace.bus, workspace.logs_dir, workspace.reports_dir,
-            metrics=MonitorMetrics(metrics.registry), webhook_allow=settings.webhook_hosts, feature_ages=features.watched_ages,
-        )
-        scheduler = MonitorScheduler(runner, interval=interval)
+        scheduler = MonitorScheduler(monitor_runner(workspace, features, metrics=MonitorMetrics(metrics.registry)), interval=interval)
     loops: list[LeasedLoop] = [*([scheduler] if scheduler is not None else []),
                                *(loop for make in background if (loop := make(workspace, metrics.registry)) is not None)]
     status = Status(hub, metrics)

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mloop.demo._flights import SPEC, load_flights
 from mloop.demo._records import Clock, DemoConfig, DemoResult, WindowResult
 from mloop.demo._server_process import ServerProcess
-from mloop.demo._watch import DEPLOYMENT, EXPERIMENT, MODEL, await_loop, configure, read_back
+from mloop.demo._watch import DEPLOYMENT, EXPERIMENT, MODEL, await_loop, configure, read_back, slices_summary
 from mloop.errors import Unavailable
 from mloop.files import replacing
 from mloop.monitoring import LogReader
@@ -158,6 +158,9 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
         versions = [{"version": v1.version, "month": cfg.first_month - 1, "rows": len(train), "holdout_auc": best, "champion_auc": float("nan"),
                      "trigger": "initial (Optuna)", "result": "champion"}]
         versions += _versions(attempts, marks)
+    slices = slices_summary(ws)
+    if slices:
+        console.log(slices)
     outcome = DemoResult(ws.root, Path(), windows, versions, _events(ws, marks), 0.0, cfg, actions, clock.seconds, attempts,
                          _to_champion(attempts, actions, full))
     with clock.phase("report"):

@@ -28,6 +28,27 @@ def monitor_document(reference: Path, cfg: DemoConfig) -> dict[str, Any]:
             "window": {"kind": "count", "size": cfg.rows_per_block}, "persistence": {"k": 2, "n": 3}}
 
 
+def slices_document(cfg: DemoConfig) -> dict[str, Any]:
+    """Accuracy per origin airport and carrier (the demo's groups), with intervals, and fairness across them, over
+    each block of labelled predictions."""
+    return {"name": "slices", "deployment": DEPLOYMENT, "window": {"kind": "count", "size": cfg.rows_per_block},
+            "performance": {"groups": ["origin", "carrier"], "sensitive": [], "threshold": 0.5}}
+
+
+def slices_summary(ws: Workspace) -> str | None:
+    """One line on what the slices monitor found: its windows, the last one's worst slices and its report."""
+    row = next((m for m in ws.store.monitors.list() if m.deployment == DEPLOYMENT and m.name == "slices"), None)
+    windows = ws.store.monitors.windows(row.id, last=1000) if row is not None else []
+    if not windows:
+        return None
+    last = windows[-1]
+    worst = ", ".join(f"{s['column']} {s['value']} ({s['accuracy']:.3f})" for s in last.summary.get("worst", [])[:4]) or "none"
+    fair = last.summary.get("fairness", {}).get("carrier", {})
+    return (f"slices: {len(windows)} labelled windows scored per origin and carrier; the last one's accuracy "
+            f"{last.summary['overall']['accuracy']:.3f}, worst slices {worst}; carrier demographic-parity difference "
+            f"{fair.get('demographic_parity_difference', float('nan')):.3f} — {last.report}")
+
+
 def policy_document(cfg: DemoConfig, params: dict[str, Any], base: Path) -> dict[str, Any]:
     """The demo's retraining policy: retrain when the champion's own AUC falls (a block of labelled predictions
     against its first, one-sided DeLong z at 5 %), on January–February plus the newest 120,000 labelled rows
@@ -59,7 +80,8 @@ def policy_document(cfg: DemoConfig, params: dict[str, Any], base: Path) -> dict
 
 def configure(client: httpx.Client, reference: Path, cfg: DemoConfig, params: dict[str, Any]) -> None:
     """Apply the monitor and the retraining policy through the server's API, as an operator would."""
-    for path, body in (("/api/monitors", monitor_document(reference, cfg)), ("/api/loop/policies", policy_document(cfg, params, reference))):
+    for path, body in (("/api/monitors", monitor_document(reference, cfg)), ("/api/monitors", slices_document(cfg)),
+                       ("/api/loop/policies", policy_document(cfg, params, reference))):
         resp = client.put(path, json=body)
         if resp.status_code not in (200, 201):
             raise Unavailable(f"PUT {path} was refused ({resp.status_code}): {resp.text[:300]}")

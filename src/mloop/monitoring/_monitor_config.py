@@ -12,6 +12,10 @@ monitors:
     deployment: flights
     window: {kind: streaming}
     concept: {detector: adwin, loss: brier}
+  - name: slices                             # accuracy per slice and fairness, over labelled predictions
+    deployment: flights
+    window: {kind: count, size: 2000}          # labelled predictions, in the order their labels arrived
+    performance: {groups: [origin, carrier], sensitive: [], bins: 4, threshold: 0.5}
   - name: features-fresh                     # a deployment that fills in a feature service
     deployment: drivers
     freshness: {max_age: 2h}                   # views: default, those of the deployment's feature service
@@ -126,6 +130,24 @@ class Freshness(_Strict):
         return parse_duration(value, "max_age").total_seconds()
 
 
+class Performance(_Strict):
+    """Accuracy over windows of labelled predictions, overall and per slice of each ``groups`` column (its values, or
+    ``bins`` quantile bins of a number), and fairness (Fairlearn) across ``sensitive`` and ``groups`` columns; a score
+    at or above ``threshold`` counts as a positive prediction."""
+
+    groups: list[str] = Field(default_factory=list, max_length=20)
+    sensitive: list[str] = Field(default_factory=list, max_length=20)
+    bins: int = Field(default=4, ge=2, le=20)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    min_rows: int = Field(default=30, ge=10, le=100_000)
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.groups and not self.sensitive:
+            raise ValueError("name the columns to slice by (groups) or to judge fairness on (sensitive)")
+        return self
+
+
 class MonitorConfig(_Strict):
     """One monitor of one deployment: drift over windows of its predictions (``window``), or the freshness of the
     features it is served (``freshness``)."""
@@ -134,6 +156,7 @@ class MonitorConfig(_Strict):
     deployment: str
     window: Window | None = None
     freshness: Freshness | None = None
+    performance: Performance | None = None
     reference: Reference | None = None
     features: list[str] | None = Field(default=None, min_length=1)
     tests: dict[str, str] = Field(default_factory=dict)
@@ -197,6 +220,11 @@ class MonitorConfig(_Strict):
             return self
         if self.window is None:
             raise ValueError("give a window (count, hourly, daily or streaming) for drift, or freshness: {max_age: 2h} for features")
+        if self.performance is not None:
+            if self.window.kind != "count" or self.reference is not None or self.concept is not None:
+                raise ValueError("a performance monitor takes a count window of labelled predictions (window: {kind: count, size: 2000}) "
+                                 "and no reference or concept")
+            return self
         if self.window.kind == "streaming":
             if self.concept is None:
                 raise ValueError("streaming windows need a concept detector (concept: {detector: adwin})")

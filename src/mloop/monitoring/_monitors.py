@@ -130,6 +130,8 @@ class MonitorRunner:
                 config = parse_monitor(row.config)
                 if config.freshness is not None:
                     results += self._freshness(row, config)
+                elif config.performance is not None:
+                    results += self._performance(row, config)
                 elif config.window is not None and config.window.kind == "streaming":
                     results += self._stream(row, config)
                 else:
@@ -319,6 +321,52 @@ class MonitorRunner:
                 self._alarm(row, config, result, "concept_drift", body)
                 results.append(result)
         self.store.monitors.save_state(row.id, {"labels_after": float(frame["label_ts"].max()), "since": since})
+        return results
+
+    # -- accuracy per slice and fairness over labelled windows ------------------------------------
+
+    def _performance(self, row: MonitorRow, config: MonitorConfig) -> list[WindowResult]:
+        """Each whole window of labelled predictions (in the order their labels arrived; rows whose labels arrived
+        together stay together) scored overall, per slice and for fairness; recorded with its report."""
+        from mloop.monitoring._performance import performance_report
+
+        assert config.performance is not None and config.window is not None
+        perf, size = config.performance, config.window.size or 0
+        state = self.store.monitors.state(row.id)
+        after = float(state.get("labels_after", row.created_at))
+        frame = self.reader.labelled(row.deployment, labels_after=after, labels_until=self.clock())
+        if len(frame) < size:
+            return []
+        frame = frame.sort_values(["label_ts", "ts"], kind="stable").reset_index(drop=True)
+        missing = [c for c in dict.fromkeys([*perf.groups, *perf.sensitive]) if c not in frame.columns]
+        if missing:
+            raise InvalidInput(f"The prediction log of {row.deployment!r} has no column(s) {missing} to slice by.", field="performance.groups")
+        results = []
+        start_row = 0
+        while len(frame) - start_row >= size:
+            end_row = start_row + size
+            last = frame["label_ts"].iloc[end_row - 1]
+            while end_row < len(frame) and frame["label_ts"].iloc[end_row] == last:
+                end_row += 1
+            window = frame.iloc[start_row:end_row]
+            body = performance_report(window["score"].to_numpy(), window["label"].to_numpy(), window, groups=perf.groups,
+                                      sensitive=perf.sensitive, bins=perf.bins, threshold=perf.threshold, min_rows=perf.min_rows)
+            start, end = float(window["ts"].min()), float(window["ts"].max())
+            state = {"labels_after": float(last)}
+            window_id = self.store.monitors.record_window(row.id, state, start=start, end=end, rows=len(window), drift=False, alarm=False,
+                                                          summary=body, report=None)
+            result = WindowResult(row.deployment, row.name, start, end, len(window), False, False,
+                                  drifted=[f"{s['column']}={s['value']}" for s in body["worst"]])
+            if config.reports:
+                from mloop.monitoring._performance_report import render_performance
+
+                html = render_performance(body, title=f"{row.deployment} / {row.name}: window {window_id}")
+                result.report = str(write_html(self.reports_dir / "monitors" / row.deployment / row.name / f"window-{window_id:06d}.html", html))
+                self.store.monitors.set_report(window_id, result.report)
+            if self.metrics is not None:
+                self.metrics.windows.labels(row.deployment, row.name, "false").inc()
+            results.append(result)
+            start_row = end_row
         return results
 
     # -- feature freshness ----------------------------------------------------------------------

@@ -177,3 +177,17 @@ def test_the_compiled_encoder_is_the_pipelines_own_transform(frame: pd.DataFrame
     fast = prepare(model, TOY_SPEC.features).transform(rows)
     theirs = np.asarray(model[:-1].transform(rows[TOY_SPEC.features]), dtype=np.float64)
     assert np.array_equal(fast, theirs, equal_nan=True)
+
+
+def test_lime_adds_up_to_its_own_local_prediction(frame: pd.DataFrame) -> None:
+    data = frame.fillna(0.0)
+    model = Pipeline([("prep", ColumnTransformer([("num", StandardScaler(), NUMERIC), ("cat", OneHotEncoder(), ["color"])])),
+                      ("lr", LogisticRegression())]).fit(data[TOY_SPEC.features], data["y"])
+    rows = data[TOY_SPEC.features].head(3)
+    result = explain(model, rows, background=data[TOY_SPEC.features].head(200), method="lime")
+    assert result.method == "lime" and result.local_predictions is not None
+    assert np.allclose(result.base_values + result.attributions.sum(axis=1), result.local_predictions, atol=1e-6)
+    assert np.allclose(result.outputs, model.predict_proba(rows)[:, 1])  # the output is still the model's
+    assert all("local_prediction" in entry for entry in result.rows())
+    x1, x3 = TOY_SPEC.features.index("x1"), TOY_SPEC.features.index("x3")  # x1 drives the label, x3 is noise
+    assert np.abs(result.attributions[:, x1]).mean() > np.abs(result.attributions[:, x3]).mean()

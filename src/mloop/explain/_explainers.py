@@ -21,6 +21,7 @@ from mloop.explain._inputs import NotSeparable, Prepared, prepare
 from mloop.explain._trees import TreeEnsemble, is_tree_model, read_trees
 from mloop.explain._treeshap import tree_shap_and_outputs
 
+METHODS = ("auto", "tree", "permutation", "kernel", "lime")
 OUTPUT_SCALES = {
     "log-odds": "the positive class's log-odds (the model's raw margin; the probability is its logistic)",
     "logit": "the explained class's raw score before the softmax",
@@ -43,6 +44,7 @@ class Explanations:
     method: str
     output: str
     classes: list[str] | None = None
+    local_predictions: np.ndarray | None = None  # LIME: its surrogate's prediction, which base + Σ attributions equal
 
     def rows(self) -> list[dict[str, Any]]:
         """One JSON-ready entry per row: ``{"base_value", "output", "attributions": {column: value}}`` (and the
@@ -56,11 +58,14 @@ class Explanations:
             }
             if self.classes is not None:
                 entry["class"] = self.classes[i]
+            if self.local_predictions is not None:
+                entry["local_prediction"] = float(self.local_predictions[i])
             out.append(entry)
         return out
 
     def additivity_error(self) -> float:
-        """The largest |base + Σ attributions − output| over the rows."""
+        """The largest |base + Σ attributions − output| over the rows (for LIME, how far its local surrogate is from
+        the model at the row: its attributions add up to its own prediction, not the model's)."""
         if not len(self.outputs):
             return 0.0
         return float(np.abs(self.base_values + self.attributions.sum(axis=1) - self.outputs).max())
@@ -258,6 +263,8 @@ class SampledExplainer:
 
         data = self._encode(frame)
         bg = self._encode(self.background)
+        if self.method == "lime":
+            return self._lime(data, bg)
         if self.method == "kernel":
             explainer = shap.KernelExplainer(self._f, bg, silent=True)
             values = np.asarray(explainer.shap_values(data, silent=True), dtype=np.float64).reshape(len(data), -1)
@@ -272,12 +279,37 @@ class SampledExplainer:
         return Explanations(self.columns, base, outputs, values, self.method, self.output, None)
 
 
+    def _lime(self, data: np.ndarray, bg: np.ndarray) -> Explanations:
+        """LIME's local linear surrogate per row (discretised numbers, categories as themselves): its intercept is the
+        base value, its weights the attributions, and they add up to its own prediction at the row."""
+        from lime.lime_tabular import LimeTabularExplainer
+
+        categorical = [j for j, c in enumerate(self.columns) if c in self.levels]
+        classifier = self.output == "probability"
+        explainer = LimeTabularExplainer(np.nan_to_num(bg), mode="classification" if classifier else "regression", feature_names=self.columns,
+                                         categorical_features=categorical, discretize_continuous=True, random_state=self.seed)
+
+        def predict(values: np.ndarray) -> np.ndarray:
+            p = self._f(values)
+            return np.column_stack([1 - p, p]) if classifier else p
+
+        base, local, values = [], [], np.zeros((len(data), len(self.columns)))
+        for i, row in enumerate(np.nan_to_num(data)):
+            exp = explainer.explain_instance(row, predict, num_features=len(self.columns), num_samples=2000, labels=(1,) if classifier else None)
+            key = 1 if classifier else next(iter(exp.local_exp))
+            for j, weight in exp.local_exp[key]:
+                values[i, j] = weight
+            base.append(float(exp.intercept[key]))
+            local.append(float(np.ravel(exp.local_pred)[0]))
+        return Explanations(self.columns, np.asarray(base), self._f(data), values, "lime", self.output, None, np.asarray(local))
+
+
 def explainer_for(model: Any, columns: list[str], *, background: pd.DataFrame | None = None, method: str = "auto",
                   score: Callable[[pd.DataFrame], np.ndarray] | None = None) -> Explainer:
     """The explainer for a fitted ``model`` over input ``columns``: exact TreeSHAP for tree ensembles (``auto``),
     else SHAP's ``permutation`` or ``kernel`` explainer over ``background`` rows of its training data."""
-    if method not in ("auto", "tree", "permutation", "kernel"):
-        raise InvalidInput(f"Unknown explanation method {method!r}. Valid: auto, tree, permutation, kernel.", field="method")
+    if method not in METHODS:
+        raise InvalidInput(f"Unknown explanation method {method!r}. Valid: {', '.join(METHODS)}.", field="method")
     if method in ("auto", "tree"):
         try:
             prepared = prepare(model, columns)
@@ -303,4 +335,4 @@ def explainer_for(model: Any, columns: list[str], *, background: pd.DataFrame | 
             return out[:, -1] if out.ndim == 2 else out
 
     return SampledExplainer(score, columns, background if background is not None else pd.DataFrame(),
-                            method="kernel" if method == "kernel" else "permutation", classifier=classifier)
+                            method=method if method in ("kernel", "lime") else "permutation", classifier=classifier)

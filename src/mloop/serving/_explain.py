@@ -20,10 +20,10 @@ from mloop.serving._replies import Reply, failure, json_reply
 from mloop.serving._routes import Call, Route
 from mloop.serving._runtime import block_frame
 
+METHODS = ("auto", "tree", "permutation", "kernel", "lime")  # mloop.explain's (not imported here: the route loads lazily)
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances")
 MAX_TREE_ROWS = 10_000  # exact TreeSHAP is linear in rows
 MAX_SAMPLED_ROWS = 100  # sampling explainers call the model thousands of times per row
-METHODS = ("auto", "tree", "permutation", "kernel")
 
 
 def _request(body: bytes, headers: Mapping[str, str]) -> tuple[dict[str, list[Any]], str | None, str]:
@@ -62,7 +62,8 @@ class Explanations:
                   summary="Per-row attributions on the model's input columns: base_value + Σ attributions = output, on the scale "
                           "'output.scale' names (a binary classifier's positive-class log-odds for boosted trees, its probability "
                           "for forests and sampled explainers). Same bodies as infer (or MLflow's); parameters.method: "
-                          "auto | tree | permutation | kernel."),
+                          "auto | tree | permutation | kernel | lime (LIME's attributions add up to its local prediction, "
+                          "given as local_prediction, not to the model's output)."),
         ]
 
     async def _explain(self, call: Call) -> Reply:

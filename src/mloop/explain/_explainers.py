@@ -22,6 +22,7 @@ from mloop.explain._trees import TreeEnsemble, is_tree_model, read_trees
 from mloop.explain._treeshap import tree_shap_and_outputs
 
 METHODS = ("auto", "tree", "permutation", "kernel", "lime")
+MAX_BACKGROUND = 100  # background rows SHAP's sampling explainers evaluate the model over, per coalition
 OUTPUT_SCALES = {
     "log-odds": "the positive class's log-odds (the model's raw margin; the probability is its logistic)",
     "logit": "the explained class's raw score before the softmax",
@@ -265,6 +266,7 @@ class SampledExplainer:
         bg = self._encode(self.background)
         if self.method == "lime":
             return self._lime(data, bg)
+        bg = bg[np.random.default_rng(self.seed).choice(len(bg), MAX_BACKGROUND, replace=False)] if len(bg) > MAX_BACKGROUND else bg
         if self.method == "kernel":
             explainer = shap.KernelExplainer(self._f, bg, silent=True)
             values = np.asarray(explainer.shap_values(data, silent=True), dtype=np.float64).reshape(len(data), -1)

@@ -107,6 +107,11 @@ class Workspace:
         return self.root / "cards"
 
     @property
+    def docs_dir(self) -> Path:
+        """Documents written by events (experiment, deployment, drift, pipeline, infra): ``mloop docs list``."""
+        return self.root / "docs"
+
+    @property
     def keys_dir(self) -> Path:
         return self.root / "keys"
 
@@ -136,13 +141,13 @@ class Workspace:
     def tracker(self) -> Tracker:
         from mloop.tracking import Tracker
 
-        return Tracker(self.tracking_uri, self.artifacts_dir)
+        return Tracker(self.tracking_uri, self.artifacts_dir, self.docs_dir)
 
     @cached_property
     def registry(self) -> Registry:
         from mloop.registry import Registry
 
-        return Registry(self.tracker, self.store, self.bus, self.cards_dir, self.keyring)
+        return Registry(self.tracker, self.store, self.bus, self.cards_dir, self.keyring, docs_dir=self.docs_dir)
 
     @cached_property
     def keyring(self) -> Keyring:

@@ -110,6 +110,7 @@ def test_an_xgboost_booster_within_multiclass(frame: pd.DataFrame) -> None:
     assert np.allclose(result.outputs, margin.max(axis=1), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["permutation", "kernel"])
 def test_other_models_use_shaps_sampling_explainers_over_a_background(frame: pd.DataFrame, method: str) -> None:
     data = frame.fillna(0.0)

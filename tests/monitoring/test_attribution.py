@@ -16,6 +16,8 @@ from mloop.workspace import Workspace
 from tests.browser import open_offline
 from tests.conftest import TOY_SPEC, register_monitor, toy_frame
 
+pytestmark = pytest.mark.slow  # each test trains, registers and explains a model
+
 T0 = 1_800_000_000.0
 
 

@@ -15,6 +15,8 @@ from mloop.workspace import Workspace
 from tests.browser import open_offline
 from tests.conftest import TOY_SPEC, toy_frame
 
+pytestmark = pytest.mark.slow  # each test trains, registers and explains a model
+
 
 def _register(ws: Workspace, *, describe: dict | None = None, with_rows: bool = True) -> int:
     frame = toy_frame(seed=1)

@@ -98,6 +98,7 @@ class MonitorRunner:
         clock: Callable[[], float] = time.time,
         feature_ages: Callable[[str | None, list[str] | None], dict[str, float | None]] | None = None,
         attribution: Callable[[str, pd.DataFrame, pd.DataFrame], dict[str, Any] | None] | None = None,
+        docs_dir: Path | None = None,
     ) -> None:
         """``feature_ages(service, views)`` gives the age in seconds of each view's newest materialised row (the listed
         views, or the service's); freshness monitors need it. ``attribution(deployment, reference, window)`` says which
@@ -105,6 +106,7 @@ class MonitorRunner:
         serving layer hands both in."""
         self.store = store
         self.attribution = attribution
+        self.docs_dir = docs_dir  # an alarm's drift analysis is written here
         self.feature_ages = feature_ages
         self.bus = bus
         self.reader = LogReader(logs_dir)
@@ -417,10 +419,28 @@ class MonitorRunner:
         with self.store.transaction() as conn:
             AlertLog.record(conn, row.deployment, kind, f"Monitor {row.name}: {what}.", details=payload)
             self.bus.publish(conn, DRIFT_DETECTED, payload)
+        if kind in ("data_drift", "concept_drift"):
+            self._analysis(row, config, payload, kind, details)
         if self.metrics is not None:
             self.metrics.alarms.labels(row.deployment, row.name).inc()
             self.metrics.alarm.labels(row.deployment, row.name).set(1.0)
         self._notify(config, payload)
+
+    def _analysis(self, row: MonitorRow, config: MonitorConfig, payload: dict[str, Any], kind: str, details: dict[str, Any]) -> None:
+        """The drift analysis of an alarm: method and thresholds, statistics, attribution, impact, what happens next."""
+        if self.docs_dir is None:
+            return
+        try:
+            from mloop.documents import DocumentStore, drift_analysis
+
+            policies = [{"deployment": p.deployment, "triggers": p.document.get("triggers", {})} for p in self.store.loop.policies()
+                        if p.deployment == row.deployment]
+            DocumentStore(self.docs_dir).write(drift_analysis({
+                "deployment": row.deployment, "monitor": row.name, "kind": kind, "window": payload["window"],
+                "config": config.model_dump(), "summary": details, "report": payload.get("report"), "policies": policies,
+            }))
+        except Exception as exc:  # noqa: BLE001 - the alarm stands; its analysis is documentation
+            log.warning("monitor %s/%s: no drift analysis (%s)", row.deployment, row.name, exc)
 
     def _resolve(self, row: MonitorRow, config: MonitorConfig, result: WindowResult, kind: str = "data_drift") -> None:
         payload = {"status": "resolved", "kind": kind, "deployment": row.deployment, "monitor": row.name,

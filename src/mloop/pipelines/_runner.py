@@ -4,6 +4,7 @@ under the pipeline's run. MLflow is written from the calling thread only; the st
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # the steps' own code (pandas, NumPy) is imported only when a
     from mloop.features import FeatureRegistry
     from mloop.features._lineage import FeatureSnapshot
     from mloop.pipelines import _steps
+
+log = logging.getLogger("mloop.pipelines")
 
 
 @dataclass
@@ -71,7 +74,27 @@ class Runner:
 
     def run(self, pipeline: Pipeline) -> PipelineRun:
         """Run what has changed; when nothing has, no MLflow run is made (and MLflow is not even loaded): the result
-        names the pipeline run that made the newest of the reused outputs."""
+        names the pipeline run that made the newest of the reused outputs. Either way the pipeline document is
+        rewritten."""
+        result = self._run_or_reuse(pipeline)
+        self._document(pipeline, result)
+        return result
+
+    def _document(self, pipeline: Pipeline, result: PipelineRun) -> None:
+        try:
+            from mloop.documents import DocumentStore, pipeline_document
+
+            spec = pipeline.spec
+            steps = [{"name": s.name, "kind": spec.step(s.name).kind, "inputs": sorted(spec.step(s.name).inputs().values()),
+                      "outputs": [], "cached": s.status == "cached", "seconds": s.seconds} for s in result.steps]
+            DocumentStore(self.ws.docs_dir).write(pipeline_document({
+                "name": spec.name, "file": str(pipeline.path or "<in memory>"), "run_id": result.run_id, "steps": steps,
+                "schedule": getattr(spec, "schedule", None),
+            }))
+        except Exception as exc:  # noqa: BLE001 - the run stands; its document is documentation
+            log.warning("no pipeline document for %s: %s", pipeline.spec.name, exc)
+
+    def _run_or_reuse(self, pipeline: Pipeline) -> PipelineRun:
         reused = self._reused(pipeline)
         if reused is None:
             pipeline.check_code()  # steps will run: their code must import (a cache hit proved it did, for the same code)

@@ -64,7 +64,9 @@ _CARD_WORKERS: list[threading.Thread] = []  # cards being explained in this proc
 class Registry:
     """Register versions from runs, move aliases, and load versions only after their digests verify."""
 
-    def __init__(self, tracker: Tracker, store: MetadataStore, bus: EventBus, cards_dir: Path, keyring: Keyring) -> None:
+    def __init__(self, tracker: Tracker, store: MetadataStore, bus: EventBus, cards_dir: Path, keyring: Keyring, *,
+                 docs_dir: Path | None = None) -> None:
+        self.docs_dir = docs_dir  # where use cases above write the documents of what they do (deployment guides)
         self._tracker = tracker
         self._store = store
         self._bus = bus

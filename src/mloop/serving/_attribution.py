@@ -49,4 +49,5 @@ class ModelAttribution:
 def monitor_runner(ws: Workspace, features: OnlineFeatures, *, metrics: MonitorMetrics | None = None) -> MonitorRunner:
     """The workspace's monitor runner, with the feature ages of ``features`` and the deployments' attribution."""
     return MonitorRunner(ws.store, ws.bus, ws.logs_dir, ws.reports_dir, metrics=metrics, webhook_allow=ws.settings.webhook_hosts,
-                         feature_ages=features.watched_ages, attribution=ModelAttribution(ws.registry, ws.store.deployments))
+                         feature_ages=features.watched_ages, attribution=ModelAttribution(ws.registry, ws.store.deployments),
+                         docs_dir=ws.docs_dir)

@@ -82,12 +82,13 @@ class Deployments:
             self.check_feature_service(serving.feature_service)
         refs = [alias] + ([str(rollout["candidate_alias"])] if rollout and rollout.get("candidate_alias") else [])
         already = self._served_versions(name)
-        new: list[tuple[int, str]] = []
+        new: list[tuple[int, str, Any]] = []
         for ref in refs:
             info = self.registry.resolve(model_name, ref)
             if (model_name, info.version) not in already:
-                verify_twin(self.registry.load(model_name, info.version))
-                new.append((info.version, ref))
+                loaded = self.registry.load(model_name, info.version)
+                verify_twin(loaded)
+                new.append((info.version, ref, loaded))
         with self.store.transaction() as conn:
             dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout, serving=serving)
             self.store.audit.record(
@@ -95,9 +96,26 @@ class Deployments:
                 {"model": model_name, "alias": alias, "rollout": rollout, "serving": dep.serving.to_dict()}, actor=actor,
             )
             self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": name, "revision": dep.revision})
-        for version, ref in new:  # each newly served version's card says where it is served
+        for version, ref, loaded in new:  # each newly served version's card says where it is served, and it gets a guide
             try:
                 self.registry.card_deployed(model_name, version, deployment=name, alias=ref)
-            except Exception as exc:  # noqa: BLE001 - the deployment stands; its card is documentation
-                log.error("could not add deployment %s to the card of %s v%s: %s", name, model_name, version, exc)
+                self._guide(dep, version, ref, loaded)
+            except Exception as exc:  # noqa: BLE001 - the deployment stands; its card and guide are documentation
+                log.error("could not document deployment %s of %s v%s: %s", name, model_name, version, exc)
         return dep
+
+    def _guide(self, dep: Deployment, version: int, alias: str, loaded: Any) -> None:
+        """The deployment guide: endpoints, request and response examples for its columns, monitors, rollback."""
+        if self.registry.docs_dir is None:
+            return
+        from mloop.documents import DocumentStore, deployment_guide
+
+        example: dict[str, Any] = {}
+        if getattr(loaded, "background", None) is not None and len(loaded.background):
+            example = loaded.background.iloc[0].to_dict()
+        monitors = [m.config for m in self.store.monitors.list() if m.deployment == dep.name]
+        DocumentStore(self.registry.docs_dir).write(deployment_guide({
+            "name": dep.name, "model": dep.model_name, "version": version, "alias": alias,
+            "columns": [(c.name, c.type) for c in loaded.inputs], "example": example, "monitors": monitors,
+            "serving": dep.serving.to_dict(), "feature_service": dep.serving.feature_service,
+        }))

@@ -9,6 +9,7 @@ to their own stores.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 import warnings
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 T = TypeVar("T")
+log = logging.getLogger("mloop.tracking")
 
 # The scikit-learn types that mloop itself allows skops to rebuild; decided here, never read from a model file.
 SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
@@ -257,9 +259,10 @@ class TrackedRun:
 class Tracker:
     """Experiments and runs in the workspace's MLflow store, with artifacts under ``artifact_root``."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path) -> None:
+    def __init__(self, tracking_uri: str, artifact_root: Path, docs_dir: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
+        self.docs_dir = docs_dir  # a finished top-level run's experiment document goes here
         self._client: MlflowClient | None = None
         self._catalog: MlflowCatalog | None | bool = False  # False: not tried yet; None: unavailable
 
@@ -354,6 +357,23 @@ class Tracker:
             client.set_terminated(tracked.run_id, "FAILED")
             raise
         client.set_terminated(tracked.run_id, "FINISHED")
+        if parent is None and self.docs_dir is not None and "mlflow.parentRunId" not in (tags or {}):
+            self._document(tracked.run_id, experiment)
+
+    def _document(self, run_id: str, experiment: str) -> None:
+        """The experiment document of a finished run (a failure to write it is logged, never the run's)."""
+        try:
+            from mloop.documents import DocumentStore, experiment_document
+
+            run = self.client.get_run(run_id)
+            assert self.docs_dir is not None
+            DocumentStore(self.docs_dir).write(experiment_document({
+                "run_id": run_id, "experiment": experiment, "run_name": run.info.run_name, "status": run.info.status,
+                "params": dict(run.data.params), "metrics": dict(run.data.metrics), "tags": dict(run.data.tags),
+                "started": (run.info.start_time or 0) / 1000, "ended": (run.info.end_time or 0) / 1000,
+            }))
+        except Exception as exc:  # noqa: BLE001 - documentation never fails the run it documents
+            log.warning("no experiment document for run %s: %s", run_id, exc)
 
     def list_runs(self, experiment: str | None = None, max_results: int = 100) -> list[RunSummary]:
         """Runs, newest first, with their experiment's name."""

@@ -1,0 +1,25 @@
+"""A pipeline run writes the pipeline document: its steps, what each took and made, how to run it again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mloop.documents import DocumentStore
+from mloop.workspace import Workspace
+from tests.conftest import run_cli
+
+
+@pytest.mark.slow
+def test_running_a_pipeline_writes_its_document(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = project.parent / "ws"
+    Workspace.init(ws).close()
+    code, _, err = run_cli(["--workspace", str(ws), "run", str(project / "pipeline.yaml")], capsys)
+    assert code == 0, err
+    docs = DocumentStore(Workspace.open(ws).docs_dir).list("pipeline")
+    assert [d.title for d in docs] == ["Pipeline toy"]
+    text = docs[0].markdown.read_text()
+    assert "| model | train | split.train |" in text and "ran in" in text and f"mloop run {project / 'pipeline.yaml'}" in text
+    run_cli(["--workspace", str(ws), "run", str(project / "pipeline.yaml")], capsys)  # everything reused: the document says so
+    assert "reused from the cache" in docs[0].markdown.read_text()

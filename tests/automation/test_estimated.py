@@ -19,6 +19,8 @@ from mloop.monitoring import PredictionLog
 from mloop.workspace import Workspace
 from tests.conftest import TOY_SPEC, toy_frame
 
+pytestmark = pytest.mark.slow  # each test trains and serves a champion over a replayed stream
+
 FEATURES = TOY_SPEC.features
 
 

@@ -9,6 +9,8 @@ import pytest
 from mloop.workspace import Workspace
 from tests.conftest import run_cli, train_and_register
 
+pytestmark = pytest.mark.slow  # each test deploys two versions in a workspace of its own
+
 
 def test_a_canary_from_the_cli_to_promotion_and_back(deployed: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
     train_and_register(deployed, alias="challenger", seed=5)  # version 2

@@ -16,6 +16,8 @@ from mloop.store._schema import model_manifests
 from mloop.workspace import Workspace
 from tests.conftest import rotate_signing_key, run_cli
 
+pytestmark = pytest.mark.slow  # each test trains, registers and tampers with its own workspace
+
 
 def _model_file(ws: Workspace) -> Path:
     folder = ws.registry.artifact_dir("toy", 1)

@@ -179,6 +179,7 @@ def test_canary_rollout_splits_traffic_by_request(own_client: TestClient, deploy
     assert seen == {"1", "2"}
 
 
+@pytest.mark.slow  # a workspace per case
 @pytest.mark.parametrize(
     ("rollout", "field", "message"),
     [

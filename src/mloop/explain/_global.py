@@ -14,6 +14,9 @@ import pandas as pd
 from mloop.explain._explain import as_frame, explainer_of
 from mloop.explain._surrogate import Surrogate, surrogate_tree
 
+SAMPLED_ROWS = 20  # rows a sampling explainer explains for a global explanation (each costs thousands of model calls)
+SAMPLED_OTHER_ROWS = 200  # rows permutation importance and partial dependence use when the model is not a tree model
+
 
 @dataclass(frozen=True)
 class Importance:
@@ -168,15 +171,18 @@ def global_explanation(model: Any, rows: Any, *, labels: Any = None, columns: li
         from mloop.errors import InvalidInput
 
         raise InvalidInput(f"labels has {len(y)} values for {len(frame)} rows.", field="labels")
+    sampled = explainer.method in ("permutation", "kernel", "lime")
+    if sampled:  # the model is called row by row through pandas: fewer rows for everything
+        max_rows = min(max_rows, SAMPLED_OTHER_ROWS)
     if len(frame) > max_rows:
         keep = np.random.default_rng(seed).choice(len(frame), max_rows, replace=False)
         keep.sort()
         frame = frame.iloc[keep].reset_index(drop=True)
         y = None if y is None else y[keep]
     frame = frame.reset_index(drop=True)
-    result = explainer.explain(frame)
+    result = explainer.explain(frame.head(SAMPLED_ROWS) if sampled else frame)
     mean_abs = {c: float(v) for c, v in zip(result.columns, np.abs(result.attributions).mean(axis=0), strict=True)}
-    notes: list[str] = []
+    notes: list[str] = [f"Mean |SHAP| from {SAMPLED_ROWS} rows: the model is explained by sampling."] if sampled else []
     permutation, metric = None, None
     fast = getattr(explainer, "scores", None)
     if fast is not None and fast(frame.head(2)) is None:

@@ -19,7 +19,7 @@ from mloop._background import LeasedLoop
 from mloop.monitoring import MonitorMetrics, MonitorScheduler, PredictionLog, sink_for
 from mloop.security import Authenticator
 from mloop.serving._attribution import monitor_runner
-from mloop.serving._explain import Explanations
+from mloop.serving._explain import ExplainRoutes
 from mloop.serving._features import FreshnessCollector, online_features
 from mloop.serving._gateway import Gateway
 from mloop.serving._hub import ModelHub
@@ -133,7 +133,7 @@ def create_app(
     loops: list[LeasedLoop] = [*([scheduler] if scheduler is not None else []),
                                *(loop for make in background if (loop := make(workspace, metrics.registry)) is not None)]
     status = Status(hub, metrics)
-    explanations = Explanations(hub, metrics)
+    explanations = ExplainRoutes(hub, metrics)
     table = RouteTable([
         *status.routes(), *Inference(hub, predictions, metrics).routes(), *explanations.routes(),
         *features.routes(), *Management(workspace.store, authenticator).routes(),

@@ -48,7 +48,7 @@ def _request(body: bytes, headers: Mapping[str, str]) -> tuple[dict[str, list[An
     return columns, given, str(method)
 
 
-class Explanations:
+class ExplainRoutes:
     """The explain route over a ``ModelHub``: one worker thread computes every explanation, in request order."""
 
     def __init__(self, hub: ModelHub, metrics: ServingMetrics) -> None:

@@ -35,7 +35,7 @@ def _register(ws: Workspace, *, describe: dict | None = None, with_rows: bool = 
 
 def test_the_card_is_in_hugging_faces_format_with_what_was_measured(workspace: Workspace) -> None:
     version = _register(workspace, describe={"intended_use": "Ranking toy rows for review.", "sensitive_features": ["color"],
-                                             "license": "apache-2.0"})
+                                             "groups": ["x2"], "license": "apache-2.0"})
     card = workspace.registry.card("toy", version)
     meta = parse_front_matter(card)
     assert meta["library_name"] == "sklearn" and meta["license"] == "apache-2.0" and "tabular-classification" in meta["tags"]
@@ -50,6 +50,11 @@ def test_the_card_is_in_hugging_faces_format_with_what_was_measured(workspace: W
     first_row = importance.splitlines()[4]
     assert first_row.startswith("| x1 |") and "[" in first_row  # x1 first, with a permutation interval
     assert "### Rules" in card and "IF x1" in card and "R² " in card
+    # Accuracy with intervals, per slice of the groups, and fairness across the sensitive column, on the kept rows.
+    assert "## Evaluation" in card and "(bootstrap)" in card and "(Wilson)" in card
+    slices = card[card.index("### Slices"):card.index("### Fairness")]
+    assert slices.count("| x2 |") == 4  # four quantile bins of x2
+    assert "| color | 0." in card[card.index("### Fairness"):]
 
 
 def test_registration_does_not_wait_for_the_explanations(workspace: Workspace) -> None:

@@ -75,6 +75,10 @@ def run_demo(workspace: str | Path | None = None, config: DemoConfig | None = No
         task = progress.add_task("Optuna search", total=cfg.trials)
         with ws.tracker.start_run(EXPERIMENT, run_name="initial-jan-feb", seed=cfg.seed) as run:
             run.log_dataset(train[[*SPEC.features, SPEC.target]], context="training", name="nycflights13-2013-01..02", targets=SPEC.target)
+            run.describe(intended_use="Whether a scheduled flight from New York will arrive more than 15 minutes late, from what is known "
+                                      "before departure (schedule, route, carrier, weather at the origin): a demonstration of mloop's loop.",
+                         out_of_scope="Decisions about individual passengers or crews; airports and years outside NYC 2013.",
+                         groups=["origin", "carrier"])
 
             def on_trial(number: int, value: float, params: dict[str, Any]) -> None:
                 run.log_metrics({"trial_auc": value}, step=number)

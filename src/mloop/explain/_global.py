@@ -55,8 +55,9 @@ class GlobalExplanation:
     notes: list[str] = field(default_factory=list)
 
     def top(self, k: int = 5) -> list[str]:
-        """The ``k`` columns with the largest mean |SHAP|."""
-        return sorted(self.mean_abs_shap, key=lambda c: -self.mean_abs_shap[c])[:k]
+        """The ``k`` columns with the largest mean |SHAP| (permutation importance where there is none)."""
+        ranking = self.mean_abs_shap or {c: p.value for c, p in (self.permutation or {}).items()}
+        return sorted(ranking, key=lambda c: -ranking[c])[:k]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (for reports and the card's data)."""
@@ -161,9 +162,10 @@ def _model_importance(explainer: Any) -> dict[str, float] | None:
 
 def global_explanation(model: Any, rows: Any, *, labels: Any = None, columns: list[str] | None = None, top: int = 5,
                        max_rows: int = 2000, repeats: int = 5, grid_points: int = 12, curves: int = 20,
-                       surrogate_depth: int = 3, seed: int = 0) -> GlobalExplanation:
+                       surrogate_depth: int = 3, seed: int = 0, sampled_rows: int = SAMPLED_ROWS) -> GlobalExplanation:
     """How ``model`` uses its inputs over ``rows`` (a sample of up to ``max_rows`` is used); ``labels`` (one per
-    row) add permutation importance."""
+    row) add permutation importance. A model explained by sampling gets mean |SHAP| from ``sampled_rows`` rows (0:
+    none, as at registration, where it would cost seconds a model)."""
     explainer = explainer_of(model, columns=columns)
     frame = as_frame(rows, explainer.columns)
     y = None if labels is None else np.asarray(labels)
@@ -180,9 +182,18 @@ def global_explanation(model: Any, rows: Any, *, labels: Any = None, columns: li
         frame = frame.iloc[keep].reset_index(drop=True)
         y = None if y is None else y[keep]
     frame = frame.reset_index(drop=True)
-    result = explainer.explain(frame.head(SAMPLED_ROWS) if sampled else frame)
-    mean_abs = {c: float(v) for c, v in zip(result.columns, np.abs(result.attributions).mean(axis=0), strict=True)}
-    notes: list[str] = [f"Mean |SHAP| from {SAMPLED_ROWS} rows: the model is explained by sampling."] if sampled else []
+    notes: list[str] = []
+    mean_abs: dict[str, float] = {}
+    output = getattr(explainer, "output", "")
+    if not sampled or sampled_rows > 0:
+        result = explainer.explain(frame.head(sampled_rows) if sampled else frame)
+        output = result.output
+        mean_abs = {c: float(v) for c, v in zip(result.columns, np.abs(result.attributions).mean(axis=0), strict=True)}
+        if sampled:
+            notes.append(f"Mean |SHAP| from {sampled_rows} rows: the model is explained by sampling.")
+    else:
+        notes.append("No mean |SHAP| here: this model is explained by sampling, seconds a row; "
+                     "mloop.explain.explain(model, rows) gives it for the rows you choose.")
     permutation, metric = None, None
     fast = getattr(explainer, "scores", None)
     if fast is not None and fast(frame.head(2)) is None:
@@ -192,11 +203,12 @@ def global_explanation(model: Any, rows: Any, *, labels: Any = None, columns: li
     elif y is None:
         notes.append("Permutation importance needs labelled rows; none were given.")
     score = fast or _score_function(model)
-    order = sorted(mean_abs, key=lambda c: -mean_abs[c])[:top]
+    ranking = mean_abs or ({c: p.value for c, p in permutation.items()} if permutation else {c: 0.0 for c in explainer.columns})
+    order = sorted(ranking, key=lambda c: -ranking[c])[:top]
     dependence = [d for c in order if (d := _dependence(score, frame, c, grid_points, curves, seed)) is not None]
     model_importance = _model_importance(explainer)
     if model_importance is None:
         notes.append("The model has no feature importances of its own; mean |SHAP| stands in for them.")
     surrogate = surrogate_tree(frame, np.asarray(score(frame), dtype=np.float64), depth=surrogate_depth, seed=seed)
-    return GlobalExplanation(len(frame), result.method, result.output, mean_abs, permutation, metric, dependence, model_importance,
+    return GlobalExplanation(len(frame), explainer.method, output, mean_abs, permutation, metric, dependence, model_importance,
                              surrogate, notes)

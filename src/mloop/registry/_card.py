@@ -43,6 +43,7 @@ class CardData:
     estimator: str = ""
     notes: list[str] = field(default_factory=list)
     deployments: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None  # performance_report on the labelled rows kept with the model
 
     def user(self, key: str) -> str | None:
         value = self.tags.get(f"mloop.card.{key}")
@@ -108,16 +109,18 @@ def _explanations(card: CardData) -> list[str]:
     lines = ["## Explanations", ""]
     if not ex:
         return [*lines, "_No global explanation: " + ("; ".join(card.notes) or "the model kept no training rows") + "._", ""]
-    lines += [f"Computed at registration on {ex['rows']} rows of the training data kept with the model; attributions by "
-              f"`{ex['method']}` on the {ex['output']} scale.", ""]
+    lines += [f"Computed at registration on {ex['rows']} rows of the training data kept with the model"
+              + (f"; attributions by `{ex['method']}` on the {ex['output']} scale." if ex["mean_abs_shap"] else "."), ""]
     perm = ex.get("permutation") or {}
     own = ex.get("model_importance") or {}
-    order = sorted(ex["mean_abs_shap"], key=lambda c: -ex["mean_abs_shap"][c])
-    header = ("input column", "mean abs SHAP", *(["model's own importance"] if own else []),
+    shap = ex["mean_abs_shap"]
+    ranking = shap or {c: p["value"] for c, p in perm.items()}
+    order = sorted(ranking, key=lambda c: -ranking[c])
+    header = ("input column", *(["mean abs SHAP"] if shap else []), *(["model's own importance"] if own else []),
               *([f"permutation importance ({ex.get('permutation_metric')}, 95 % CI)"] if perm else []))
     rows = []
     for c in order:
-        row = [c, f"{ex['mean_abs_shap'][c]:.4f}"]
+        row = [c, *([f"{shap[c]:.4f}"] if shap else [])]
         if own:
             row.append(f"{own.get(c, 0.0):.4f}")
         if perm:
@@ -140,6 +143,36 @@ def _explanations(card: CardData) -> list[str]:
                   f"{max(surrogate['fidelity_r2'], 0.0):.0%} of their variance on rows it did not see (R² {surrogate['fidelity_r2']:.3f}):", ""]
         lines += [f"- {r}" for r in surrogate["rules"]] + [""]
     lines += [f"_{n}_" for n in ex.get("notes", [])] + ([""] if ex.get("notes") else [])
+    return lines
+
+
+def _interval(pair: list[float]) -> str:
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]"
+
+
+def _evaluation(card: CardData) -> list[str]:
+    ev = card.evaluation
+    if not ev:
+        return []
+    o = ev["overall"]
+    lines = ["## Evaluation", "", f"On the {ev['rows']} labelled training rows kept with the model — in-sample, so optimistic; the "
+             "metrics above come from the run (a holdout where it had one). A score ≥ 0.5 counts as positive.", ""]
+    lines += _table([("AUC", f"{o['auc']:.4f}", f"{_interval(o['auc_ci'])} (bootstrap)"),
+                     ("accuracy", f"{o['accuracy']:.4f}", f"{_interval(o['accuracy_ci'])} (Wilson)"),
+                     ("Brier score", f"{o['brier']:.4f}", "")], ("metric", "value", "95 % interval"))
+    scored = [s for s in ev["slices"] if "accuracy" in s]
+    if scored:
+        lines += ["### Slices", ""]
+        lines += _table([(s["column"], str(s["value"]), str(s["rows"]), f"{s['accuracy']:.3f} {_interval(s['accuracy_ci'])}",
+                          f"{s['auc']:.3f}", "worst" if s.get("worst") else "") for s in scored],
+                        ("column", "slice", "rows", "accuracy [95 % CI]", "AUC", ""))
+    if ev.get("fairness"):
+        lines += ["### Fairness", ""]
+        rows = []
+        for column, f in ev["fairness"].items():
+            rates = ", ".join(f"{g}: {m['selection_rate']:.2f}" for g, m in list(f["by_group"].items())[:8])
+            rows.append((column, f"{f['demographic_parity_difference']:.3f}", f"{f['equalized_odds_difference']:.3f}", rates))
+        lines += _table(rows, ("column", "demographic-parity difference", "equalised-odds difference", "selection rate by group"))
     return lines
 
 
@@ -175,6 +208,7 @@ def render_card(card: CardData) -> str:
     lines += _table(sorted(card.params.items()), ("parameter", "value"))
     lines += ["## Metrics", ""]
     lines += _table([(k, f"{v:.4f}") for k, v in sorted(card.metrics.items())], ("metric", "value"))
+    lines += _evaluation(card)
     lines += _explanations(card)
 
     lines += ["## Limitations", "", card.user("limitations") or _MISSING.format(field="limitations"), ""]

@@ -62,11 +62,14 @@ def render_card_html(card: CardData) -> str:
     env = Environment(loader=PackageLoader("mloop.registry", "templates"), autoescape=select_autoescape(["html", "j2"]))
     ex = card.explanation
     charts: dict[str, Any] = {}
+    order: list[str] = []
     if ex:
-        charts["shap"] = _bars(ex["mean_abs_shap"])
+        ranking = ex["mean_abs_shap"] or {c: p["value"] for c, p in (ex.get("permutation") or {}).items()}
+        order = sorted(ranking, key=lambda c: -ranking[c])
+        charts["shap"] = _bars(ranking)
         charts["dependence"] = [_dependence(d) for d in ex.get("dependence", [])]
     sensitive = set((card.user("sensitive_features") or "").split(",")) - {""}
     return env.get_template("card.html.j2").render(
-        card=card, meta=front_matter(card), ex=ex, charts=charts, fields=USER_FIELDS, sensitive=sensitive,
+        card=card, meta=front_matter(card), ex=ex, charts=charts, order=order, fields=USER_FIELDS, sensitive=sensitive,
         limits=_measured_limits(card), version=mloop.__version__,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import yaml
 
 from mloop.errors import InvalidInput, MloopError, NotFound
@@ -318,10 +319,11 @@ class Registry:
 
     def _explain_card(self, data: CardData, loaded: LoadedModel) -> None:
         explanation, notes = _explanation(loaded)
+        evaluation = _evaluation(loaded, data)
         try:
             with _UPDATE_LOCK:  # a deployment may have updated the card meanwhile: start from what is written
                 current = self._card_data(data.name, data.version) or data
-                current.explanation, current.notes = explanation, notes
+                current.explanation, current.notes, current.evaluation = explanation, notes, evaluation
                 self._write_card(current)
         except Exception as exc:  # noqa: BLE001 - the card keeps its first form; the log says why
             log.error("could not rewrite the card of %s v%s: %s", data.name, data.version, exc)
@@ -485,10 +487,32 @@ def _explanation(loaded: LoadedModel | Exception) -> tuple[dict[str, Any] | None
     try:
         from mloop.explain import global_explanation
 
-        result = global_explanation(loaded, loaded.background, labels=loaded.background_labels, repeats=3)
+        result = global_explanation(loaded, loaded.background, labels=loaded.background_labels, repeats=3, sampled_rows=0)
     except Exception as exc:  # noqa: BLE001
         return None, [f"explaining the model failed ({type(exc).__name__}: {exc})"]
     return result.to_dict(), []
+
+
+def _evaluation(loaded: LoadedModel, data: CardData) -> dict[str, Any] | None:
+    """Accuracy with intervals, per slice of the card's groups, and fairness across its sensitive features, on the
+    labelled training rows kept with a binary classifier (``monitoring``'s pure statistics, imported lazily); None
+    without labels or for other models."""
+    labels = loaded.background_labels
+    if labels is None or loaded.background is None or len(np.unique(labels)) != 2:
+        return None
+    try:
+        from mloop.monitoring._performance import performance_report
+
+        columns = set(loaded.background.columns)
+        sensitive = [c for c in (data.user("sensitive_features") or "").split(",") if c in columns]
+        groups = [c for c in (data.user("groups") or "").split(",") if c in columns]
+        scores = np.asarray(loaded.score(loaded.background), dtype=np.float64)
+        if scores.min() < 0 or scores.max() > 1:
+            return None
+        return {"rows": len(labels), **performance_report(scores, labels, loaded.background, groups=groups, sensitive=sensitive)}
+    except Exception as exc:  # noqa: BLE001 - the card says so
+        log.warning("no evaluation for the card of %s v%s: %s", data.name, data.version, exc)
+        return None
 
 
 def _build_twin(files: Path, loaded: LoadedModel | Exception) -> dict[str, Any]:

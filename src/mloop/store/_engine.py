@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -12,6 +14,28 @@ from mloop.errors import InvalidInput
 
 _VALID_SCHEMES = ("sqlite", "postgresql")
 _BUSY_TIMEOUT_MS = 30_000
+
+
+def _wal(cursor: Any) -> None:
+    """Switch a new database to WAL. The switch needs the database to itself and SQLite answers "locked" at once,
+    without waiting, while another process holds it (several servers opening a new workspace): wait until either
+    the switch succeeds or another process made it."""
+    import sqlite3
+
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            try:
+                if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                    return
+            except sqlite3.OperationalError:
+                pass  # still locked: wait and try again
+            time.sleep(0.05)
 
 
 def normalize_url(url: str) -> str:
@@ -55,8 +79,8 @@ def create_engine(url: str) -> Engine:
         def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            _wal(cursor)
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()

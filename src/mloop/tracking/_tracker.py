@@ -51,7 +51,7 @@ _SKLEARN_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 FEATURE_VIEW_TAG = "mloop.feature_view."
 FEATURES_ARTIFACT = "lineage/features.json"
 CARD_TAG = "mloop.card."
-CARD_FIELDS = ("intended_use", "out_of_scope", "limitations", "ethical_considerations", "license", "sensitive_features")
+CARD_FIELDS = ("intended_use", "out_of_scope", "limitations", "ethical_considerations", "license", "sensitive_features", "groups")
 BACKGROUND_FILE = "background.parquet"  # rows of the training data in a model folder: the explainers' background
 BACKGROUND_ROWS = 500
 BACKGROUND_LABEL = "__mloop_label__"  # the label column beside the background's features, when the run gave labels
@@ -120,15 +120,17 @@ class TrackedRun:
 
     def describe(self, **fields: str | list[str]) -> None:
         """What the model card says that only a person can: ``intended_use``, ``out_of_scope``, ``limitations``,
-        ``ethical_considerations``, ``license`` and ``sensitive_features`` (input columns; fairness is measured on
-        them). Kept as run tags ``mloop.card.<field>``; the card fills in what it measures beside them."""
+        ``ethical_considerations``, ``license``, ``sensitive_features`` (input columns; fairness is measured on them)
+        and ``groups`` (input columns the card's accuracy is sliced by). Kept as run tags ``mloop.card.<field>``; the
+        card fills in what it measures beside them."""
         tags = {}
         for key, value in fields.items():
             if key not in CARD_FIELDS:
                 raise InvalidInput(f"Unknown model card field {key!r}. Valid: {', '.join(CARD_FIELDS)}.", field=key)
             text = ",".join(value) if isinstance(value, list) else value
             if not isinstance(text, str) or len(text) > 5000:
-                raise InvalidInput(f"Card field {key!r} must be text of at most 5,000 characters (a list for sensitive_features).", field=key)
+                raise InvalidInput(f"Card field {key!r} must be text of at most 5,000 characters (a list for sensitive_features and groups).",
+                                   field=key)
             tags[f"{CARD_TAG}{key}"] = text
         self.set_tags(tags)
 

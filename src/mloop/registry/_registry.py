@@ -288,14 +288,15 @@ class Registry:
             notes=["being computed; the card is rewritten with them in a few seconds"] if explains else _explanation(loaded)[1],
         )
         self._write_card(data)
-        if explains:  # the measured explanations follow off the caller's path: registering does not wait for them
+        if alias is not None:
+            self.set_alias(name, alias, version)
+        info = self.resolve(name, version)
+        if explains:  # the measured explanations follow off the caller's path, once registering is done: it does not wait
             worker = threading.Thread(target=self._explain_card, args=(data, loaded), name=f"mloop-card-{name}-v{version}")
             with _CARD_LOCK:
                 _CARD_WORKERS.append(worker)
             worker.start()
-        if alias is not None:
-            self.set_alias(name, alias, version)
-        return self.resolve(name, version)
+        return info
 
     def _write_card(self, data: CardData) -> None:
         """The card as Markdown (also the MLflow version's description), as HTML and as its data (JSON, what later

@@ -109,9 +109,13 @@ def test_the_walk_is_recorded(demo_runs) -> None:  # type: ignore[no-untyped-def
     assert set(first.to_champion) == {a["id"] for a in promoted}
     assert all(t["rows"] > 0 and t["seconds"] > 0 for t in first.to_champion.values())
     ws = Workspace.open(ws_path)
-    [monitor] = ws.store.monitors.list("flights")  # the drift monitor the demo applied watched the replay, window by window
-    windows = ws.store.monitors.windows(monitor.id, last=1000)
+    monitors = {m.name: m for m in ws.store.monitors.list("flights")}
+    assert set(monitors) == {"inputs", "slices"}
+    windows = ws.store.monitors.windows(monitors["inputs"].id, last=1000)  # the drift monitor watched the replay, window by window
     assert len(windows) >= 8 and any(w.drift for w in windows), [(w.rows, w.drift) for w in windows]
+    sliced = ws.store.monitors.windows(monitors["slices"].id, last=1000)  # labelled windows, per origin and carrier
+    assert sliced and {s["column"] for s in sliced[-1].summary["slices"]} == {"origin", "carrier"}
+    assert set(sliced[-1].summary["fairness"]) == {"origin", "carrier"}
     mlflow.set_tracking_uri(ws.tracking_uri)  # stock MLflow sees what the demo and the loop tracked
     initial = mlflow.search_runs(experiment_names=["flights"])
     assert (initial["tags.mlflow.runName"] == "initial-jan-feb").sum() == 2

@@ -19,6 +19,8 @@ from mloop.serving import Rollouts
 from mloop.workspace import Workspace
 from tests.conftest import train_and_register
 
+pytestmark = pytest.mark.slow  # each test trains two versions and drives a rollout over logged traffic
+
 ROW = pd.DataFrame({"x1": [0.1], "x2": [0.2], "x3": [0.3], "color": ["red"]})
 
 

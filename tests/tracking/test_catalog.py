@@ -11,6 +11,8 @@ from mloop.tracking import CatalogUnavailable, MlflowCatalog
 from mloop.workspace import Workspace
 from tests.conftest import train_and_register
 
+pytestmark = pytest.mark.slow  # each test tracks and registers models to compare the direct reads with MLflow
+
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:

@@ -50,9 +50,11 @@ def docs_open(doc_id: Annotated[str, typer.Argument(help="<kind>/<name> (a uniqu
     info = _store().get(doc_id)
     console.print(str(info.html), markup=False, highlight=False)
     try:
-        webbrowser.open(info.html.as_uri())
+        opened = webbrowser.open(info.html.as_uri())
     except webbrowser.Error:
-        pass  # no browser here: the path above is the answer
+        opened = False
+    if not opened:
+        console.print("no browser here: open the path above", markup=False, highlight=False)
 
 
 def _masked(url: str | None, default: str) -> str:

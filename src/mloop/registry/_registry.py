@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -12,15 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlparse
 
-import numpy as np
 import yaml
 
 from mloop.errors import InvalidInput, MloopError, NotFound
 from mloop.events import MODEL_ALIAS_CHANGED
-from mloop.files import replacing, write_atomic
+from mloop.files import replacing
 from mloop.names import check_name
-from mloop.registry._card import CardData, render_card
-from mloop.registry._card_html import render_card_html
+from mloop.registry._card import CardData
+from mloop.registry._card_writer import CardWriter, wait_for_cards
 from mloop.registry._loaded import EXTRAS_DIR, LoadedModel, load_from_dir, signature_inputs
 from mloop.security import Keyring, build_manifest, sign_manifest, verified_copy, verify_manifest
 
@@ -55,13 +52,6 @@ def _local_path(location: str) -> Path:
     )
 
 
-log = logging.getLogger("mloop.registry")
-_CARD_LOCK = threading.Lock()
-_UPDATE_LOCK = threading.Lock()  # read-modify-write of a card's data
-_WRITE_LOCK = threading.Lock()
-_CARD_WORKERS: list[threading.Thread] = []  # cards being explained in this process (not daemons: an exit waits for them)
-
-
 class Registry:
     """Register versions from runs, move aliases, and load versions only after their digests verify."""
 
@@ -72,6 +62,7 @@ class Registry:
         self._store = store
         self._bus = bus
         self._cards_dir = cards_dir
+        self._cards = CardWriter(cards_dir, lambda: self._client)
         self._keyring = keyring
 
     @property
@@ -278,80 +269,28 @@ class Registry:
                 features = self._tracker.read_dict(run.info.run_id, FEATURES_ARTIFACT)
             except NotFound:
                 features = None
-        explains = not isinstance(loaded, Exception) and loaded.background is not None and len(loaded.background) > 0
-        flavour = "" if isinstance(loaded, Exception) else loaded.flavour
         data = CardData(
             name=name, version=version, run_id=logged.source_run_id or "", params=dict(run.data.params) if run else {},
             metrics=dict(run.data.metrics) if run else {}, tags=dict(run.data.tags) if run else {}, inputs=inputs, manifest=manifest,
-            manifest_sha256=digest, created=time.time(), twin=twin, features=features, flavour=flavour,
-            estimator="" if isinstance(loaded, Exception) else _estimator_name(loaded.model),
-            notes=["being computed; the card is rewritten with them in a few seconds"] if explains else _explanation(loaded)[1],
+            manifest_sha256=digest, created=time.time(), twin=twin, features=features,
         )
-        self._write_card(data)
+        explains = self._cards.first(data, loaded)
         if alias is not None:
             self.set_alias(name, alias, version)
         info = self.resolve(name, version)
-        if explains:  # the measured explanations follow off the caller's path, once registering is done: it does not wait
-            worker = threading.Thread(target=self._explain_card, args=(data, loaded), name=f"mloop-card-{name}-v{version}")
-            with _CARD_LOCK:
-                _CARD_WORKERS.append(worker)
-            worker.start()
+        if explains and isinstance(loaded, LoadedModel):  # off the caller's path, once registering is done: it does not wait
+            self._cards.explain_later(data, loaded)
         return info
-
-    def _write_card(self, data: CardData) -> None:
-        """The card as Markdown (also the MLflow version's description), as HTML and as its data (JSON, what later
-        updates start from), each replaced atomically."""
-        import dataclasses
-        import json
-
-        card = render_card(data)
-        folder = self._cards_dir / data.name
-        with _WRITE_LOCK:
-            write_atomic(folder / f"v{data.version}.json", json.dumps(dataclasses.asdict(data), default=str))
-            write_atomic(folder / f"v{data.version}.html", render_card_html(data))
-            write_atomic(folder / f"v{data.version}.md", card)
-            self._client.update_model_version(data.name, str(data.version), description=card)
-
-    def _card_data(self, name: str, version: int) -> CardData | None:
-        import json
-
-        path = self._cards_dir / name / f"v{version}.json"
-        return CardData(**json.loads(path.read_text())) if path.exists() else None
-
-    def _explain_card(self, data: CardData, loaded: LoadedModel) -> None:
-        explanation, notes = _explanation(loaded)
-        evaluation = _evaluation(loaded, data)
-        try:
-            with _UPDATE_LOCK:  # a deployment may have updated the card meanwhile: start from what is written
-                current = self._card_data(data.name, data.version) or data
-                current.explanation, current.notes, current.evaluation = explanation, notes, evaluation
-                self._write_card(current)
-        except Exception as exc:  # noqa: BLE001 - the card keeps its first form; the log says why
-            log.error("could not rewrite the card of %s v%s: %s", data.name, data.version, exc)
 
     def card_deployed(self, name: str, version: int, *, deployment: str, alias: str) -> None:
         """Add (or refresh) a deployment in the version's card: where it is served, under which alias, since when."""
-        import datetime as dt
-
-        with _UPDATE_LOCK:
-            data = self._card_data(name, version)
-            if data is None:  # a card written before cards kept their data: left as it is
-                return
-            entry = {"name": deployment, "alias": alias, "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                     "endpoint": f"POST /v2/models/{deployment}/infer"}
-            data.deployments = [d for d in data.deployments if d.get("name") != deployment] + [entry]
-            self._write_card(data)
+        self._cards.deployed(name, version, deployment=deployment, alias=alias)
 
     @staticmethod
     def wait_for_cards(timeout: float | None = None) -> None:
         """Wait until every card being explained in this process is written (``mloop run``, the demo and the tests
         call it before they read a card; a process also waits for them before it exits)."""
-        with _CARD_LOCK:
-            workers = list(_CARD_WORKERS)
-        for worker in workers:
-            worker.join(timeout)
-        with _CARD_LOCK:
-            _CARD_WORKERS[:] = [w for w in _CARD_WORKERS if w.is_alive()]
+        wait_for_cards(timeout)
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point ``name@alias`` at ``version`` and tell every server (an event on the bus)."""
@@ -468,52 +407,6 @@ def _bundle_meta(folder: Path) -> dict[str, Any]:
     if meta.get("format") != BUNDLE_FORMAT or not isinstance(manifest, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
         raise InvalidInput("bundle.json is not an mloop bundle manifest (format 1 with a manifest of SHA-256 digests).", field="archive")
     return meta
-
-
-def _estimator_name(model: Any) -> str:
-    if type(model).__name__ == "Pipeline":
-        return f"{type(model.steps[-1][1]).__name__} pipeline"
-    return type(model).__name__
-
-
-def _explanation(loaded: LoadedModel | Exception) -> tuple[dict[str, Any] | None, list[str]]:
-    """The model's global explanation for its card, from the training rows kept with it (``mloop.explain``, imported
-    here lazily: the card is the registry's, the explaining is the layer above), with why there is none when there
-    is none, its flavour and its estimator's class name. A failure leaves the card without explanations, never the
-    registration undone."""
-    if isinstance(loaded, Exception):
-        return None, [f"the model could not be loaded to explain it ({loaded})"]
-    if loaded.background is None or not len(loaded.background):
-        return None, ["the model kept no training rows (log it with the training frame: run.log_sklearn_model(model, frame[features]))"]
-    try:
-        from mloop.explain import global_explanation
-
-        result = global_explanation(loaded, loaded.background, labels=loaded.background_labels, repeats=3, sampled_rows=0)
-    except Exception as exc:  # noqa: BLE001
-        return None, [f"explaining the model failed ({type(exc).__name__}: {exc})"]
-    return result.to_dict(), []
-
-
-def _evaluation(loaded: LoadedModel, data: CardData) -> dict[str, Any] | None:
-    """Accuracy with intervals, per slice of the card's groups, and fairness across its sensitive features, on the
-    labelled training rows kept with a binary classifier (``monitoring``'s pure statistics, imported lazily); None
-    without labels or for other models."""
-    labels = loaded.background_labels
-    if labels is None or loaded.background is None or len(np.unique(labels)) != 2:
-        return None
-    try:
-        from mloop.monitoring._performance import performance_report
-
-        columns = set(loaded.background.columns)
-        sensitive = [c for c in (data.user("sensitive_features") or "").split(",") if c in columns]
-        groups = [c for c in (data.user("groups") or "").split(",") if c in columns]
-        scores = np.asarray(loaded.score(loaded.background), dtype=np.float64)
-        if scores.min() < 0 or scores.max() > 1:
-            return None
-        return {"rows": len(labels), **performance_report(scores, labels, loaded.background, groups=groups, sensitive=sensitive)}
-    except Exception as exc:  # noqa: BLE001 - the card says so
-        log.warning("no evaluation for the card of %s v%s: %s", data.name, data.version, exc)
-        return None
 
 
 def _build_twin(files: Path, loaded: LoadedModel | Exception) -> dict[str, Any]:

@@ -30,12 +30,19 @@ def _wal(cursor: Any) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-            try:
-                if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
-                    return
-            except sqlite3.OperationalError:
-                pass  # still locked: wait and try again
+            if _journal_mode(cursor) == "wal":  # another process switched it
+                return
             time.sleep(0.05)
+
+
+def _journal_mode(cursor: Any) -> str | None:
+    """The database's journal mode, or None while it is locked."""
+    import sqlite3
+
+    try:
+        return str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    except sqlite3.OperationalError:
+        return None
 
 
 def normalize_url(url: str) -> str:

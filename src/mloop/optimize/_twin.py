@@ -15,6 +15,7 @@ from mloop.optimize._parity import Parity, compare
 from mloop.registry import EXTRAS_DIR, PARITY_FILE, TWIN_FILE, LoadedModel
 
 TOLERANCE = 1e-6
+NET_TOLERANCE = 1e-5  # networks run in float32 both ways; the order of summation differs between the two engines
 MISSING_TOKEN = "\x00mloop-missing"  # a string no category equals: the twin maps it to "missing"
 
 
@@ -78,17 +79,36 @@ def check(model: Any, twin: bytes, sample: pd.DataFrame, inputs: list[Any], tole
     return compare(native, out, tolerance)
 
 
+def _is_net(model: Any) -> bool:
+    from mloop.tracking._torch_model import is_torch_module
+
+    return is_torch_module(model)
+
+
+def convert(model: Any, inputs: list[Any]) -> bytes:
+    """The ONNX twin's bytes: a tabular network through PyTorch's exporter, a gradient-boosted model through ours."""
+    if _is_net(model):
+        from mloop.optimize._torch_onnx import convert_net
+
+        return convert_net(model, inputs)
+    return convert_hgb(model, inputs)
+
+
+def tolerance_for(model: Any) -> float:
+    return NET_TOLERANCE if _is_net(model) else TOLERANCE
+
+
 def build_twin(model: Any, inputs: list[Any], example: pd.DataFrame, folder: Path) -> dict[str, Any]:
     """Write ``mloop/model.onnx`` and its parity sample into ``folder`` when the model converts and agrees.
 
     Returns what happened, for the model card: ``{"onnx": bool, "reason" or "parity": ...}``.
     """
     try:
-        twin = convert_hgb(model, inputs)
+        twin = convert(model, inputs)
     except NotConvertible as exc:
         return {"onnx": False, "reason": exc.message}
     sample = parity_sample(example, inputs)
-    result = check(model, twin, sample, inputs)
+    result = check(model, twin, sample, inputs, tolerance_for(model))
     if not result.ok:
         return {"onnx": False, "reason": f"parity failed: {result.describe()}"}
     (folder / EXTRAS_DIR).mkdir(exist_ok=True)
@@ -102,7 +122,7 @@ def verify_twin(model: LoadedModel) -> str | None:
     largest difference if they disagree, else the parity description (``None`` when it has no twin)."""
     if model.twin is None or model.parity_sample is None:
         return None
-    parity = check(model.model, model.twin, model.parity_sample, model.inputs)
+    parity = check(model.model, model.twin, model.parity_sample, model.inputs, tolerance_for(model.model))
     if not parity.ok:
         raise Conflict(f"Refusing {model.name} v{model.version}: its ONNX twin disagrees with the model: {parity.describe()}.")
     return parity.describe()

@@ -55,7 +55,7 @@ class LoadedModel:
             if missing:
                 raise InvalidInput(f"Input is missing required field(s) {missing} of model {self.name!r}.", field=missing[0])
             frame = frame[self.feature_names]
-        if self.flavour == "sklearn" and hasattr(self.model, "predict_proba"):
+        if self.flavour in ("sklearn", "pytorch") and hasattr(self.model, "predict_proba"):
             import numpy as np
 
             return np.asarray(self.model.predict_proba(frame))
@@ -137,6 +137,15 @@ def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
         sample = read_parity_sample(path) if twin is not None and (path / PARITY_FILE).exists() else None
         return LoadedModel(name=name, version=version, flavour="sklearn", model=model, inputs=inputs, twin=twin, parity_sample=sample,
                            **read_background(path))
+    torch_conf = flavors.get("pytorch")
+    if torch_conf is not None:
+        from mloop.tracking import load_torch_model
+
+        twin_file = path / TWIN_FILE
+        twin = twin_file.read_bytes() if twin_file.exists() else None
+        sample = read_parity_sample(path) if twin is not None and (path / PARITY_FILE).exists() else None
+        return LoadedModel(name=name, version=version, flavour="pytorch", model=load_torch_model(path, torch_conf), inputs=inputs, twin=twin,
+                           parity_sample=sample, **read_background(path))
     lgb_conf = flavors.get("lightgbm")
     if lgb_conf is not None:
         return LoadedModel(name=name, version=version, flavour="lightgbm", model=_load_lightgbm(path, lgb_conf), inputs=inputs,

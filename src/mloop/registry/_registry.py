@@ -410,14 +410,14 @@ def _bundle_meta(folder: Path) -> dict[str, Any]:
 
 
 def _build_twin(files: Path, loaded: LoadedModel | Exception) -> dict[str, Any]:
-    """Add an ONNX twin to a scikit-learn model folder before its manifest is taken (see ``mloop.optimize``)."""
+    """Add an ONNX twin to a scikit-learn or PyTorch model folder before its manifest is taken (see ``mloop.optimize``)."""
     import json
 
     import pandas as pd
 
     mlmodel = yaml.safe_load((files / "MLmodel").read_text())
-    if "sklearn" not in mlmodel.get("flavors", {}):
-        return {"onnx": False, "reason": "only scikit-learn models get an ONNX twin so far"}
+    if not {"sklearn", "pytorch"} & set(mlmodel.get("flavors", {})):
+        return {"onnx": False, "reason": "only scikit-learn and PyTorch models get an ONNX twin so far"}
     example_file = files / "input_example.json"
     if not example_file.exists():
         return {"onnx": False, "reason": "the model has no input example to check parity on"}

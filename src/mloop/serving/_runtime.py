@@ -98,7 +98,8 @@ class SklearnRuntime:
         estimator = model.model
         self._call = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
         numeric = bool(self.inputs) and all(c.type in NUMERIC_TYPES for c in self.inputs)
-        self.matrix = numeric and not hasattr(estimator, "named_steps")
+        # Pipelines and networks take one frame per batch (a network's twin takes one tensor per column, like a pipeline's)
+        self.matrix = numeric and not hasattr(estimator, "named_steps") and model.flavour != "pytorch"
         if self.matrix and hasattr(estimator, "feature_names_in_"):
             # Names and order are checked at the edge against the signature; the estimator gets a bare
             # array, so it must not re-check (and warn about) names on every call.
@@ -251,7 +252,7 @@ def runtime_for(
     runtime_timeout_ms: float = 1000.0,
 ) -> Runtime:
     """The fastest runtime that can serve ``model``: its ONNX twin, else the native estimator, else pyfunc."""
-    if model.flavour == "sklearn":
+    if model.flavour in ("sklearn", "pytorch"):  # a network scores frames like an estimator (predict_proba)
         use_twin = prefer_onnx and model.twin is not None
         if use_twin:
             from mloop.optimize import verify_twin

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mloop.tracking._catalog import CatalogUnavailable, MlflowCatalog, RunSummary, VersionRecord
 from mloop.tracking._lineage import CodeVersion, code_version, environment
+from mloop.tracking._torch_model import NET_FILE, TORCH_TRUSTED_CLASSES, WEIGHTS_FILE, load_torch_model
 from mloop.tracking._tracker import BACKGROUND_FILE, BACKGROUND_LABEL, CARD_FIELDS, CARD_TAG, SKOPS_TRUSTED_TYPES, TrackedRun, Tracker
 
 __all__ = [
@@ -11,7 +12,10 @@ __all__ = [
     "BACKGROUND_LABEL",
     "CARD_FIELDS",
     "CARD_TAG",
+    "NET_FILE",
     "SKOPS_TRUSTED_TYPES",
+    "TORCH_TRUSTED_CLASSES",
+    "WEIGHTS_FILE",
     "CatalogUnavailable",
     "CodeVersion",
     "MlflowCatalog",
@@ -21,4 +25,5 @@ __all__ = [
     "VersionRecord",
     "code_version",
     "environment",
+    "load_torch_model",
 ]

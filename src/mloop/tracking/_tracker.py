@@ -24,6 +24,7 @@ from mloop.errors import InvalidInput, NotFound
 from mloop.names import check_name
 from mloop.tracking._catalog import CatalogUnavailable, MlflowCatalog, RunSummary
 from mloop.tracking._lineage import code_version, environment
+from mloop.tracking._torch_model import is_torch_module, log_torch_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +56,22 @@ CARD_FIELDS = ("intended_use", "out_of_scope", "limitations", "ethical_considera
 BACKGROUND_FILE = "background.parquet"  # rows of the training data in a model folder: the explainers' background
 BACKGROUND_ROWS = 500
 BACKGROUND_LABEL = "__mloop_label__"  # the label column beside the background's features, when the run gave labels
+
+
+def background_rows(frame: pd.DataFrame, labels: Any) -> pd.DataFrame | None:
+    """Up to 500 seeded rows of the training features (with their labels when given): the explainers' background."""
+    if len(frame) <= 5:
+        return None
+    import numpy as np
+
+    rows = np.sort(np.random.default_rng(0).choice(len(frame), min(BACKGROUND_ROWS, len(frame)), replace=False))
+    background = frame.iloc[rows]
+    if labels is not None:
+        values = np.asarray(labels)
+        if len(values) != len(frame):
+            raise InvalidInput(f"labels has {len(values)} values for {len(frame)} rows.", field="labels")
+        background = background.assign(**{BACKGROUND_LABEL: values[rows]})
+    return background
 
 
 def _skops_can(model: Any) -> bool:
@@ -117,6 +134,14 @@ class TrackedRun:
 
         now = int(time.time() * 1000)
         self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step or 0) for k, v in metrics.items()])
+
+    def log_metric_steps(self, points: list[tuple[str, float, int]]) -> None:
+        """Log many ``(key, value, step)`` points in as few calls as MLflow allows (1,000 a batch): a training curve."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for i in range(0, len(points), 1000):
+            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, int(s)) for k, v, s in points[i : i + 1000]])
 
     def describe(self, **fields: str | list[str]) -> None:
         """What the model card says that only a person can: ``intended_use``, ``out_of_scope``, ``limitations``,
@@ -194,7 +219,10 @@ class TrackedRun:
         """Log a fitted scikit-learn estimator with its signature and input example (skops format, the types skops
         may rebuild fixed by mloop); returns its URI (``models:/<model id>``). Given more rows than an example needs
         (the training features), up to 500 of them are kept as the model's explanation background, with their
-        ``labels`` when given (one per row of ``input_example``: the card's permutation importance uses them)."""
+        ``labels`` when given (one per row of ``input_example``: the card's permutation importance uses them). A PyTorch
+        module that scores frames (``predict_proba``, as mloop's networks do) is logged by :func:`log_torch_model`."""
+        if is_torch_module(model):
+            return log_torch_model(self, model, input_example, labels=labels)
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
@@ -208,31 +236,20 @@ class TrackedRun:
         skops = _skops_can(model)
         options = {"serialization_format": "skops", "skops_trusted_types": list(SKOPS_TRUSTED_TYPES)} if skops else \
             {"serialization_format": "cloudpickle"}
-        background = None
-        if len(input_example) > len(example):
-            import numpy as np
-
-            rows = np.sort(np.random.default_rng(0).choice(len(input_example), min(BACKGROUND_ROWS, len(input_example)), replace=False))
-            background = input_example.iloc[rows]
-            if labels is not None:
-                values = np.asarray(labels)
-                if len(values) != len(input_example):
-                    raise InvalidInput(f"labels has {len(values)} values for {len(input_example)} rows.", field="labels")
-                background = background.assign(**{BACKGROUND_LABEL: values[rows]})
         return self.log_model(
-            mlflow.sklearn, model, input_example=example, signature=signature, background=background,
+            mlflow.sklearn, model, input_example=example, signature=signature, background=background_rows(input_example, labels),
             pip_requirements=_pinned(packages), pyfunc_predict_fn="predict_proba" if proba else "predict", **options,
         )
 
     def log_model(
         self, flavor: Any, model: Any, *, input_example: Any = None, signature: Any = None, pip_requirements: list[str] | None = None,
-        background: pd.DataFrame | None = None, **options: Any,
+        background: pd.DataFrame | None = None, files: dict[str, bytes] | None = None, **options: Any,
     ) -> str:
         """Log ``model`` with any MLflow flavour module (``mlflow.lightgbm``, ``mlflow.xgboost``, …) as a logged
         model of this run and return its URI (``models:/<model id>``). ``options`` go to the flavour's
         ``save_model``. Requirements default to the flavour's own pinned list, so MLflow does not infer them by
         importing the model in a subprocess. ``background`` (rows of the training data) is kept in the model folder
-        as ``background.parquet``, for explainers that need one."""
+        as ``background.parquet``, for explainers that need one; ``files`` (relative path → bytes) are written beside."""
         from mlflow.entities import LoggedModelOutput
         from mlflow.models import Model
 
@@ -250,6 +267,9 @@ class TrackedRun:
                 )
                 if background is not None and len(background):
                     background.reset_index(drop=True).to_parquet(local / BACKGROUND_FILE, index=False)
+                for relative, data in (files or {}).items():  # mloop's own files beside the flavour's (a network's weights)
+                    (local / relative).parent.mkdir(parents=True, exist_ok=True)
+                    (local / relative).write_bytes(data)
                 self.client.log_model_artifacts(logged.model_id, str(local))
         except BaseException:
             self.client.finalize_logged_model(logged.model_id, "FAILED")

@@ -30,10 +30,16 @@ lint: $(DEVSTAMP)
 
 typecheck: lint
 
-test: lint
+# The browser tests run onnxruntime-web from mloop's cache: fetched once (checked against its pinned integrity) before they run.
+ORTWEB := $(VENV)/.onnxruntime-web-1.30.0
+$(ORTWEB): $(DEVSTAMP)
+	$(BIN)/mloop edge assets
+	touch $@
+
+test: lint $(ORTWEB)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-quick: lint
+test-quick: lint $(ORTWEB)
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 # Evidently 0.7 needs pandas < 3: the drift benchmark runs it from a venv of its own.

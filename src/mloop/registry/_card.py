@@ -229,12 +229,16 @@ def render_card(card: CardData) -> str:
         ("seed", tags.get("mloop.seed", "not set")),
         ("python", tags.get("mloop.env.python", "?")),
     ]
+    if tags.get("mloop.parent"):  # an optimised variant: what it was made from, and how
+        lineage_rows[:0] = [("parent model", tags["mloop.parent"]), ("optimisation", tags.get("mloop.optimization", "?"))]
     lineage_rows += sorted((k.removeprefix("mloop.env."), v) for k, v in tags.items() if k.startswith("mloop.env.") and k != "mloop.env.python")
     lines += _table(lineage_rows, ("what", "value"))
 
     lines += ["## Serving runtime", ""]
     twin = card.twin
-    if twin and twin.get("onnx"):
+    if twin and twin.get("onnx") and "parity" not in twin:
+        lines += [f"Served through ONNX Runtime: {twin.get('reason', 'an ONNX graph')}.", ""]
+    elif twin and twin.get("onnx"):
         lines += [f"ONNX twin `mloop/model.onnx` served through ONNX Runtime, native model as fallback; parity: {twin['parity']}.", ""]
     else:
         lines += [f"Served natively (no ONNX twin: {(twin or {}).get('reason', 'not built')}).", ""]

@@ -55,7 +55,7 @@ class LoadedModel:
             if missing:
                 raise InvalidInput(f"Input is missing required field(s) {missing} of model {self.name!r}.", field=missing[0])
             frame = frame[self.feature_names]
-        if self.flavour in ("sklearn", "pytorch") and hasattr(self.model, "predict_proba"):
+        if self.flavour in ("sklearn", "pytorch", "onnx") and hasattr(self.model, "predict_proba"):
             import numpy as np
 
             return np.asarray(self.model.predict_proba(frame))
@@ -146,6 +146,13 @@ def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
         sample = read_parity_sample(path) if twin is not None and (path / PARITY_FILE).exists() else None
         return LoadedModel(name=name, version=version, flavour="pytorch", model=load_torch_model(path, torch_conf), inputs=inputs, twin=twin,
                            parity_sample=sample, **read_background(path))
+    onnx_conf = flavors.get("onnx")
+    if onnx_conf is not None:  # the graph is the model: it is its own twin, nothing to check parity against
+        from mloop.registry._onnx_model import OnnxClassifier
+
+        graph = (path / onnx_conf["data"]).read_bytes()
+        return LoadedModel(name=name, version=version, flavour="onnx", model=OnnxClassifier(graph, inputs), inputs=inputs, twin=graph,
+                           **read_background(path))
     lgb_conf = flavors.get("lightgbm")
     if lgb_conf is not None:
         return LoadedModel(name=name, version=version, flavour="lightgbm", model=_load_lightgbm(path, lgb_conf), inputs=inputs,

@@ -416,6 +416,8 @@ def _build_twin(files: Path, loaded: LoadedModel | Exception) -> dict[str, Any]:
     import pandas as pd
 
     mlmodel = yaml.safe_load((files / "MLmodel").read_text())
+    if "onnx" in mlmodel.get("flavors", {}):
+        return {"onnx": True, "reason": "the model is an ONNX graph: served as it is"}
     if not {"sklearn", "pytorch"} & set(mlmodel.get("flavors", {})):
         return {"onnx": False, "reason": "only scikit-learn and PyTorch models get an ONNX twin so far"}
     example_file = files / "input_example.json"

@@ -94,12 +94,13 @@ class SklearnRuntime:
 
     def __init__(self, model: LoadedModel, *, allow_missing: bool = True) -> None:
         self.name, self.version, self.inputs = model.name, model.version, model.inputs
+        self.kind = model.flavour  # sklearn, pytorch (a network) or onnx (a graph registered as the model)
         self.allow_missing = allow_missing
         estimator = model.model
         self._call = estimator.predict_proba if hasattr(estimator, "predict_proba") else estimator.predict
         numeric = bool(self.inputs) and all(c.type in NUMERIC_TYPES for c in self.inputs)
         # Pipelines and networks take one frame per batch (a network's twin takes one tensor per column, like a pipeline's)
-        self.matrix = numeric and not hasattr(estimator, "named_steps") and model.flavour != "pytorch"
+        self.matrix = numeric and not hasattr(estimator, "named_steps") and model.flavour not in ("pytorch", "onnx")
         if self.matrix and hasattr(estimator, "feature_names_in_"):
             # Names and order are checked at the edge against the signature; the estimator gets a bare
             # array, so it must not re-check (and warn about) names on every call.
@@ -240,7 +241,7 @@ class PyfuncRuntime:
         return _isolate(lambda b: self._model.predict(block_frame(b, self.inputs)), blocks)
 
 
-RUNTIMES = ("onnx", "sklearn", "lightgbm", "xgboost", "pyfunc")
+RUNTIMES = ("onnx", "sklearn", "pytorch", "lightgbm", "xgboost", "pyfunc")
 
 
 def runtime_for(
@@ -252,7 +253,7 @@ def runtime_for(
     runtime_timeout_ms: float = 1000.0,
 ) -> Runtime:
     """The fastest runtime that can serve ``model``: its ONNX twin, else the native estimator, else pyfunc."""
-    if model.flavour in ("sklearn", "pytorch"):  # a network scores frames like an estimator (predict_proba)
+    if model.flavour in ("sklearn", "pytorch", "onnx"):  # networks and ONNX graphs score frames like an estimator (predict_proba)
         use_twin = prefer_onnx and model.twin is not None
         if use_twin:
             from mloop.optimize import verify_twin

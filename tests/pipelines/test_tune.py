@@ -64,3 +64,49 @@ def test_a_space_with_a_problem_is_refused_before_anything_runs(project: Path) -
         with pytest.raises(InvalidInput, match=message.replace("(", r"\(")) as info:
             Pipeline.load(project / "bad.yaml")
         assert info.value.message.startswith(str(project / "bad.yaml") + ":"), info.value.message
+
+
+NAS = """name: nas
+steps:
+  - name: data
+    ingest: {path: toy.parquet}
+  - name: search
+    tune:
+      input: data
+      target: y
+      callable: "mloop.training:mlp"
+      params: {epochs: 4, batch_size: 64, patience: null}  # every epoch runs: the test counts their reports
+      space:
+        layers: {low: 1, high: 3, type: int}
+        width: {low: 16, high: 128, type: int, log: true}
+        dropout: {low: 0.0, high: 0.5}
+      folds: 2
+      trials: 6
+      pruner: median
+  - name: publish
+    register: {model: search, name: nas}
+"""
+
+
+@pytest.mark.slow
+def test_architecture_search_tunes_depth_width_and_dropout_and_reports_every_epoch_to_the_pruner(project: Path) -> None:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from mloop.training import TabularNet
+
+    (project / "nas.yaml").write_text(NAS)
+    ws = Workspace.init(project / ".mloop")
+    outcome = Runner(ws).run(Pipeline.load(project / "nas.yaml"))
+    assert outcome.ok, outcome.steps
+    [journal] = (ws.root / "pipelines" / "studies").glob("*.journal")
+    [summary] = optuna.get_all_study_summaries(JournalStorage(JournalFileBackend(str(journal))))
+    study = optuna.load_study(study_name=summary.study_name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    assert len(study.trials) == 6 and {"layers", "width", "dropout"} <= set(study.trials[0].params)
+    finished = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert finished and all(len(t.intermediate_values) >= 2 * 4 for t in finished)  # each fold's epochs, then each fold's end
+    epochs_of_fold_one = sorted(s for s in study.trials[0].intermediate_values if s < 999)
+    assert epochs_of_fold_one == [0, 1, 2, 3]
+    model = ws.registry.load("nas", 1).model
+    assert isinstance(model, TabularNet) and len(model.hidden) == study.best_params["layers"]

@@ -3,13 +3,15 @@
 The study lives in the workspace as an Optuna journal file (``JournalFileBackend``: appends under a file lock), not
 in SQLite: several processes writing one SQLite study fail with "database is locked" (optuna#820), a journal does
 not. Each trial fits the callable with the trial's parameters on ``folds`` cross-validation folds of the input and
-reports the running mean after each fold, so a pruner (median, Hyperband) can stop a poor trial early. The best
+reports the running mean after each fold (and after each epoch, for recipes that train in epochs and take a
+``report`` callback, such as ``mloop.training:mlp``), so a pruner (median, Hyperband) can stop a poor trial early. The best
 parameters are then fit on the whole input. With ``ray`` the workers are Ray tasks instead of local processes, on the
 same journal file (a multi-node cluster needs the workspace on storage every node mounts).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -64,19 +66,45 @@ def _objective(section: Tune, frame: pd.DataFrame) -> Any:
                                                                                                            "brier") \
         else KFold(section.folds, shuffle=True, random_state=section.seed)
 
+    reports = "report" in inspect.signature(function).parameters  # a recipe that trains in epochs (mloop.training:mlp)
+
     def objective(trial: optuna.Trial) -> float:
         params = {**section.params, **{k: v.suggest(trial, k) for k, v in section.space.items()}}
-        values = []
+        values: list[float] = []
         for fold, (fit_rows, check_rows) in enumerate(splitter.split(frame, y)):
-            model = function(frame.iloc[fit_rows], section.target, **params)
             held = frame.iloc[check_rows]
-            values.append(metric(section.metric, held[section.target].to_numpy(dtype=float), _scores(model, held.drop(columns=[section.target]))))
-            trial.report(float(np.mean(values)), fold)
+            truth, rows = held[section.target].to_numpy(dtype=float), held.drop(columns=[section.target])
+            extra = {"report": _epoch_reporter(trial, section.metric, truth, rows, values, fold)} if reports else {}
+            model = function(frame.iloc[fit_rows], section.target, **params, **extra)
+            values.append(metric(section.metric, truth, _scores(model, rows)))
+            trial.report(float(np.mean(values)), (fold + 1) * EPOCH_STEPS - 1)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return float(np.mean(values))
 
     return objective
+
+
+EPOCH_STEPS = 1000  # a fold's epoch reports are steps fold*1000 + k: the same step means the same point in every trial
+
+
+def _epoch_reporter(trial: Any, name: str, truth: np.ndarray, rows: pd.DataFrame, done: list[float], fold: int) -> Any:
+    """What an epoch-wise recipe calls after each evaluation: the metric of the model so far on the held-out fold
+    (averaged with the folds already done) goes to the pruner, which may stop a poor trial mid-training."""
+    import optuna
+
+    from mloop.pipelines._steps import _scores, metric
+
+    count = [0]
+
+    def report(model: Any, step: int) -> None:
+        value = metric(name, truth, _scores(model, rows))
+        trial.report(float(np.mean([*done, value])), fold * EPOCH_STEPS + min(count[0], EPOCH_STEPS - 2))
+        count[0] += 1
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+
+    return report
 
 
 def _worker(section_data: dict[str, Any], storage_path: str, name: str, input_path: str, trials: int, seed: int) -> int:

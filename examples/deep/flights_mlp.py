@@ -49,7 +49,7 @@ def main() -> None:
         print(f"trained on {len(train):,} flights in {seconds:.1f} s; AUC on month {args.months + 1}: {score:.3f}")
         twin = ws.registry.load(args.name, info.version).twin is not None
         print(f"registered {args.name} v{info.version} as champion ({'with' if twin else 'without'} an ONNX twin); "
-              f"serve it with: mloop deployments create {args.name} {args.name} && mloop serve")
+              f"serve it with: mloop deploy {args.name} --model {args.name} --version {info.version} && mloop serve")
     finally:
         ws.close()
 

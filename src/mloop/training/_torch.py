@@ -110,21 +110,22 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _checkpointing(module: Any, on: bool) -> Callable[..., Any]:
-    """The module's forward, with activations recomputed in the backward pass when ``on`` (less memory, more time)."""
+def _checkpointing(module: Any, forward: Any, on: bool) -> Callable[..., Any]:
+    """The forward pass (``forward``: the module, or a wrapper of it), with activations recomputed in the backward pass
+    when ``on`` (less memory, more time)."""
     import torch
 
     if not on:
-        return module  # type: ignore[no-any-return]
+        return forward  # type: ignore[no-any-return]
     if hasattr(module, "gradient_checkpointing"):  # our models (and Hugging Face's) switch it on themselves
         module.gradient_checkpointing = True
-        return module  # type: ignore[no-any-return]
-    if isinstance(module, torch.nn.Sequential):
+        return forward  # type: ignore[no-any-return]
+    if isinstance(module, torch.nn.Sequential) and forward is module:
         from torch.utils.checkpoint import checkpoint_sequential
 
         segments = max(1, min(len(module), int(math.sqrt(len(module)))))
         return lambda x: checkpoint_sequential(module, segments, x, use_reentrant=False)
-    raise InvalidInput("gradient_checkpointing needs an nn.Sequential or a module with a `gradient_checkpointing` attribute "
+    raise InvalidInput("gradient_checkpointing needs an nn.Sequential (unwrapped) or a module with a `gradient_checkpointing` attribute "
                        f"({type(module).__name__} has neither).", field="gradient_checkpointing")
 
 
@@ -167,8 +168,7 @@ class Trainer:
         total = min(cfg.max_steps or 10**12, cfg.epochs * steps_per_epoch)
         torch.manual_seed(cfg.seed)
         module.to(device)
-        forward = wrap(module) if wrap is not None else module
-        forward = _checkpointing(forward, cfg.gradient_checkpointing)
+        forward = _checkpointing(module, wrap(module) if wrap is not None else module, cfg.gradient_checkpointing)
         optimizer = self._optimizer(module)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg.schedule, s, total, cfg.warmup_steps))
         scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None

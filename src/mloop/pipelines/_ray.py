@@ -8,17 +8,16 @@ storage every node mounts at the same path; a local Ray needs nothing more.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from mloop._ray import probe
+from mloop._ray import running_local as _running_local
 from mloop.errors import InvalidInput
 from mloop.pipelines._score import BATCH_TIMEOUT_MS, _kind, _score, _table, _Writer
 
-PROBE_SECONDS = 3.0  # Ray's own connect retries for minutes before it gives up on an address nobody answers
 _connecting = threading.Lock()  # two tune steps in parallel threads connect once
 
 
@@ -31,35 +30,7 @@ def _import_ray() -> Any:
 
 
 def _probe(address: str) -> None:
-    """Refuse, quickly, an address where nothing listens (Ray itself would retry for minutes)."""
-    bare = address.removeprefix("ray://")
-    host, sep, port = bare.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise InvalidInput(f"--ray takes auto or a cluster's HOST:PORT (or ray://HOST:PORT), got {address!r}.", field="--ray")
-    try:
-        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
-    except OSError as exc:
-        raise InvalidInput(f"--ray {address}: no Ray cluster answers there ({exc}). Start one with `ray start --head` and pass "
-                           f"the address it prints, or use --ray auto for a local Ray.", field="--ray") from None
-
-
-def _running_local() -> str | None:
-    """The address of a Ray started on this machine (``ray start``) that still answers, else None."""
-    found = os.environ.get("RAY_ADDRESS")
-    if not found:
-        try:
-            from ray._private.services import find_bootstrap_address
-
-            found = find_bootstrap_address(None)
-        except Exception:  # a private helper: when it moves, a fresh local Ray is started instead
-            return None
-    if not found:
-        return None
-    try:
-        _probe(found)
-    except InvalidInput:
-        return None
-    return found
+    probe(address, "--ray")
 
 
 def connect(address: str) -> Any:

@@ -10,6 +10,7 @@ from mloop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from mloop.training._checkpoint import checkpoints, latest_checkpoint
+    from mloop.training._distributed import DistributedResult, fit_distributed
     from mloop.training._mlp import mlp
     from mloop.training._online import OnlineClassifier, RiverClassifier, can_learn_online, online, river, updated
     from mloop.training._tabular import DEFAULT_PARAMS, TabularSpec, auc, build_pipeline, fit, tabular, time_split, tune
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 _WHERE: dict[str, str] = {
     **{n: "_checkpoint" for n in ("checkpoints", "latest_checkpoint")},
+    **{n: "_distributed" for n in ("DistributedResult", "fit_distributed")},
     "mlp": "_mlp",
     **{n: "_tabular_net" for n in ("TabularNet", "tabular_net", "training_tensors")},
     **{n: "_torch" for n in ("Batches", "Trainer", "TrainResult", "evaluate", "tensors")},
@@ -32,6 +34,8 @@ __all__ = [
     "build_pipeline", "can_learn_online", "checkpoints", "evaluate", "fit", "latest_checkpoint", "lr_factor", "mlp", "online", "river",
     "tabular", "tabular_net", "tensors", "time_split", "training_tensors", "tune", "updated",
 ]
+
+__all__ += ["DistributedResult", "fit_distributed"]
 
 
 __getattr__ = lazy_names(__name__, _WHERE, globals())

@@ -135,11 +135,13 @@ class Trainer:
     def __init__(self, config: TrainConfig | None = None, *, run: TrackedRun | None = None, loss: LossFn | None = None,
                  metrics: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] | None = None,
                  on_evaluate: Callable[[int, dict[str, float], torch.nn.Module], None] | None = None,
-                 on_checkpoint: Callable[[Path, dict[str, Any]], None] | None = None) -> None:
+                 on_checkpoint: Callable[[Path | None, dict[str, Any]], None] | None = None) -> None:
         self.config = config or TrainConfig()
         self.on_evaluate = on_evaluate  # after each evaluation: (step, values, module); raising ends the fit (a pruned trial)
-        self.on_checkpoint = on_checkpoint  # after each checkpoint is written: (its path, the latest logged values); Ray Train reports it
-        self._rank = 0
+        # At each checkpoint step: (its path, the latest logged values) on rank 0, which writes it; (None, values) on the other
+        # ranks, at the same steps (Ray Train's report is a barrier every rank reaches)
+        self.on_checkpoint = on_checkpoint
+        self._rank, self._world = 0, 1
         self.run = run
         self.loss = loss
         self.metrics = metrics or {}
@@ -156,7 +158,7 @@ class Trainer:
         from torch.nn import functional
 
         cfg = self.config
-        self._rank = shard[0]  # data-parallel ranks share one checkpoint: rank 0 writes it, every rank resumes from it
+        self._rank, self._world = shard  # data-parallel ranks share one checkpoint: rank 0 writes it, every rank resumes from it
         device = _device(cfg.device)
         if cfg.precision == "fp16" and device.type != "cuda":
             raise InvalidInput("precision 'fp16' needs a CUDA GPU; on CPU use 'bf16' (autocast) or 'fp32'.", field="precision")
@@ -275,7 +277,7 @@ class Trainer:
         """Log, evaluate, stop early and checkpoint, each on its own cadence (counted in optimizer steps)."""
         cfg, step = self.config, state["step"]
         if step % cfg.log_every == 0:
-            self._record(state, "train_loss", state["loss_sum"] / max(1, state["loss_n"]), step)
+            self._record(state, "train_loss", self._mean_loss(state, device), step)
             self._record(state, "lr", float(optimizer.param_groups[0]["lr"]), step)
             state["loss_sum"], state["loss_n"] = 0.0, 0
             if progress is not None:
@@ -296,15 +298,34 @@ class Trainer:
                     state["stop"] = True
             if self.on_evaluate is not None:
                 self.on_evaluate(step, values, module)
-        if cfg.checkpoint_every is not None and cfg.checkpoint_dir is not None and step % cfg.checkpoint_every == 0 and self._rank == 0:
-            self.flush()  # the metrics up to here are in the run before the checkpoint that covers them exists
-            path = save_checkpoint(cfg.checkpoint_dir, step, {
-                "format": FORMAT, "config": cfg.resume_key(), "model": module.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
-                "state": {k: v for k, v in state.items() if k != "stop"},
-            }, keep=cfg.keep_checkpoints)
+        if cfg.checkpoint_every is None or cfg.checkpoint_dir is None or step % cfg.checkpoint_every:
+            return
+        latest = {k: v[-1][1] for k, v in state["history"].items() if v}
+        if self._rank != 0:
             if self.on_checkpoint is not None:
-                self.on_checkpoint(path, {k: v[-1][1] for k, v in state["history"].items() if v})
+                self.on_checkpoint(None, latest)
+            return
+        self.flush()  # the metrics up to here are in the run before the checkpoint that covers them exists
+        path = save_checkpoint(cfg.checkpoint_dir, step, {
+            "format": FORMAT, "config": cfg.resume_key(), "model": module.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None, "rng": rng_state(),
+            "state": {k: v for k, v in state.items() if k != "stop"},
+        }, keep=cfg.keep_checkpoints)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(path, latest)
+
+    def _mean_loss(self, state: dict[str, Any], device: Any) -> float:
+        """The training loss since the last log: over every rank's rows when data-parallel (all ranks log at the same steps)."""
+        total, rows = state["loss_sum"], state["loss_n"]
+        if self._world > 1:
+            import torch
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                both = torch.tensor([total, rows], dtype=torch.float64, device=device)
+                dist.all_reduce(both)
+                total, rows = float(both[0]), float(both[1])
+        return float(total / max(1, rows))
 
     def _record(self, state: dict[str, Any], key: str, value: float, step: int) -> None:
         state["history"].setdefault(key, []).append((step, value))

@@ -21,7 +21,7 @@ from mloop.explain._inputs import NotSeparable, Prepared, prepare
 from mloop.explain._trees import TreeEnsemble, is_tree_model, read_trees
 from mloop.explain._treeshap import tree_shap_and_outputs
 
-METHODS = ("auto", "tree", "permutation", "kernel", "lime")
+METHODS = ("auto", "tree", "permutation", "kernel", "lime", "integrated_gradients")
 MAX_BACKGROUND = 100  # background rows SHAP's sampling explainers evaluate the model over, per coalition
 OUTPUT_SCALES = {
     "log-odds": "the positive class's log-odds (the model's raw margin; the probability is its logistic)",
@@ -312,6 +312,10 @@ def explainer_for(model: Any, columns: list[str], *, background: pd.DataFrame | 
     else SHAP's ``permutation`` or ``kernel`` explainer over ``background`` rows of its training data."""
     if method not in METHODS:
         raise InvalidInput(f"Unknown explanation method {method!r}. Valid: {', '.join(METHODS)}.", field="method")
+    if method == "integrated_gradients":  # a TabularNet's gradients through Captum (see _neural)
+        from mloop.explain._neural import IntegratedGradientsExplainer
+
+        return IntegratedGradientsExplainer(model, columns, background=background)
     if method in ("auto", "tree"):
         try:
             prepared = prepare(model, columns)

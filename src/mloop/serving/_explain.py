@@ -20,10 +20,11 @@ from mloop.serving._replies import Reply, failure, json_reply
 from mloop.serving._routes import Call, Route
 from mloop.serving._runtime import block_frame
 
-METHODS = ("auto", "tree", "permutation", "kernel", "lime")  # mloop.explain's (not imported here: the route loads lazily)
+METHODS = ("auto", "tree", "permutation", "kernel", "lime", "integrated_gradients")  # mloop.explain's (not imported here: the route loads lazily)
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances")
 MAX_TREE_ROWS = 10_000  # exact TreeSHAP is linear in rows
 MAX_SAMPLED_ROWS = 100  # sampling explainers call the model thousands of times per row
+MAX_GRADIENT_ROWS = 1_000  # integrated gradients: 50 forward and backward passes a row, batched
 
 
 def _request(body: bytes, headers: Mapping[str, str]) -> tuple[dict[str, list[Any]], str | None, str]:
@@ -63,7 +64,8 @@ class ExplainRoutes:
                           "'output.scale' names (a binary classifier's positive-class log-odds for boosted trees, its probability "
                           "for forests and sampled explainers). Same bodies as infer (or MLflow's); parameters.method: "
                           "auto | tree | permutation | kernel | lime (LIME's attributions add up to its local prediction, "
-                          "given as local_prediction, not to the model's output)."),
+                          "given as local_prediction, not to the model's output) | integrated_gradients (a TabularNet: "
+                          "Captum's convergence delta per row as convergence_delta)."),
         ]
 
     async def _explain(self, call: Call) -> Reply:
@@ -111,7 +113,8 @@ class ExplainRoutes:
         from mloop.explain import explainer_of
 
         explainer = explainer_of(model, method=method)
-        limit = MAX_TREE_ROWS if explainer.method in ("tree-shap", "lightgbm", "xgboost") else MAX_SAMPLED_ROWS
+        limit = MAX_TREE_ROWS if explainer.method in ("tree-shap", "lightgbm", "xgboost") else \
+            MAX_GRADIENT_ROWS if explainer.method == "integrated-gradients" else MAX_SAMPLED_ROWS
         if len(frame) > limit:
             raise InvalidInput(f"At most {limit} rows can be explained per request with method {explainer.method}; got {len(frame)}.",
                                field="inputs")

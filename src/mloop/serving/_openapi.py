@@ -87,7 +87,7 @@ FEEDBACK_BODY: dict[str, Any] = {
 MONITOR_BODY: dict[str, Any] = {"type": "object", "description": "A monitor's fields, as in monitors.yaml (see MonitorConfig)."}
 
 EXPLAIN_BODY: dict[str, Any] = {
-    "description": "An Open Inference Protocol infer body (parameters.method: auto, tree, permutation or kernel), or one of "
+    "description": "An Open Inference Protocol infer body (parameters.method: auto, tree, permutation, kernel, lime or integrated_gradients), or one of "
                    "MLflow's scoring formats (params.method).",
     "anyOf": [V2_BODY, MLFLOW_BODY],
 }

@@ -20,6 +20,8 @@ WEIGHTS_FILE = "mloop/weights.pt"  # its state_dict, loaded with weights_only
 # The network classes mloop rebuilds from settings and weights; decided here, never read from a model file.
 TORCH_TRUSTED_CLASSES: tuple[str, ...] = (
     "mloop.training._tabular_net:TabularNet",
+    "mloop.training._nets:TextTransformer",
+    "mloop.training._nets:DigitsCNN",
 )
 _TORCH_REQUIREMENTS = ("torch", "numpy", "pandas")
 

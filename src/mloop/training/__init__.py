@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from mloop.training._checkpoint import checkpoints, latest_checkpoint
     from mloop.training._distributed import DistributedResult, fit_distributed
     from mloop.training._mlp import mlp
+    from mloop.training._nets import DigitsCNN, TextTransformer, digits_cnn, digits_tensors, text_tensors, text_transformer
     from mloop.training._online import OnlineClassifier, RiverClassifier, can_learn_online, online, river, updated
     from mloop.training._tabular import DEFAULT_PARAMS, TabularSpec, auc, build_pipeline, fit, tabular, time_split, tune
     from mloop.training._tabular_net import TabularNet, tabular_net, training_tensors
@@ -22,6 +23,7 @@ _WHERE: dict[str, str] = {
     **{n: "_checkpoint" for n in ("checkpoints", "latest_checkpoint")},
     **{n: "_distributed" for n in ("DistributedResult", "fit_distributed")},
     "mlp": "_mlp",
+    **{n: "_nets" for n in ("DigitsCNN", "TextTransformer", "digits_cnn", "digits_tensors", "text_tensors", "text_transformer")},
     **{n: "_tabular_net" for n in ("TabularNet", "tabular_net", "training_tensors")},
     **{n: "_torch" for n in ("Batches", "Trainer", "TrainResult", "evaluate", "tensors")},
     **{n: "_torch_config" for n in ("TrainConfig", "lr_factor")},
@@ -35,6 +37,7 @@ __all__ = [
     "tabular", "tabular_net", "tensors", "time_split", "training_tensors", "tune", "updated",
 ]
 
+__all__ += ["DigitsCNN", "TextTransformer", "digits_cnn", "digits_tensors", "text_tensors", "text_transformer"]
 __all__ += ["DistributedResult", "fit_distributed"]
 
 

@@ -56,7 +56,7 @@ def fine_tune(net: TabularNet, frame: pd.DataFrame, target: str, *, epochs: int 
     """A few epochs at a low learning rate: a pruned network recovers most of what it lost."""
     batch_size = min(batch_size, max(32, len(frame) // 20))
     Trainer(TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=False)).fit(net, training_tensors(net, frame, target))
-    return net.eval()
+    return net.cpu().eval()
 
 
 def distill(teacher: Any, frame: pd.DataFrame, target: str, *, hidden: list[int] | None = None, alpha: float = 0.7, epochs: int = 6,
@@ -80,4 +80,4 @@ def distill(teacher: Any, frame: pd.DataFrame, target: str, *, hidden: list[int]
 
     batch_size = min(batch_size, max(32, len(frame) // 20))  # at least ~20 steps an epoch, however few the rows
     Trainer(TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=False), loss=loss).fit(student, (num, cat, packed))
-    return student.eval()
+    return student.cpu().eval()

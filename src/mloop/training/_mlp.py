@@ -47,4 +47,4 @@ def mlp(frame: pd.DataFrame, target: str, *, seed: int = 0, layers: int = 2, wid
                                                           training_tensors(net, valid, target) if len(valid) else None)
     if run is not None:
         run.log_params({"hidden": ",".join(map(str, sizes)), "dropout": dropout, **config.params()})
-    return net
+    return net.cpu()  # trained wherever the config said; logged, exported and served from the CPU

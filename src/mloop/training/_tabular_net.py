@@ -108,11 +108,13 @@ class TabularNet(nn.Module):
     def predict_proba(self, rows: pd.DataFrame | np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """Class probabilities, one row per input row (scikit-learn's convention: the runtimes and explainers use it)."""
         num, cat = self.encode(rows)
+        device = self.mean.device  # where the weights are (a network trained on a GPU may still be there)
         self.eval()
         out = []
         with torch.inference_mode():
             for i in range(0, len(num), batch_size):
-                out.append(torch.softmax(self(num[i : i + batch_size], cat[i : i + batch_size]), dim=1))
+                logits = self(num[i : i + batch_size].to(device), cat[i : i + batch_size].to(device))
+                out.append(torch.softmax(logits, dim=1).cpu())
         return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, self.classes))
 
     def predict(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:

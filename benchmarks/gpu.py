@@ -28,7 +28,7 @@ def flights(rows: int) -> tuple[Any, tuple[Any, ...]]:
     from mloop.training import tabular_net, training_tensors
 
     frame = load_flights().head(rows)[[*SPEC.features, SPEC.target]]
-    net = tabular_net(frame, SPEC.target, numeric=list(SPEC.numeric), categorical=list(SPEC.categorical), hidden=[512, 256, 128])
+    net = tabular_net(frame, SPEC.target, numeric=list(SPEC.numeric), categorical=list(SPEC.categorical), hidden=[256, 128])
     return net, training_tensors(net, frame, SPEC.target)
 
 

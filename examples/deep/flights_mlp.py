@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=2, help="train on January..this month (default 2)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--hidden", default="512,256,128", help="hidden layer sizes (default 512,256,128)")
+    parser.add_argument("--hidden", default="256,128", help="hidden layer sizes (default 256,128)")
     parser.add_argument("--name", default="flights-mlp")
     parser.add_argument("--workspace", default=None)
     args = parser.parse_args()

@@ -57,7 +57,7 @@ def main() -> None:
         info = ws.registry.register(uri, args.name, alias="champion")
         print(f"trained on {len(fit_rows):,} digits in {seconds:.1f} s; accuracy on {len(test)} held-out digits: {accuracy:.3f}")
         print(f"registered {args.name} v{info.version} as champion (served by the network itself, no ONNX twin); "
-              f"serve it with: mloop deployments create {args.name} {args.name} && mloop serve")
+              f"serve it with: mloop deploy {args.name} --model {args.name} --version {info.version} && mloop serve")
         if args.html is not None:
             from mloop.explain import grad_cam, render_neural_html
 

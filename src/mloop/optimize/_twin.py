@@ -13,7 +13,8 @@ from mloop.errors import Conflict
 from mloop.optimize._hgb_onnx import NotConvertible, convert_hgb
 from mloop.optimize._parity import Parity, compare
 from mloop.registry import EXTRAS_DIR, PARITY_FILE, TWIN_FILE, LoadedModel
-from mloop.registry._onnx_model import onnx_feed, onnx_session
+from mloop.registry._onnx_model import onnx_feed
+from mloop.registry._onnx_model import onnx_session as session  # one thread, CPU: the twins' session
 
 TOLERANCE = 1e-6
 NET_TOLERANCE = 1e-5  # networks run in float32 both ways; the order of summation differs between the two engines
@@ -36,10 +37,6 @@ def parity_sample(example: pd.DataFrame, inputs: list[Any], rows: int = 256, see
             values[rng.random(rows) < 0.05] = np.nan
             out[spec.name] = values
     return pd.DataFrame(out)
-
-
-def session(model_bytes: bytes) -> Any:
-    return onnx_session(model_bytes)
 
 
 def is_matrix(sess: Any) -> bool:

@@ -44,16 +44,18 @@ class Variant:
         return f"{self.method} of {self.parent}: gate {self.gate.describe()}; {where}"
 
 
-def _serving_size(loaded: Any) -> int:
-    """Bytes of what serves the model: its ONNX graph when it has one, else its weights."""
-    if loaded.twin is not None:
-        return len(loaded.twin)
+def _serving_size(model: Any, twin: bytes | None) -> int:
+    """Bytes of what serves a model: its ONNX graph when it has one, else its weights."""
+    if twin is not None:
+        return len(twin)
+    if hasattr(model, "model_bytes"):  # an ONNX graph registered as the model
+        return len(model.model_bytes)
     import io
 
     import torch
 
     buffer = io.BytesIO()
-    torch.save(loaded.model.state_dict(), buffer)
+    torch.save(model.state_dict(), buffer)
     return len(buffer.getvalue())
 
 
@@ -97,11 +99,11 @@ def make_variant(ws: Workspace, name: str, ref: str | int, method: str, *, train
         client.set_model_version_tag(into, str(version), PARENT_TAG, lineage)
         client.set_model_version_tag(into, str(version), METHOD_TAG, method)
         client.set_model_version_tag(into, str(version), "mloop.gate", gate.describe())
-        size = _serving_size(ws.registry.load(into, version))
+        size = _serving_size(model, ws.registry.load(into, version).twin)  # the twin registration built (for a network)
     else:
-        size = len(model.model_bytes) if hasattr(model, "model_bytes") else 0
+        size = _serving_size(model, None)
     return Variant(method=method, parent=lineage, gate=gate, run_id=run.run_id, name=into, version=version, size_bytes=size,
-                   parent_size_bytes=_serving_size(parent), seconds=seconds)
+                   parent_size_bytes=_serving_size(parent.model, parent.twin), seconds=seconds)
 
 
 def _build(parent: Any, method: str, train: pd.DataFrame, target: str, features: list[str], *, amount: float, hidden: list[int] | None,

@@ -202,14 +202,13 @@ def test_policies_with_a_problem_are_refused_naming_the_file_entry_and_field(tmp
 def test_the_loop_api_reads_for_viewers_and_acts_for_operators(loop: tuple[Workspace, Loop, LoopController]) -> None:
     from fastapi.testclient import TestClient
 
-    from mloop.automation._loop_routes import loop_routes
-    from mloop.serving import create_app
+    from mloop.server import create_app
 
     ws, _, controller = loop
     _log_labelled(ws, toy_frame(600, seed=8))
     viewer = {"Authorization": f"Bearer {ws.store.api_keys.create('v', 'viewer')[0]}"}
     operator = {"Authorization": f"Bearer {ws.store.api_keys.create('o', 'operator')[0]}"}
-    with TestClient(create_app(ws, monitor_interval=0, routes=(loop_routes,))) as client:
+    with TestClient(create_app(ws, monitor_interval=0)) as client:
         document = _policy(recipe={"callable": "tests.automation.recipes:shuffled", "params": {"max_iter": 10}})
         assert client.put("/api/loop/policies", json=document, headers=viewer).status_code == 403
         for bad, field in [({**document, "gate": {"alpha": 3}}, "body.gate.alpha"), ({**document, "deployment": "nope"}, "deployment"),

@@ -56,7 +56,7 @@ def test_lists_show_what_was_tracked_registered_and_deployed(deployed: Workspace
     assert re.search(r"│ toy\s+│ 1\s+│ v1\s+│ champion→v1", out), out
     code, out, err = run_cli([*base, "deployments", "list"], capsys)
     assert code == 0, err
-    assert re.search(r"│ toy\s+│ toy\s+│ champion\s+│\s+│ 1", out), out
+    assert re.search(r"│ toy\s+│ toy\s+│ champion\s+│ v1\s+│\s+│ 1", out), out
 
 
 def test_models_show_prints_versions_and_card(deployed: Workspace, capsys: pytest.CaptureFixture[str]) -> None:

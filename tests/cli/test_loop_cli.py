@@ -32,11 +32,11 @@ def test_apply_retrain_run_once_and_read_the_history(deployed: Workspace, tmp_pa
     code, out, _ = run_cli(["retrain", "toy", "--reason", "new season"], capsys)
     assert code == 0 and "toy: attempt 1 opened" in out
     code, out, _ = run_cli(["retrain", "toy"], capsys)
-    assert code == 2  # one in flight already
+    assert code == 1  # the operation failed: one in flight already
     code, out, err = run_cli(["controller", "--once"], capsys)
     assert code == 0 and "loop-controller: one pass done" in out, err
     code, out, _ = run_cli(["loop", "history", "toy", "--json"], capsys)
-    [attempt] = json.loads(out)
+    [attempt] = json.loads(out)["attempts"]
     assert {"id", "deployment", "trigger", "steps", "result", "human"} <= set(attempt)
     assert attempt["result"] == "promoted" and attempt["human"] is False and attempt["trigger"]["kind"] == "manual"
     assert attempt["trigger"]["detail"]["reason"] == "new season"

@@ -29,7 +29,7 @@ def test_a_canary_from_the_cli_to_promotion_and_back(deployed: Workspace, capsys
     assert code == 0 and "canary (revision 1, active) over version 1: baseline 90%, candidate 10%" in out
     assert run_cli([*base, "rollout", "pause", "toy"], capsys)[0] == 0 and status()["live"]["status"] == "paused"
     code, _, err = run_cli([*base, "rollout", "pause", "toy"], capsys)
-    assert code == 2 and "already paused" in err
+    assert code == 1 and "already paused" in err  # the operation failed (the input was fine)
     assert run_cli([*base, "rollout", "resume", "toy"], capsys)[0] == 0 and status()["live"]["status"] == "active"
     code, out, _ = run_cli([*base, "rollout", "promote", "toy"], capsys)
     assert code == 0 and "promoted; serves version 2" in out
@@ -54,11 +54,11 @@ def test_blue_green_switches_at_once_and_rolls_back_to_the_standby(deployed: Wor
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--version", "9", "--strategy", "canary"], "candidate: 'toy' has no version 9"),
-        (["--version", "2", "--strategy", "rainbow"], "strategy must be canary, blue-green, bandit or shadow, got 'rainbow'"),
+        (["--version", "9", "--strategy", "canary"], "Model 'toy' has no version 9"),
+        (["--version", "2", "--strategy", "rainbow"], "strategy: Input should be 'canary', 'blue-green', 'bandit' or 'shadow'"),
         (["--version", "2", "--strategy", "canary", "--steps", "5,500"], "got 500 in [5, 500]"),
         (["--version", "1", "--strategy", "canary"], "'toy' already serves version 1"),
-        (["--version", "2", "--steps", "5,100"], "--steps needs --strategy canary"),
+        (["--version", "2", "--steps", "5,100"], "steps: steps need strategy canary"),
     ],
 )
 def test_bad_rollouts_are_refused_naming_the_problem(deployed: Workspace, args: list[str], message: str,

@@ -343,7 +343,7 @@ def test_yaml_file_and_cli(ws: Workspace, tmp_path: Path, capsys: pytest.Capture
     code, out, _ = run_cli([*base, "monitors", "run"], capsys)
     assert code == 0 and "dep/inputs: 200 rows, drift, ALARM (x)" in out
     code, out, _ = run_cli([*base, "monitors", "windows", "dep", "inputs", "--json"], capsys)
-    line = json.loads(out.splitlines()[0])
+    line = json.loads(out)["windows"][0]
     assert line["drift"] is True and line["summary"]["features"][0]["name"] == "x"
     code, out, _ = run_cli([*base, "monitors", "list"], capsys)
     assert code == 0 and "inputs" in out

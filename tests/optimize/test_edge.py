@@ -70,7 +70,7 @@ def test_a_non_empty_folder_needs_force(ws: Workspace, tmp_path: Path, capsys: p
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
     code, _, err = _export(ws, capsys, "toy", "-o", str(tmp_path / "out"))
-    assert code == 2 and f"-o {tmp_path / 'out'} exists and is not empty; pass --force" in err
+    assert code == 1 and f"-o {tmp_path / 'out'} exists and is not empty; pass --force" in err  # a conflict: the operation failed
     code, _, err = _export(ws, capsys, "toy", "-o", str(tmp_path / "out" / "notes.txt"))
     assert code == 2 and "is a file, not a folder" in err
 
@@ -92,7 +92,7 @@ def test_a_failed_download_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(edge, "ORT_WEB_URL", f"http://127.0.0.1:{port}/onnxruntime-web-1.30.0.tgz")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     code, _, err = run_cli(["edge", "assets"], capsys)
-    assert code == 2 and "Could not download onnxruntime-web 1.30.0" in err and "--assets PATH" in err and "Traceback" not in err
+    assert code == 1 and "Could not download onnxruntime-web 1.30.0" in err and "--assets PATH" in err and "Traceback" not in err
     assert not edge.cached_tarball().exists() and edge.cached_tarball().is_relative_to(tmp_path / "cache")
 
 

@@ -77,7 +77,7 @@ def test_the_server_routes_by_the_live_policy_and_logs_each_arm_with_its_probabi
     from fastapi.testclient import TestClient
 
     from mloop.monitoring import LogReader
-    from mloop.serving import create_app
+    from mloop.server import create_app
     from tests.conftest import TOY_SPEC, auth_headers, toy_frame
 
     train_and_register(deployed, alias="challenger", seed=5)
@@ -114,7 +114,7 @@ def test_the_server_routes_by_the_live_policy_and_logs_each_arm_with_its_probabi
 def test_the_rollout_api_starts_follows_and_promotes_with_roles(deployed: Workspace) -> None:
     from fastapi.testclient import TestClient
 
-    from mloop.serving import create_app
+    from mloop.server import create_app
 
     train_and_register(deployed, alias="challenger", seed=5)
     viewer = {"Authorization": f"Bearer {deployed.store.api_keys.create('v', 'viewer')[0]}"}
@@ -131,8 +131,12 @@ def test_the_rollout_api_starts_follows_and_promotes_with_roles(deployed: Worksp
             answer = client.post("/api/deployments/toy/rollout", json=bad, headers=operator)
             assert answer.status_code == 422 and field in answer.text
         assert client.post("/api/deployments/toy/rollout/promote", headers=viewer).status_code == 403
+        plan = client.post("/api/deployments/toy/rollout/promote?dry_run=true", headers=operator)
+        assert plan.status_code == 200 and plan.json()["would"]["promote"] == {"rollout": 1, "kind": "canary", "serve": 2, "instead_of": 1}
+        assert client.get("/api/deployments/toy/rollout", headers=viewer).json()["live"]["status"] == "active"  # the dry run changed nothing
+        assert client.post("/api/deployments/toy/rollout/demote", headers=operator).status_code == 422
         promoted = client.post("/api/deployments/toy/rollout/promote", headers=operator)
-        assert promoted.status_code == 200 and promoted.json() == {"deployment": "toy", "serves": 2}
+        assert promoted.status_code == 200 and promoted.json() == {"deployment": "toy", "action": "promote", "serves": 2, "status": None}
         assert client.post("/api/deployments/toy/rollout/pause", headers=operator).status_code == 404  # nothing live
         document = {"policy": "canary", "baseline": "2", "candidate": "1", "steps": [10, 100], "min_seconds": 0,
                     "metrics": {"errors": {}, "latency": {"tau": 0.1, "tolerance": 0.1}}, "reason": "back to v1, watched"}
@@ -144,10 +148,10 @@ def test_the_rollout_api_starts_follows_and_promotes_with_roles(deployed: Worksp
         put = client.put("/api/deployments/toy/rollout", json=document, headers=operator)
         assert put.status_code == 201 and put.json()["document"]["metrics"]["latency"]["tau"] == 0.1
         assert client.get("/api/deployments/toy/rollout", headers=viewer).json()["history"][-1]["reason"] == "back to v1, watched"
-        assert client.post("/api/deployments/toy/rollout/rollback", headers=operator).json() == {"deployment": "toy", "serves": 2}
+        assert client.post("/api/deployments/toy/rollout/rollback", headers=operator).json()["serves"] == 2
         assert client.get("/api/deployments/nope/rollout", headers=viewer).status_code == 404
         paths = client.get("/openapi.json", headers=viewer).json()["paths"]
-        assert {"/api/deployments/{name}/rollout", "/api/deployments/{name}/rollout/promote"} <= set(paths)
+        assert {"/api/deployments/{name}/rollout", "/api/deployments/{name}/rollout/{action}"} <= set(paths)
     audit = [e for e in deployed.store.audit.list(target="toy") if e.action.startswith("rollout.")]
     assert [e.action for e in audit] == ["rollout.policy_set", "rollout.promote", "rollout.policy_set", "rollout.rollback"]
     assert audit[-1].actor == "api_key:o"

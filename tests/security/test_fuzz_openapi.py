@@ -15,11 +15,12 @@ schemathesis = pytest.importorskip("schemathesis")
 
 # What a request means for these depends on live state the static document cannot encode (the deployed
 # model's columns, an existing deployment, a monitor's cross-field rules, a registered version and increasing
-# canary steps), so a schema-valid body may rightly get a 422 naming the field: the positive-data check is off for
+# canary steps, a rollout in progress to act on), so a schema-valid body may rightly get a 422 naming the field: the positive-data check is off for
 # them; every other check still runs.
 LIVE_STATE = {("POST", "/invocations"), ("POST", "/models/{name}/invocations"), ("POST", "/v2/models/{name}/infer"),
               ("POST", "/v2/models/{name}/feedback"), ("PUT", "/api/monitors"), ("POST", "/api/deployments/{name}/rollout"),
-              ("PUT", "/api/deployments/{name}/rollout"), ("PUT", "/api/loop/policies"), ("POST", "/api/deployments/{name}/retrain")}
+              ("PUT", "/api/deployments/{name}/rollout"), ("PUT", "/api/loop/policies"), ("POST", "/api/deployments/{name}/retrain"),
+              ("POST", "/api/deployments"), ("POST", "/api/deployments/{name}/rollout/{action}")}
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from mloop.serving import create_app
+from mloop.server import create_app
 from mloop.workspace import Workspace
 from tests.conftest import PG_ADMIN_URL, TOY_SPEC, deploy, run_cli, toy_frame, train_and_register
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from mloop.errors import InvalidInput
 from mloop.monitoring import LogReader
 from mloop.names import check_name
-from mloop.serving import create_app
+from mloop.server import create_app
 from mloop.workspace import Workspace
 from tests.conftest import auth_headers, deploy
 

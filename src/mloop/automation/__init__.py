@@ -10,10 +10,10 @@ from mloop.automation._loop import Loop
 from mloop.automation._loop_policy import LoopPolicy, load_loop_policies, parse_loop_policy
 from mloop.automation._loop_rules import Admission, Trigger, admit, trigger_for
 from mloop.automation._rollout_driver import LEASE, DriverStep, RolloutDriver, RolloutMetrics
-from mloop.automation._server import BACKGROUND, app_from_env, create_server_app, loop_controller, rollout_driver
+from mloop.automation._server import BACKGROUND, loop_controller, rollout_driver
 
 __all__ = [
     "BACKGROUND", "LEASE", "Admission", "DriverStep", "GateResult", "GateSpec", "Loop", "LoopController", "LoopPolicy", "RolloutDriver",
-    "RolloutMetrics", "Trigger", "admit", "app_from_env", "create_server_app", "delong", "judge", "load_loop_policies", "loop_controller",
+    "RolloutMetrics", "Trigger", "admit", "delong", "judge", "load_loop_policies", "loop_controller",
     "parse_loop_policy", "rollout_driver", "trigger_for",
 ]

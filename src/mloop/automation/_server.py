@@ -1,12 +1,11 @@
-"""The whole server: serving's app plus the background decisions above it (the rollout driver, the loop controller, the
-pipeline schedules), composed here because serving may not import automation. ``mloop serve`` runs this; ``create_app`` alone serves without them."""
+"""The background decisions a server runs beside its routes, each under its lease: the rollout driver, the loop
+controller and the pipeline schedules (``mloop.server`` composes them with serving's app)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mloop._background import LeasedLoop
-from mloop.settings import Settings
 from mloop.workspace import Workspace
 
 
@@ -50,15 +49,3 @@ def pipeline_schedules(workspace: Workspace, registry: Any = None) -> LeasedLoop
 
 BACKGROUND = (rollout_driver, loop_controller, pipeline_schedules)
 
-
-def create_server_app(workspace: Workspace, **options: Any) -> Any:
-    """``serving.create_app`` with the background decisions running beside it (each under its lease)."""
-    from mloop.automation._loop_routes import loop_routes
-    from mloop.serving import create_app
-
-    return create_app(workspace, background=BACKGROUND, routes=(loop_routes,), **options)
-
-
-def app_from_env() -> Any:
-    """Factory for uvicorn's worker processes: everything comes from ``Settings`` (``MLOOP_*``)."""
-    return create_server_app(Workspace.open(settings=Settings()))

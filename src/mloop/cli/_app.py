@@ -11,25 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mloop.cli import _docs, _drift, _edge, _features, _features_skew, _loop, _pipelines, _reproduce, _rollouts, _schedule  # noqa: F401 - their commands register on the app
 from mloop.cli._common import app, console, open_workspace, workspace_option
-from mloop.errors import MloopError
-from mloop.roles import ROLES
+from mloop.errors import InvalidInput, MloopError, NotFound, PayloadTooLarge
 
-runs_app = typer.Typer(help="Tracked runs.", no_args_is_help=True)
-models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
-deployments_app = typer.Typer(help="Deployments (a name served from a model alias).", no_args_is_help=True)
-app.add_typer(runs_app, name="runs")
-app.add_typer(models_app, name="models")
-app.add_typer(deployments_app, name="deployments")
-auth_app = typer.Typer(help="API keys and tokens for the server.", no_args_is_help=True)
-app.add_typer(auth_app, name="auth")
-keys_app = typer.Typer(help="The workspace's signing keys.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
 log_app = typer.Typer(help="The prediction and feedback log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
-monitors_app = typer.Typer(help="Monitors: drift windows, persistence and alarms per deployment.", no_args_is_help=True)
-app.add_typer(monitors_app, name="monitors")
 
 
 @app.command()
@@ -92,173 +78,12 @@ def serve(
     tls_options(tls_cert, tls_key)  # both or neither, and both present: checked before anything starts
     if no_auth:
         check_bind(host, False, source="--no-auth")
-    from mloop.automation import create_server_app
+    from mloop.server import create_server_app
 
     run_server(open_workspace(), host=host, port=port, workers=workers, log_flush_interval=log_flush_interval, drain_seconds=drain_seconds,
                tls_cert=tls_cert, tls_key=tls_key, auth=False if no_auth else None, auth_source="--no-auth",
                announce=lambda line: console.print(line, highlight=False), app_factory=create_server_app,
-               worker_factory="mloop.automation:app_from_env")
-
-
-@runs_app.command("list")
-def runs_list(
-    experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs.", min=1, max=10000)] = 20,
-) -> None:
-    """Tracked runs, newest first, grouped by experiment: id, name, status, start (UTC), then the metrics."""
-    import datetime as dt
-
-    from rich.text import Text
-
-    runs = open_workspace().tracker.list_runs(experiment, max_results=limit)
-    if not runs:
-        console.print("no runs yet: `mloop demo` makes some, or track your own with Workspace.tracker.start_run(...)")
-        return
-    for name in dict.fromkeys(r.experiment for r in runs):
-        console.print(Text(f"experiment {name}", style="bold"))
-        for r in (r for r in runs if r.experiment == name):
-            started = dt.datetime.fromtimestamp(r.start_time, dt.UTC).strftime("%Y-%m-%d %H:%M") if r.start_time else "-"
-            console.print(Text(f"  {r.run_id}  {r.status:<8}  {started}  {r.name}"), no_wrap=True, overflow="ellipsis")
-            metrics = "  ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items()) if v == v)
-            if metrics:
-                console.print(Text(f"      {metrics}", style="dim"), overflow="fold")
-
-
-@models_app.command("list")
-def models_list() -> None:
-    """Registered models with their aliases."""
-    models = open_workspace().registry.list_models()
-    if not models:
-        console.print("no registered models yet: register one with Workspace.registry.register(...), or run `mloop demo`")
-        return
-    table = Table(title="models")
-    for col in ("name", "versions", "latest", "aliases"):
-        table.add_column(col)
-    for m in models:
-        aliases = ", ".join(f"{a}→v{v}" for a, v in sorted(m["aliases"].items()))
-        table.add_row(m["name"], str(m["versions"]), f"v{m['latest_version']}", aliases)
-    console.print(table)
-
-
-@models_app.command("show")
-def models_show(
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[str, typer.Option(help="Version number or alias.")] = "latest",
-) -> None:
-    """One model: its versions and the model card of one version."""
-    ws = open_workspace()
-    info = ws.registry.resolve(name, version)
-    table = Table(title=f"{name} versions")
-    for col in ("version", "aliases", "run", "manifest sha256"):
-        table.add_column(col, overflow="fold")
-    for v in ws.registry.versions(name):
-        table.add_row(f"v{v.version}", ", ".join(v.aliases), v.run_id or "", (v.manifest_sha256 or "")[:16])
-    console.print(table)
-    console.print(ws.registry.card(name, info.version), markup=False, highlight=False)
-
-
-@models_app.command("export")
-def models_export(
-    name: str,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the .tar.gz bundle.")],
-    version: Annotated[str, typer.Option(help="Version number or alias.")] = "champion",
-) -> None:
-    """Write a model version as a bundle another workspace can import (files + digests, verified on the way out)."""
-    ref: str | int = int(version) if version.isdigit() else version
-    path = open_workspace().registry.export_bundle(name, ref, output)
-    console.print(f"wrote {path}")
-
-
-@models_app.command("import")
-def models_import(
-    archive: Path,
-    name: Annotated[str | None, typer.Option(help="Register under this name (default: the bundle's).")] = None,
-    alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
-) -> None:
-    """Register a bundle as a new version: extracted safely, every digest checked, twin rebuilt, signed with this workspace's key."""
-    info = open_workspace().registry.import_bundle(archive, name=name, alias=alias)
-    console.print(f"registered {info.name} v{info.version}" + (f" as {alias}" if alias else ""))
-
-
-@deployments_app.command("list")
-def deployments_list() -> None:
-    """Deployments and what each serves."""
-    store = open_workspace().store
-    deployments = store.deployments.list()
-    live = {p.deployment: p for p in store.rollouts.all_live()}
-    if not deployments:
-        console.print("no deployments yet: deploy a model alias with mloop.serving.Deployments(...).deploy(...), or run `mloop demo`")
-        return
-    table = Table(title="deployments")
-    for col in ("name", "model", "alias", "rollout", "revision"):
-        table.add_column(col)
-    for d in deployments:
-        policy = live.get(d.name)
-        rollout = f"{policy.kind} r{policy.revision} ({policy.status})" if policy else str(d.rollout or "")
-        table.add_row(d.name, d.model_name, d.alias, rollout, str(d.revision))
-    console.print(table)
-
-
-@auth_app.command("create-key")
-def auth_create_key(
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
-    name: Annotated[str, typer.Option(help="What the key is for (shown in lists and the audit log).")] = "cli",
-) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    key, row = open_workspace().store.api_keys.create(name, role)
-    Console(stderr=True).print(f"API key {row.id} ({row.role}) created; it is shown only now:")
-    sys.stdout.write(key + "\n")
-
-
-@auth_app.command("list-keys")
-def auth_list_keys() -> None:
-    """API keys: id, name, role, created, revoked (never the secret)."""
-    import datetime as dt
-
-    table = Table(title="API keys")
-    for col in ("id", "name", "role", "created (UTC)", "revoked"):
-        table.add_column(col)
-    for k in open_workspace().store.api_keys.list():
-        fmt = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M") if t else ""  # noqa: E731
-        table.add_row(k.id, k.name, k.role, fmt(k.created_at), fmt(k.revoked_at))
-    console.print(table)
-
-
-@auth_app.command("revoke")
-def auth_revoke(key_id: str) -> None:
-    """Revoke an API key (servers refuse it within two seconds)."""
-    open_workspace().store.api_keys.revoke(key_id)
-    console.print(f"revoked {key_id}")
-
-
-@auth_app.command("token")
-def auth_token(
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
-    subject: Annotated[str, typer.Option(help="Who the token is for (the sub claim).")] = "cli",
-    ttl: Annotated[float, typer.Option(help="Seconds until it expires.", min=1, max=30 * 86400)] = 3600,
-) -> None:
-    """Mint a JWT (HS256 under the workspace secret) and print it."""
-    from mloop.security import Authenticator
-
-    ws = open_workspace()
-    sys.stdout.write(Authenticator.configured(ws.settings, ws.keyring, ws.store.api_keys).mint(subject, role, ttl) + "\n")
-
-
-@keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Make a new signing key, re-sign every model manifest with it (each old signature must verify first), drop the old key."""
-    from mloop.security import rotate_signing_key
-
-    ws = open_workspace()
-    kid, count = rotate_signing_key(ws.keyring, ws.store)
-    console.print(f"signing key {kid} active; {count} manifest(s) re-signed")
-
-
-@keys_app.command("adopt")
-def keys_adopt() -> None:
-    """Sign manifests registered before signing existed, after checking their files still match their digests."""
-    adopted = open_workspace().registry.adopt_unsigned()
-    console.print(f"{len(adopted)} manifest(s) signed" + (f": {', '.join(adopted)}" if adopted else ""))
+               worker_factory="mloop.server:app_from_env")
 
 
 @log_app.command("collect")
@@ -293,103 +118,19 @@ def log_collect(
     console.print(f"{total} batch(es) collected")
 
 
-@monitors_app.command("apply")
-def monitors_apply(file: Annotated[Path, typer.Argument(help="YAML file with a list under 'monitors:'.")]) -> None:
-    """Create or update every monitor of FILE (all are checked before any is written)."""
-    from mloop.monitoring import load_monitors, register_monitor
-
-    ws = open_workspace()
-    configs = load_monitors(file)
-    for config in configs:
-        ws.store.deployments.get(config.deployment)
-    for config in configs:
-        register_monitor(ws.store, config)
-        bound = config.freshness.max_age if config.freshness is not None else 0.0
-        what = f"{config.window.kind} windows" if config.window is not None else f"feature freshness ≤ {bound:g} s"
-        console.print(f"monitor [bold]{config.deployment}/{config.name}[/bold]: {what}")
+#: Exit codes, documented in docs/cli.md: 0 done; 1 the operation failed (a conflict, a refusal, a service down, a
+#: crash); 2 bad input (a malformed or unknown argument, a name that does not exist, a file that does not parse).
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 
-@monitors_app.command("list")
-def monitors_list() -> None:
-    """Monitors, their windows, the latest verdict and any error."""
-    ws = open_workspace()
-    table = Table(title="monitors")
-    for col in ("deployment", "name", "window", "windows", "last", "alarm", "error"):
-        table.add_column(col)
-    for m in ws.store.monitors.list():
-        windows = ws.store.monitors.windows(m.id, last=1)
-        window, state = m.config.get("window"), ws.store.monitors.state(m.id)
-        last = windows[-1] if windows else None
-        if window is None:  # a freshness monitor: its state holds the last check
-            kind, verdict = f"freshness ≤ {m.config['freshness']['max_age']:g} s", ("stale: " + ", ".join(state["stale"]) if state.get("stale")
-                                                                                else "fresh" if "checked" in state else "—")
-        else:
-            kind, verdict = f"{window['kind']} {window.get('size') or ''}".strip(), ("drift" if last.drift else "stable") if last else "—"
-        table.add_row(m.deployment, m.name, kind, str(ws.store.monitors.count_windows(m.id)), verdict, ("yes" if last and last.alarm else "no"),
-                      str(state.get("error", "")))
-    console.print(table)
-
-
-@monitors_app.command("remove")
-def monitors_remove(deployment: str, name: str) -> None:
-    """Delete a monitor and its window history."""
-    open_workspace().store.monitors.remove(deployment, name)
-    console.print(f"removed monitor {deployment}/{name}")
-
-
-@monitors_app.command("windows")
-def monitors_windows(
-    deployment: str, name: str, last: Annotated[int, typer.Option(min=1, max=100000, help="How many of the latest windows.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
-) -> None:
-    """The latest windows of a monitor: rows, verdict, alarm and report."""
-    import datetime as dt
-    import json
-
-    ws = open_workspace()
-    monitor = ws.store.monitors.get(deployment, name)
-    rows = ws.store.monitors.windows(monitor.id, last=last)
-    if as_json:
-        for w in rows:
-            record = {"id": w.id, "start": w.start, "end": w.end, "rows": w.rows, "drift": w.drift, "alarm": w.alarm, "report": w.report,
-                      "summary": w.summary}
-            sys.stdout.write(json.dumps(record) + "\n")
-        return
-    table = Table(title=f"{deployment}/{name}")
-    for col in ("id", "end (UTC)", "rows", "drift", "alarm", "drifted", "report"):
-        table.add_column(col)
-    for w in rows:
-        drifted = [f["name"] for f in w.summary.get("features", []) if f.get("drift")]
-        table.add_row(str(w.id), dt.datetime.fromtimestamp(w.end, dt.UTC).strftime("%Y-%m-%d %H:%M:%S"), str(w.rows),
-                      "yes" if w.drift else "no", "yes" if w.alarm else "no", ", ".join(drifted), w.report or "")
-    console.print(table)
-
-
-@monitors_app.command("run")
-def monitors_run() -> None:
-    """Evaluate every closed window now (what a server's scheduler does each tick), if no server holds the lease."""
-    from mloop.monitoring import MonitorScheduler
-    from mloop.serving import monitor_runner, online_features
-
-    ws = open_workspace()
-    features = online_features(ws)
-    scheduler = MonitorScheduler(monitor_runner(ws, features), interval=max(ws.settings.monitor_interval, 1.0))
-    try:
-        results = scheduler.run_once()
-    finally:
-        scheduler.stop()
-        features.close()
-    if results is None:
-        console.print("a server holds the monitor lease and evaluates the monitors; nothing done here")
-        return
-    for r in results:
-        console.print(f"{r.deployment}/{r.monitor}: {r.rows} rows, {'drift' if r.drift else 'stable'}{', ALARM' if r.alarm else ''}"
-                      + (f" ({', '.join(r.drifted)})" if r.drifted else ""))
-    console.print(f"{len(results)} window(s) evaluated")
+def exit_code(exc: MloopError) -> int:
+    """The exit code for ``exc``: 2 when the input was wrong (fix the command), 1 when the operation failed."""
+    return EXIT_BAD_INPUT if isinstance(exc, InvalidInput | NotFound | PayloadTooLarge) else EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: ``MloopError`` becomes one line on stderr and exit code 2 (a traceback only with ``--debug``)."""
+    """Entry point: ``MloopError`` becomes one line on stderr and exit code 2 (bad input) or 1 (the operation failed);
+    a traceback only with ``--debug``."""
     args = sys.argv[1:] if argv is None else argv
     try:
         app(args=args, standalone_mode=False)
@@ -397,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         if "--debug" in args:
             raise
         Console(stderr=True, soft_wrap=True).print(f"error: {exc.message}", markup=False, highlight=False)
-        raise SystemExit(2) from None
+        raise SystemExit(exit_code(exc)) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except (typer.Exit, SystemExit):
@@ -414,4 +155,22 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1) from None
 
 
-from mloop.cli import _optimize  # noqa: E402, F401 - `models optimize` registers on models_app, defined above
+from mloop.cli import (  # noqa: E402, F401 - their commands register on the app, listed after init, demo and serve
+    _auth,
+    _deployments,
+    _docs,
+    _drift,
+    _edge,
+    _features,
+    _features_skew,
+    _loop,
+    _mcp,
+    _models,
+    _monitors,
+    _optimize,
+    _pipelines,
+    _reproduce,
+    _rollouts,
+    _runs,
+    _schedule,
+)

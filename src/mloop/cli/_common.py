@@ -12,7 +12,7 @@ from rich.console import Console
 
 from mloop.errors import InvalidInput
 
-app = typer.Typer(help="mloop: track, register, serve, monitor, retrain and roll out models.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="mloop: track, register, serve, monitor, retrain and roll out models.", no_args_is_help=True)
 console = Console()
 _state: dict[str, Any] = {"workspace": None, "debug": False}
 
@@ -75,3 +75,36 @@ def parse_steps(steps: str | None) -> list[float] | None:
         return [float(s) for s in steps.split(",") if s.strip()]
     except ValueError:
         raise InvalidInput(f"--steps takes shares separated by commas (1,5,25,50,100), got {steps!r}.", field="--steps") from None
+
+
+JSON_HELP = "Print one JSON object to stdout: the operation's output, as the HTTP API answers it."
+DRY_RUN_HELP = "Check everything and print what would change, without changing anything."
+
+
+def local_caller() -> Any:
+    """The person at the terminal: the workspace's owner, so every role (``admin``); the audit log names ``cli:<user>``."""
+    from mloop.operations import Caller
+
+    return Caller(actor().removeprefix("cli:") or "cli", "admin", "cli")
+
+
+def run_operation(name: str, data: dict[str, Any] | None = None, *, dry_run: bool = False, workspace: Any = None) -> Any:
+    """Run operation ``name`` (``mloop.operations``) on the workspace for the local user; what every command does."""
+    from mloop.operations import Context, invoke
+
+    return invoke(name, Context(workspace or open_workspace(), local_caller()), data or {}, dry_run=dry_run)
+
+
+def print_json(result: Any) -> None:
+    """An operation's output as one line of JSON on stdout (the HTTP API's body)."""
+    import sys
+
+    sys.stdout.write(result.model_dump_json() + "\n")
+
+
+def print_plan(result: Any) -> None:
+    """A dry run's plan, readable."""
+    import json
+
+    console.print(f"[bold]dry run[/bold] of {result.operation}: nothing was changed; it would", highlight=False)
+    console.print_json(json.dumps(result.would))

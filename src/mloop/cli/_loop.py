@@ -3,8 +3,6 @@ background decisions, run alone in the foreground)."""
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mloop.cli._common import actor, app, console, open_workspace
+from mloop.cli._common import DRY_RUN_HELP, JSON_HELP, actor, app, console, open_workspace, print_json, print_plan, run_operation
 
 loop_app = typer.Typer(help="The closed loop: retraining policies and what they did.", no_args_is_help=True)
 app.add_typer(loop_app, name="loop")
@@ -30,8 +28,17 @@ def _when(ts: float | None) -> str:
 
 
 @loop_app.command("apply")
-def loop_apply(file: Annotated[Path, typer.Argument(help="A YAML file with `policies:`, one per deployment.")]) -> None:
+def loop_apply(
+    file: Annotated[Path, typer.Argument(help="A YAML file with `policies:`, one per deployment.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+) -> None:
     """Validate every retraining policy of FILE and make each its deployment's (the server's controller acts on them)."""
+    if dry_run:
+        from mloop.automation import load_loop_policies
+
+        for policy in load_loop_policies(file):
+            print_plan(run_operation("loop.apply", {"policy": policy.model_dump(mode="json")}, dry_run=True))
+        return
     rows = open_loop().apply_file(file, actor=actor())
     for row in rows:
         console.print(f"{row.deployment}: retraining policy revision {row.revision} applied")
@@ -47,13 +54,14 @@ def loop_remove(name: Annotated[str, typer.Argument(help="The deployment.")]) ->
 @loop_app.command("status")
 def loop_status(
     name: Annotated[str, typer.Argument(help="The deployment.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """The deployment's retraining policy, the attempt in flight and the last attempts."""
-    status = open_loop().status(name)
+    result = run_operation("loop.status", {"name": name})
     if as_json:
-        sys.stdout.write(json.dumps(status) + "\n")
+        print_json(result)
         return
+    status = result.model_dump()
     policy = status["policy"]
     console.print(f"{name}: " + ("no retraining policy" if policy is None else f"retraining policy revision {policy['revision']} "
                                  f"(by {policy['actor']}, {_when(policy['created_at'])})"))
@@ -75,14 +83,15 @@ def loop_status(
 @loop_app.command("history")
 def loop_history(
     name: Annotated[str | None, typer.Argument(help="Only this deployment.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of attempts to stdout.")] = False,
-    last: Annotated[int, typer.Option(help="The newest N attempts.", min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    last: Annotated[int, typer.Option(help="The newest N attempts.", min=1, max=1000)] = 50,
 ) -> None:
     """Every attempt: its trigger and evidence, each step with its outcome and statistic, and its result."""
-    attempts = open_loop().history(name, last=last)
+    result = run_operation("loop.history", {"deployment": name, "last": last})
     if as_json:
-        sys.stdout.write(json.dumps(attempts) + "\n")
+        print_json(result)
         return
+    attempts = result.attempts
     if not attempts:
         console.print("no attempts yet" + (f" for {name}" if name else ""))
         return
@@ -110,10 +119,14 @@ def _summary(step: dict[str, Any]) -> str:
 def retrain(
     name: Annotated[str, typer.Argument(help="The deployment.")],
     reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
 ) -> None:
     """Open a retraining attempt now under the deployment's policy (the controller trains, gates and rolls it out)."""
-    attempt = open_loop().retrain(name, actor=actor(), reason=reason)
-    console.print(f"{name}: attempt {attempt} opened; `mloop loop status {name}` follows it")
+    result = run_operation("loop.retrain", {"name": name, "reason": reason}, dry_run=dry_run)
+    if dry_run:
+        print_plan(result)
+        return
+    console.print(f"{name}: attempt {result.attempt} opened; `mloop loop status {name}` follows it")
 
 
 @app.command()

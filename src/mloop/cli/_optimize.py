@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from mloop.cli._app import models_app
 from mloop.cli._common import console, open_workspace
+from mloop.cli._models import models_app
 
 
 @models_app.command("optimize")

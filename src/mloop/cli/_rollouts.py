@@ -1,106 +1,50 @@
-"""Deploying and rolling out: ``mloop deploy`` and ``mloop rollout status|set|promote|rollback|pause|resume|simulate``."""
+"""Rolling out: ``mloop rollout status|set|promote|rollback|pause|resume|simulate`` (``mloop deploy`` is in ``_deployments``)."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from mloop.cli._common import actor, app, console, open_workspace, parse_steps
+from mloop.cli._common import DRY_RUN_HELP, JSON_HELP, app, console, parse_steps, print_json, print_plan, run_operation
 from mloop.errors import InvalidInput
 
 rollout_app = typer.Typer(help="Rollouts: traffic policies and the statistics that judge them.", no_args_is_help=True)
 app.add_typer(rollout_app, name="rollout")
 
 
-def open_rollouts() -> Any:
-    from mloop.serving import Rollouts
-
-    ws = open_workspace()
-    return Rollouts(ws.registry, ws.store, ws.bus)
-
-
-@app.command()
-def deploy(
-    name: Annotated[str, typer.Argument(help="The deployment.")],
-    model: Annotated[str, typer.Option("--model", help="The registered model.")],
-    version: Annotated[int, typer.Option("--version", help="The version to serve or roll out.", min=1)],
-    strategy: Annotated[str | None, typer.Option(help="canary, blue-green, bandit or shadow beside what the deployment serves now; "
-                                                      "none serves the version at once.")] = None,
-    steps: Annotated[str | None, typer.Option(help="Canary shares in percent, ending at 100 (default 1,5,25,50,100).")] = None,
-    alias: Annotated[str, typer.Option(help="The alias a new deployment serves.")] = "champion",
-    feature_service: Annotated[str | None, typer.Option("--feature-service", help="A feature service whose online values the server fills "
-                                                        "into each request from its join keys ('' stops filling).")] = None,
-) -> None:
-    """Serve a model version, or roll it out beside the one served now under a traffic policy."""
-    import dataclasses
-
-    from mloop.serving import Deployments
-    from mloop.store import ServingConfig
-
-    ws = open_workspace()
-    shares = parse_steps(steps)
-    exists = name in {d.name for d in ws.store.deployments.list()}
-    if strategy is None:
-        if shares is not None:
-            raise InvalidInput("--steps needs --strategy canary.", field="--steps")
-        current = ws.store.deployments.get(name) if exists else None
-        current_alias = current.alias if current is not None else alias
-        serving = None
-        if feature_service is not None:
-            serving = dataclasses.replace(current.serving if current is not None else ServingConfig(), feature_service=feature_service or None)
-        if serving is not None and serving.feature_service is not None:
-            Deployments(ws.registry, ws.store, ws.bus).check_feature_service(serving.feature_service)  # before the alias moves
-        ws.registry.set_alias(model, current_alias, version)
-        if current is None or serving is not None:
-            Deployments(ws.registry, ws.store, ws.bus).deploy(name, model, current_alias, serving=serving, actor=actor())
-        filled = f", filled from feature service {serving.feature_service}" if serving is not None and serving.feature_service else ""
-        console.print(f"{name}: serves {model} version {version} ({model}@{current_alias}){filled}")
-        return
-    if feature_service is not None:
-        raise InvalidInput("--feature-service changes what a deployment serves at once: set it without --strategy.", field="--feature-service")
-    if not exists:
-        raise InvalidInput(f"{name!r} does not exist yet: deploy a first version without --strategy.", field="name")
-    if ws.store.deployments.get(name).model_name != model:
-        raise InvalidInput(f"{name!r} serves {ws.store.deployments.get(name).model_name!r}, not {model!r}.", field="--model")
-    row = open_rollouts().start(name, version, strategy, steps=shares, actor=actor())
-    console.print(f"{name}: {row.kind} rollout of version {version} started (policy revision {row.revision}); "
-                  f"`mloop rollout status {name}` follows it")
-
-
 @rollout_app.command("status")
 def rollout_status(
     name: Annotated[str, typer.Argument(help="The deployment.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    last: Annotated[int, typer.Option(help="How many of the latest decisions.", min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """The deployment's traffic policy: its arms and shares, its history, and the decisions taken with their statistics."""
-    import json
-
-    status = open_rollouts().status(name, last=20)
+    result = run_operation("rollouts.status", {"name": name, "last": last})
     if as_json:
-        sys.stdout.write(json.dumps(status) + "\n")
+        print_json(result)
         return
-    live = status["live"]
+    live = result.live
     if live is None:
-        console.print(f"{name}: serves version {status['serves']}; no rollout in progress")
+        console.print(f"{name}: serves version {result.serves}; no rollout in progress")
     else:
         shares = ", ".join(f"{arm} {w:.0%}" for arm, w in live["weights"].items())
-        console.print(f"{name}: {live['kind']} (revision {live['revision']}, {live['status']}) over version {status['serves']}: {shares}")
+        console.print(f"{name}: {live['kind']} (revision {live['revision']}, {live['status']}) over version {result.serves}: {shares}")
     table = Table(title=f"{name}: policies")
     for col in ("revision", "kind", "status", "by", "why"):
         table.add_column(col)
-    for p in status["history"]:
+    for p in result.history:
         table.add_row(str(p["revision"]), p["kind"], p["status"], p["actor"], p["reason"])
     console.print(table)
-    if status["decisions"]:
+    if result.decisions:
         table = Table(title=f"{name}: last decisions")
         for col in ("action", "by", "why"):
             table.add_column(col)
-        for d in status["decisions"]:
+        for d in result.decisions:
             table.add_row(d["action"], d["actor"], str(d["decision"].get("reason", "")))
         console.print(table)
 
@@ -110,44 +54,60 @@ def rollout_set(
     name: Annotated[str, typer.Argument(help="The deployment.")],
     file: Annotated[Path, typer.Argument(help="A policy document, YAML or JSON: `policy: canary`, its versions, steps, metrics…")],
     reason: Annotated[str, typer.Option(help="Why, for the history.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
 ) -> None:
     """Make a policy document the deployment's live traffic policy (validated first; the server's driver takes it from there)."""
     from mloop.files import read_yaml
 
     document = read_yaml(file, "policy")
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{file}: the policy document must be an object (`policy:` and that kind's fields).", field="document")
     try:
-        row = open_rollouts().set(name, document, actor=actor(), reason=reason or f"set from {file.name}")
+        result = run_operation("rollouts.set", {"name": name, "document": document, "reason": reason or f"set from {file.name}"}, dry_run=dry_run)
     except InvalidInput as exc:
         raise InvalidInput(f"{file}: {exc.message}", field=exc.field) from None
-    console.print(f"{name}: {row.kind} policy set (revision {row.revision}); `mloop rollout status {name}` follows it")
+    if dry_run:
+        print_plan(result)
+        return
+    console.print(f"{name}: {result.kind} policy set (revision {result.revision}); `mloop rollout status {name}` follows it")
+
+
+def _change(name: str, action: str, dry_run: bool) -> None:
+    result = run_operation("rollouts.change", {"name": name, "action": action}, dry_run=dry_run)
+    if dry_run:
+        print_plan(result)
+    elif action in ("promote", "rollback"):
+        console.print(f"{name}: {'promoted' if action == 'promote' else 'rolled back'}; serves version {result.serves}")
+    else:
+        console.print(f"{name}: rollout {action}d")
+
+
+_NAME = Annotated[str, typer.Argument(help="The deployment.")]
+_DRY = Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)]
 
 
 @rollout_app.command("promote")
-def rollout_promote(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+def rollout_promote(name: _NAME, dry_run: _DRY = False) -> None:
     """End the rollout by making its new version the one the deployment serves."""
-    version = open_rollouts().promote(name, actor=actor())
-    console.print(f"{name}: promoted; serves version {version}")
+    _change(name, "promote", dry_run)
 
 
 @rollout_app.command("rollback")
-def rollout_rollback(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+def rollout_rollback(name: _NAME, dry_run: _DRY = False) -> None:
     """Return to the version served before the last switch or promotion, and print it."""
-    version = open_rollouts().rollback(name, actor=actor())
-    console.print(f"{name}: rolled back; serves version {version}")
+    _change(name, "rollback", dry_run)
 
 
 @rollout_app.command("pause")
-def rollout_pause(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+def rollout_pause(name: _NAME, dry_run: _DRY = False) -> None:
     """Hold the rollout where it is: shares stay, no automatic decision is taken."""
-    open_rollouts().pause(name, actor=actor())
-    console.print(f"{name}: rollout paused")
+    _change(name, "pause", dry_run)
 
 
 @rollout_app.command("resume")
-def rollout_resume(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+def rollout_resume(name: _NAME, dry_run: _DRY = False) -> None:
     """Let a paused rollout go on."""
-    open_rollouts().resume(name, actor=actor())
-    console.print(f"{name}: rollout resumed")
+    _change(name, "resume", dry_run)
 
 
 @rollout_app.command("simulate")

@@ -5,6 +5,7 @@ server's configuration and never read from the token; ``exp``, ``iss``, ``aud`` 
 from __future__ import annotations
 
 import hmac
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -22,11 +23,20 @@ if TYPE_CHECKING:
 MAX_LEEWAY = 60.0
 
 
+SESSION_COOKIE = "mloop_session"
+SESSION_TTL_S = 8 * 3600.0
+_SESSION_AUDIENCE = "mloop-ui"
+
+
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling; ``csrf`` is the token a state-changing request must echo in ``X-CSRF-Token`` when the
+    credential came in a session cookie (empty otherwise)."""
+
     subject: str
     role: str
-    via: Literal["api_key", "jwt"]
+    via: Literal["api_key", "jwt", "session"]
+    csrf: str = ""
 
 
 class Authenticator:
@@ -43,6 +53,7 @@ class Authenticator:
         audience: str = "mloop",
         leeway: float = 30.0,
         refresh_s: float = 2.0,
+        session_key: bytes | None = None,
     ) -> None:
         if algorithm not in ("HS256", "RS256"):
             raise InvalidInput(f"JWT algorithm must be HS256 or RS256, got {algorithm!r}.", field="jwt_algorithm")
@@ -55,6 +66,7 @@ class Authenticator:
         self.audience = audience
         self.leeway = leeway
         self.refresh_s = refresh_s
+        self._session_key = session_key if session_key is not None else secrets.token_bytes(32)
         self._snapshot: dict[str, tuple[str, str, str]] = {}
         self._loaded = 0.0
         self._last_lookup = 0.0
@@ -70,8 +82,8 @@ class Authenticator:
             path = Path(settings.jwt_public_key)
             if not path.is_file():
                 raise InvalidInput(f"MLOOP_JWT_PUBLIC_KEY: no PEM file at {path}.", field="MLOOP_JWT_PUBLIC_KEY")
-            return cls(keys, jwt_key=path.read_text(), algorithm="RS256", **common)
-        return cls(keys, jwt_key=keyring.jwt_secret(), **common)
+            return cls(keys, jwt_key=path.read_text(), algorithm="RS256", session_key=_session_key(keyring), **common)
+        return cls(keys, jwt_key=keyring.jwt_secret(), session_key=_session_key(keyring), **common)
 
     # -- the key snapshot ----------------------------------------------------------------------
 
@@ -158,3 +170,50 @@ class Authenticator:
         now = int(time.time())
         claims = {"sub": subject, "role": role, "iss": self.issuer, "aud": self.audience, "iat": now, "exp": now + int(ttl_s)}
         return str(jwt.encode(claims, self._jwt_key, algorithm="HS256"))
+
+    # -- dashboard sessions --------------------------------------------------------------------
+
+    def open_session(self, credential: str, ttl_s: float = SESSION_TTL_S) -> tuple[str, Principal]:
+        """A session for whoever ``credential`` (an API key or a JWT) names: (the cookie's value, its principal).
+        The value is an HS256 token under a key of its own (never accepted as a bearer credential), carrying the API
+        key's id (a revoked key ends its sessions) and a random CSRF token."""
+        import jwt
+
+        principal = self.check(credential)
+        parts = split_key(credential) if credential.startswith("mlk_") else None
+        now, csrf = int(time.time()), secrets.token_urlsafe(24)
+        claims = {"sub": principal.subject, "role": principal.role, "kid": parts[0] if parts else "", "csrf": csrf,
+                  "aud": _SESSION_AUDIENCE, "iat": now, "exp": now + int(ttl_s)}
+        return str(jwt.encode(claims, self._session_key, algorithm="HS256")), Principal(principal.subject, principal.role, "session", csrf)
+
+    def session(self, value: str) -> Principal:
+        """The principal of a session cookie's value; ``Unauthorized`` when it is forged, expired, or its key revoked."""
+        import jwt
+
+        try:
+            claims = jwt.decode(value, self._session_key, algorithms=["HS256"], audience=_SESSION_AUDIENCE,
+                                options={"require": ["exp", "sub", "role", "csrf", "aud"]})
+        except jwt.PyJWTError:
+            raise Unauthorized("Your session has expired or is invalid: sign in again.") from None
+        if claims.get("kid") and claims["kid"] not in self._snapshot:
+            raise Unauthorized("The API key this session was opened with has been revoked: sign in again.")
+        if claims["role"] not in ROLES:
+            raise Unauthorized("Invalid session.")
+        return Principal(str(claims["sub"]), str(claims["role"]), "session", str(claims["csrf"]))
+
+
+def _session_key(keyring: Keyring) -> bytes:
+    """The key session cookies are signed with: derived from the workspace secret (so every worker of a server, and
+    its restarts, accept the same sessions) but distinct from the key of bearer tokens."""
+    import hashlib
+
+    return hashlib.sha256(b"mloop-session\0" + keyring.jwt_secret()).digest()
+
+
+def cookie_value(cookie_header: str | None, name: str = SESSION_COOKIE) -> str | None:
+    """The value of cookie ``name`` in a ``Cookie`` header, if any."""
+    for part in (cookie_header or "").split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name and value:
+            return value
+    return None

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import gc
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route as StarletteRoute
 
 from mloop import __version__
 from mloop._background import LeasedLoop
@@ -24,19 +25,20 @@ from mloop.serving._features import FreshnessCollector, online_features
 from mloop.serving._gateway import Gateway
 from mloop.serving._hub import ModelHub
 from mloop.serving._inference import Inference
-from mloop.serving._management import Management
 from mloop.serving._metrics import ServingMetrics
 from mloop.serving._openapi import ERROR_RESPONSES
 from mloop.serving._replies import Reply, error_reply, failure
-from mloop.serving._rollout_routes import RolloutRoutes
-from mloop.serving._rollouts import Rollouts
-from mloop.serving._routes import Call, Route, RouteTable, read_body
+from mloop.serving._routes import Call, Hooks, Mounted, Route, RouteTable, read_body
 from mloop.serving._stats import StatsBook
 from mloop.serving._status import Status
 from mloop.workspace import Workspace
 
 #: Background work a server runs beside its routes: built from the workspace and the app's Prometheus registry, or None when off.
 BackgroundFactory = Callable[[Workspace, Any], LeasedLoop | None]
+
+#: More routes for a server of a workspace (the operations' API, the dashboard, the MCP endpoint): built from the workspace
+#: and the server's hooks (what to call after a change it must see at once; whether authentication is on).
+RoutesFactory = Callable[[Workspace, Hooks], list[Route | Mounted]]
 
 #: Routes the web framework answers itself (the API's own documentation); they need a role like any other.
 FRAMEWORK_ROUTES = tuple(Route("GET", path, "viewer") for path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"))
@@ -56,7 +58,8 @@ def _endpoint(route: Route) -> Any:
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
             body = await read_body(request.stream(), headers.get("content-length")) if reads_body else b""
-            reply = await handler(Call(dict(request.path_params), headers, body, request.scope.get("principal")))
+            call = Call(dict(request.path_params), headers, body, request.scope.get("principal"), dict(request.query_params))
+            reply = await handler(call)
         except Exception as exc:  # noqa: BLE001 - every failure is rendered by the one error function
             reply = failure(exc)
         return _response(reply)
@@ -97,7 +100,7 @@ def create_app(
     monitor_interval: float | None = None,
     auth: bool | None = None,
     background: Sequence[BackgroundFactory] = (),
-    routes: Sequence[Callable[[Workspace], list[Route]]] = (),
+    routes: Sequence[RoutesFactory] = (),
 ) -> Gateway:
     """An ASGI app serving every deployment of ``workspace``.
 
@@ -110,7 +113,7 @@ def create_app(
     seconds (default ``MLOOP_MONITOR_INTERVAL``; 0 turns it off); of several processes one holds the lease.
     ``background`` adds more leased work built from the workspace and the app's Prometheus registry (the layers
     above serving hand it in: ``mloop serve`` runs the rollout driver this way), and ``routes`` more routes built from
-    the workspace (the loop's API)."""
+    the workspace (the operations' API, the dashboard and the MCP endpoint: ``mloop.server`` composes them)."""
     settings = workspace.settings
     metrics = ServingMetrics()
     stats = StatsBook(
@@ -134,11 +137,18 @@ def create_app(
                                *(loop for make in background if (loop := make(workspace, metrics.registry)) is not None)]
     status = Status(hub, metrics)
     explanations = ExplainRoutes(hub, metrics)
+    def changed(kind: str) -> None:
+        if kind == "routing":
+            hub.refresh()
+        elif kind == "keys" and authenticator is not None:
+            authenticator.refresh()
+
+    extra = [item for make in routes for item in make(workspace, Hooks(changed, authenticator is not None, authenticator))]
+    mounted = [m for m in extra if isinstance(m, Mounted)]
     table = RouteTable([
-        *status.routes(), *Inference(hub, predictions, metrics).routes(), *explanations.routes(),
-        *features.routes(), *Management(workspace.store, authenticator).routes(),
-        *RolloutRoutes(Rollouts(workspace.registry, workspace.store, workspace.bus), changed=hub.refresh).routes(),
-        *(route for make in routes for route in make(workspace)), *FRAMEWORK_ROUTES,
+        *status.routes(), *Inference(hub, predictions, metrics).routes(), *explanations.routes(), *features.routes(),
+        *(r for r in extra if isinstance(r, Route)), *(Route(method, m.path, m.role, summary=m.summary) for m in mounted for method in m.methods),
+        *FRAMEWORK_ROUTES,
     ])
 
     @asynccontextmanager
@@ -154,7 +164,11 @@ def create_app(
         for loop in loops:
             loop.start()
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                for m in mounted:
+                    if m.lifespan is not None:
+                        await stack.enter_async_context(m.lifespan())
+                yield
         finally:
             status.stopping.set()
             for loop in loops:
@@ -165,6 +179,8 @@ def create_app(
             features.close()
 
     app = build_fastapi(table, lifespan)
+    for m in mounted:  # the gateway checked the caller against the table; the app answers the rest itself
+        app.router.routes.append(StarletteRoute(m.path, endpoint=m.app, methods=list(m.methods), include_in_schema=False))
     app.state.hub = hub
     app.state.predictions = predictions
     app.state.scheduler = scheduler

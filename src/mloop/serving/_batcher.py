@@ -176,6 +176,8 @@ class Batcher:
             self._observe(done - started, sum(i.rows for i in live))
             if self._on_batch is not None:
                 self._on_batch(sum(i.rows for i in live))
+            with self._cond:  # idle before the callers wake, so a caller's next request may be scored inline
+                self._busy = False
             for item, out in zip(live, outputs, strict=True):
                 if isinstance(out, BaseException):
                     item.loop.call_soon_threadsafe(_deliver, item.future, None, out)

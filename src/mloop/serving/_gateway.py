@@ -1,7 +1,9 @@
 """The outermost ASGI layer: look the request up in the route table once, check who is calling against the
 route's least role, then answer fast routes directly and hand everything else (and the lifespan) to FastAPI.
 
-Only public routes (the health probes) answer without a credential. Everything else — unknown paths and
+A credential is a bearer API key or token, or the dashboard's session cookie (HttpOnly, SameSite=Strict); a change
+made with the cookie must also echo the session's CSRF token in ``X-CSRF-Token``, which a page of another origin
+cannot read. Only public routes (the health probes, the dashboard's sign-in page) answer without a credential. Everything else — unknown paths and
 methods included — first needs a valid key or token (401), then a role at least the route's (403); only then
 does an unknown path get its 404 or a wrong method its 405, so nothing is revealed to a stranger.
 
@@ -12,12 +14,13 @@ the rule holds however the app was started, even under an ASGI server bound to e
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from mloop.errors import Forbidden, MloopError, NotFound
-from mloop.security import Authenticator, Principal, role_allows
+from mloop.security import Authenticator, Principal, cookie_value, role_allows
 from mloop.serving._replies import Reply, error_reply, failure
 from mloop.serving._routes import Call, RouteTable, read_body
 from mloop.store import split_key
@@ -25,6 +28,7 @@ from mloop.store import split_key
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -84,10 +88,21 @@ class Gateway:
         finally:
             self._refreshing = False
 
-    async def _principal(self, headers: list[tuple[bytes, bytes]]) -> Principal:
+    async def _principal(self, headers: list[tuple[bytes, bytes]], method: str) -> Principal:
         auth = self.authenticator
         assert auth is not None
         value = next((v.decode("latin-1") for k, v in headers if k == b"authorization"), None)
+        session = cookie_value(next((v.decode("latin-1") for k, v in headers if k == b"cookie"), None)) if value is None else None
+        if session is not None:  # the dashboard: a session cookie, and for a change the CSRF token it was given
+            if auth.age > auth.refresh_s and not self._refreshing:
+                self._refreshing = True
+                asyncio.ensure_future(self._refresh())
+            principal = auth.session(session)
+            if method not in SAFE_METHODS:
+                echoed = next((v.decode("latin-1") for k, v in headers if k == b"x-csrf-token"), "")
+                if not hmac.compare_digest(echoed, principal.csrf):
+                    raise Forbidden("A change made with a session cookie needs the session's X-CSRF-Token header; reload the dashboard.")
+            return principal
         credential = auth.bearer(value)
         if auth.age > auth.refresh_s and not self._refreshing:  # one refresh in flight at a time, off this request's path
             self._refreshing = True
@@ -119,7 +134,7 @@ class Gateway:
                             "restart it with authentication on and send 'Authorization: Bearer <API key or token>'."
                         )
                 else:
-                    principal = await self._principal(scope["headers"])
+                    principal = await self._principal(scope["headers"], method)
                     if route is not None and route.role is not None and not role_allows(principal.role, route.role):
                         raise Forbidden(f"Role {principal.role!r} may not {method} {path}; it needs {route.role!r} or above.")
                     scope["principal"] = principal

@@ -84,7 +84,6 @@ FEEDBACK_BODY: dict[str, Any] = {
     "properties": {"request_id": {"type": "string", "minLength": 1}, "labels": {"type": "array", "items": {"type": "number"}, "minItems": 1}},
     "additionalProperties": False,
 }
-MONITOR_BODY: dict[str, Any] = {"type": "object", "description": "A monitor's fields, as in monitors.yaml (see MonitorConfig)."}
 
 EXPLAIN_BODY: dict[str, Any] = {
     "description": "An Open Inference Protocol infer body (parameters.method: auto, tree, permutation, kernel, lime or integrated_gradients), or one of "

@@ -36,6 +36,15 @@ class Rollouts:
         """Validate ``document`` (``{"policy": "canary", "baseline": "3", "candidate": "4", ...}``) and make it the
         deployment's live policy; every version it names must be a registered version of the deployment's model
         (else ``InvalidInput`` naming the field)."""
+        spec = self.check(deployment, document)
+        stored = {"policy": document["policy"], **spec.model_dump()}
+        with self.store.transaction() as conn:
+            row = self.store.rollouts.set(conn, deployment, str(document["policy"]), stored, actor=actor, reason=reason or "set by hand")
+            self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": deployment, "policy": row.revision})
+        return row
+
+    def check(self, deployment: str, document: dict[str, Any]) -> CanarySpec | BlueGreenSpec | BanditSpec | ShadowSpec:
+        """``document`` parsed, once every version it names is a registered version of the deployment's model."""
         spec = parse_policy(document)
         model = self.store.deployments.get(deployment).model_name
         for field, version in _versions(spec):
@@ -45,11 +54,7 @@ class Rollouts:
                 self.registry.resolve(model, int(version))
             except NotFound:
                 raise InvalidInput(f"{field}: {model!r} has no version {version}; `mloop models show {model}` lists them.", field=field) from None
-        stored = {"policy": document["policy"], **spec.model_dump()}
-        with self.store.transaction() as conn:
-            row = self.store.rollouts.set(conn, deployment, str(document["policy"]), stored, actor=actor, reason=reason or "set by hand")
-            self.bus.publish(conn, DEPLOYMENT_CHANGED, {"name": deployment, "policy": row.revision})
-        return row
+        return spec
 
     def record(self, row: PolicyRow, decision: dict[str, Any], *, state: dict[str, Any] | None = None, actor: str, status: str | None = None,
                active_only: bool = False) -> int:
@@ -80,6 +85,11 @@ class Rollouts:
               reason: str = "") -> PolicyRow:
         """Roll ``version`` out beside what the deployment serves now: a ``canary`` (stages of share), ``blue-green``
         (all traffic at once, the current version kept loaded as standby) or a ``bandit`` over the two."""
+        document = self.start_document(deployment, version, strategy, steps=steps)
+        return self.set(deployment, document, actor=actor, reason=reason or f"{strategy} of version {version}")
+
+    def start_document(self, deployment: str, version: int, strategy: str, *, steps: list[float] | None = None) -> dict[str, Any]:
+        """The policy document ``start`` would set (checked like any other)."""
         current = str(self.served_version(deployment))
         if str(version) == current:
             raise InvalidInput(f"{deployment!r} already serves version {version}.", field="version")
@@ -95,7 +105,8 @@ class Rollouts:
             raise InvalidInput(f"strategy must be canary, blue-green, bandit or shadow, got {strategy!r}.", field="strategy")
         if steps and strategy != "canary":
             raise InvalidInput("steps apply to canary rollouts only.", field="steps")
-        return self.set(deployment, document, actor=actor, reason=reason or f"{strategy} of version {version}")
+        self.check(deployment, document)
+        return document
 
     def status(self, deployment: str, *, last: int = 50) -> dict[str, Any]:
         """The deployment's served version, its live policy with the weights in force, the policy history and the last
@@ -117,7 +128,8 @@ class Rollouts:
                           for d in store.decisions(deployment, last=last)],
         }
 
-    def _live(self, deployment: str) -> PolicyRow:
+    def live_rollout(self, deployment: str) -> PolicyRow:
+        """The live rollout of ``deployment`` (``NotFound`` when there is none)."""
         row = self.store.rollouts.live(deployment)
         if row is None:
             raise NotFound(f"{deployment!r} has no rollout in progress; `mloop rollout status {deployment}` shows its history.")
@@ -125,7 +137,14 @@ class Rollouts:
 
     def promote(self, deployment: str, *, actor: str = "local") -> int:
         """End the live rollout by making its new version the deployment's (the alias moves); returns that version."""
-        row = self._live(deployment)
+        row, winner = self.promotion(deployment)
+        before = self.move_alias(deployment, int(winner))
+        self.record(row, {"action": "promote", "reason": f"promoted by {actor}", "from": before, "to": int(winner)}, actor=actor, status="promoted")
+        return int(winner)
+
+    def promotion(self, deployment: str) -> tuple[PolicyRow, int]:
+        """The live rollout and the version a promotion would make the deployment's (``NotFound`` when none is live)."""
+        row = self.live_rollout(deployment)
         doc = row.document
         if row.kind == "canary":
             winner = doc["candidate"]
@@ -136,17 +155,13 @@ class Rollouts:
         else:
             weights = (row.state or {}).get("applied") or {arm: 1.0 for arm in doc["arms"]}
             winner = max(doc["arms"], key=lambda arm: float(weights.get(arm, 0.0)))
-        before = self.move_alias(deployment, int(winner))
-        self.record(row, {"action": "promote", "reason": f"promoted by {actor}", "from": before, "to": int(winner)}, actor=actor, status="promoted")
-        return int(winner)
+        return row, int(winner)
 
-    def rollback(self, deployment: str, *, actor: str = "local") -> int:
-        """Return to the version served before the last switch or promotion, and say which it is. A live rollout
-        ends (all traffic back to the deployment's alias); with none live, the last promotion is undone."""
+    def rollback_target(self, deployment: str) -> tuple[PolicyRow | None, PolicyRow | None, int]:
+        """What a rollback would do: (the live rollout it ends, or None; else the promotion it undoes; the version served after)."""
         row = self.store.rollouts.live(deployment)
         if row is not None:
-            self.record(row, {"action": "rollback", "reason": f"rolled back by {actor}"}, actor=actor, status="rolled_back")
-            return self.served_version(deployment)
+            return row, None, self.served_version(deployment)
         promoted = [p for p in self.store.rollouts.history(deployment) if p.status == "promoted"]
         if not promoted:
             raise Conflict(f"{deployment!r} has no rollout in progress and no promotion to undo.")
@@ -156,6 +171,16 @@ class Rollouts:
         previous = moves[-1].decision.get("from", previous) if moves else previous
         if previous is None:
             raise Conflict(f"The last promotion of {deployment!r} does not say which version it replaced.")
+        return None, last, int(previous)
+
+    def rollback(self, deployment: str, *, actor: str = "local") -> int:
+        """Return to the version served before the last switch or promotion, and say which it is. A live rollout
+        ends (all traffic back to the deployment's alias); with none live, the last promotion is undone."""
+        row, last, previous = self.rollback_target(deployment)
+        if row is not None:
+            self.record(row, {"action": "rollback", "reason": f"rolled back by {actor}"}, actor=actor, status="rolled_back")
+            return self.served_version(deployment)
+        assert last is not None
         dep = self.store.deployments.get(deployment)
         current = self.served_version(deployment)
         self.registry.set_alias(dep.model_name, dep.alias, int(previous))
@@ -165,15 +190,15 @@ class Rollouts:
 
     def pause(self, deployment: str, *, actor: str = "local") -> PolicyRow:
         """Hold the rollout where it is: traffic keeps its shares, no automatic decision is taken."""
-        row = self._live(deployment)
+        row = self.live_rollout(deployment)
         if row.status == "paused":
             raise Conflict(f"The rollout of {deployment!r} is already paused.")
         self.record(row, {"action": "pause", "reason": f"paused by {actor}"}, actor=actor, status="paused")
-        return self._live(deployment)
+        return self.live_rollout(deployment)
 
     def resume(self, deployment: str, *, actor: str = "local") -> PolicyRow:
-        row = self._live(deployment)
+        row = self.live_rollout(deployment)
         if row.status != "paused":
             raise Conflict(f"The rollout of {deployment!r} is not paused.")
         self.record(row, {"action": "resume", "reason": f"resumed by {actor}"}, actor=actor, status="active")
-        return self._live(deployment)
+        return self.live_rollout(deployment)

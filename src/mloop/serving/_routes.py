@@ -8,6 +8,7 @@ Handlers are framework-free: a :class:`Call` in, a :class:`~mloop.serving._repli
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,13 +36,14 @@ async def read_body(chunks: AsyncIterator[bytes], content_length: str | None) ->
 
 @dataclass(frozen=True)
 class Call:
-    """What a handler sees of a request: path parameters, lower-cased headers, the body, and who is calling
-    (``None`` when the server runs without authentication)."""
+    """What a handler sees of a request: path parameters, lower-cased headers, the body, who is calling (``None``
+    when the server runs without authentication) and the query string's parameters (the last of a repeated one)."""
 
     params: Mapping[str, str]
     headers: Mapping[str, str]
     body: bytes = b""
     principal: Principal | None = None
+    query: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def actor(self) -> str:
@@ -59,7 +61,8 @@ class Route:
     ``role`` is the least role that may call it (``None``: public); ``handler`` answers it (``None``: the web
     framework answers it itself, as for the OpenAPI document); ``fast`` routes are answered by the outermost
     ASGI layer without the framework's middleware and routing. ``body`` is the JSON Schema of the request body
-    for the OpenAPI document, ``binary`` adds ``application/octet-stream``, ``text`` marks a plain-text answer.
+    for the OpenAPI document, ``binary`` adds ``application/octet-stream``, ``text`` marks a plain-text answer,
+    ``query`` documents the query string's parameters (name, JSON Schema).
     """
 
     method: str
@@ -72,6 +75,7 @@ class Route:
     binary: bool = False
     text: bool = False
     status: int = 200
+    query: tuple[tuple[str, dict[str, Any]], ...] = ()
     segments: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
     names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -93,12 +97,40 @@ class Route:
             extra["parameters"] = [
                 {"name": p, "in": "path", "required": True, "schema": {"type": "string", "pattern": NAME_PATTERN}} for p in self.names
             ]
+        if self.query:
+            extra.setdefault("parameters", []).extend(
+                {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in self.query
+            )
         if self.body is not None:
             content: dict[str, Any] = {"application/json": {"schema": self.body}}
             if self.binary:
                 content["application/octet-stream"] = {"schema": {"type": "string", "format": "binary"}}
             extra["requestBody"] = {"required": True, "content": content}
         return extra
+
+
+@dataclass(frozen=True)
+class Mounted:
+    """An ASGI app the server answers at ``path`` for ``methods`` (the MCP endpoint): access control runs first, as for
+    any route of least role ``role``; ``lifespan`` (if any) runs while the server does."""
+
+    path: str
+    app: Any
+    role: Role
+    methods: tuple[str, ...]
+    lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a server hands the factories of its extra routes: ``changed(kind)`` after a change it must see at once
+    (``"routing"``: deployments and policies; ``"keys"``: API keys), and whether authentication is on (its
+    ``authenticator``; None when off)."""
+
+    changed: Callable[[str], None]
+    auth: bool
+    authenticator: Any = None
 
 
 class RouteTable:

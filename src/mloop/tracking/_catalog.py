@@ -165,12 +165,17 @@ class MlflowCatalog:
         )
         return {int(r.experiment_id): r.name for r in self._rows(query)}
 
-    def runs(self, experiment_ids: list[int], limit: int) -> list[RunSummary]:
-        """Active runs of these experiments, newest first, with their latest metrics."""
+    def count_runs(self, experiment_ids: list[int]) -> int:
+        """How many active runs these experiments hold."""
+        query = sa.select(sa.func.count()).select_from(_runs).where(_runs.c.experiment_id.in_(experiment_ids), _runs.c.lifecycle_stage == "active")
+        return int(self._rows(query)[0][0])
+
+    def runs(self, experiment_ids: list[int], limit: int, offset: int = 0) -> list[RunSummary]:
+        """Active runs of these experiments, newest first (after skipping ``offset``), with their latest metrics."""
         names = self.experiments()
         query = (
             sa.select(_runs).where(_runs.c.experiment_id.in_(experiment_ids), _runs.c.lifecycle_stage == "active")
-            .order_by(_runs.c.start_time.desc(), _runs.c.run_uuid).limit(limit)
+            .order_by(_runs.c.start_time.desc(), _runs.c.run_uuid).offset(offset).limit(limit)
         )
         runs = self._rows(query)
         metrics: dict[str, dict[str, float]] = {}

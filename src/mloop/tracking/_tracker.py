@@ -410,6 +410,24 @@ class Tracker:
 
         return self.read(direct, lambda: self._list_runs(experiment, max_results))
 
+    def runs_page(self, experiment: str | None = None, *, offset: int = 0, limit: int = 50) -> tuple[list[RunSummary], int]:
+        """One page of runs, newest first, and how many there are in all (one indexed query each on the SQL store)."""
+        check = check_name(experiment, "experiment name") if experiment is not None else None
+
+        def direct(catalog: MlflowCatalog) -> tuple[list[RunSummary], int]:
+            names = catalog.experiments()
+            ids = [i for i, n in names.items() if check is None or n == check]
+            if check is not None and not ids:
+                raise NotFound(f"Experiment {check!r} does not exist. List them with `mloop runs list`.")
+            return catalog.runs(ids, limit, offset), catalog.count_runs(ids)
+
+        def through_client() -> tuple[list[RunSummary], int]:  # MLflow's API pages by token: read up to the page's end
+            runs = self._list_runs(experiment, offset + limit)
+            total = len(runs) if len(runs) < offset + limit else len(self._list_runs(experiment, 50_000))
+            return runs[offset:], total
+
+        return self.read(direct, through_client)
+
     def _list_runs(self, experiment: str | None, max_results: int) -> list[RunSummary]:
         client = self.client
         experiments = {e.experiment_id: e.name for e in client.search_experiments()}

@@ -202,3 +202,18 @@ def test_mcp_over_streamable_http_and_stdio_with_the_sdk_client(deployed: Worksp
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def test_the_documentation_lists_every_operation_and_tool() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    missing = [op.name for op in catalogue() if f"| `{op.name}` |" not in text] + [t.name for t in TOOLS if f"| `{t.name}` |" not in text]
+    assert missing == [], f"docs/operations.md does not list {missing}"
+
+
+def test_a_deployment_serves_one_model(deployed: Workspace, client: TestClient) -> None:
+    train_and_register(deployed, name="other", alias="champion", seed=3)
+    answer = client.post("/api/deployments", json={"name": "toy", "model": "other", "version": 1})
+    assert answer.status_code == 422 and answer.json()["field"] == "model" and "serves 'toy'" in answer.json()["error"]
+    assert deployed.registry.resolve("other", "champion").version == 1 and deployed.store.deployments.get("toy").model_name == "toy"

@@ -169,3 +169,14 @@ def test_websockets_and_mounted_paths_go_through_the_same_checks(ws: Workspace) 
     with TestClient(app, base_url="http://127.0.0.1", root_path="/mloop") as client:
         assert client.get("/mloop/api/whoami").json()["via"] == "no-auth"
         assert client.get("/mloop/v2/health/ready").status_code == 200
+
+
+def test_without_auth_a_request_addressed_to_another_name_or_from_another_origin_is_refused(ws: Workspace) -> None:
+    app = create_app(ws, auth=False, monitor_interval=0)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/api/keys").status_code == 200
+        assert client.get("/api/keys", headers={"host": "localhost:8080", "origin": "http://127.0.0.1:8080"}).status_code == 200
+        rebound = client.get("/api/keys", headers={"host": "evil.example"})  # DNS rebinding: another name now points here
+        assert rebound.status_code == 403 and "loopback name" in rebound.json()["error"]
+        cross = client.post("/api/deployments", json={"name": "toy", "model": "toy", "version": 1}, headers={"origin": "https://evil.example"})
+        assert cross.status_code == 403 and "loopback origin" in cross.json()["error"]

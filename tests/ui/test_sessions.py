@@ -75,3 +75,24 @@ def test_the_page_and_its_assets_come_from_the_package_under_a_strict_policy(cli
     assert client.get("/ui/assets/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/ui/assets/..%2Fmcp").status_code == 401  # no such route: a stranger learns nothing
     assert client.get("/ui/assets/index.htm").status_code == 404
+
+
+def test_a_session_opened_with_a_token_ends_with_it_and_odd_input_is_a_4xx(deployed: Workspace, client: TestClient) -> None:
+    import jwt
+
+    from tests.conftest import authenticator
+
+    token = authenticator(deployed).mint("bob", "operator", ttl_s=60)
+    _sign_in(client, token)
+    session = jwt.decode(client.cookies["mloop_session"], options={"verify_signature": False})
+    assert session["exp"] <= jwt.decode(token, options={"verify_signature": False})["exp"]  # never outlives the token
+    csrf = client.get("/ui/session").json()["csrf"]
+    assert client.post("/api/deployments/toy/retrain?dry_run=true", headers={"x-csrf-token": "é".encode("latin-1")}).status_code == 403  # type: ignore[dict-item]
+    assert client.post("/api/deployments/toy/retrain?dry_run=true", headers={"x-csrf-token": csrf}).status_code == 404
+    assert client.get("/ui/reports/toy/inputs/²").status_code == 422 and client.get("/api/models/toy?version=²").status_code == 422
+    assert client.get(f"/api/models/toy?version={'9' * 30}").status_code == 422
+    form = client.post("/ui/session", content=b"key=x", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 422 and form.json()["field"] == "content-type"
+    plain = client.post("/api/deployments?dry_run=true", content=b'{"name": "toy", "model": "toy", "version": 1}',
+                        headers={"content-type": "text/plain", "x-csrf-token": csrf})
+    assert plain.status_code == 422 and plain.json()["field"] == "content-type"  # what a cross-site form could send

@@ -76,14 +76,22 @@ def build_server(workspace: Any, caller_of: Callable[[Any], Caller], changed: Ca
     return Server("mloop", version=__version__, instructions=INSTRUCTIONS, on_list_tools=list_tools, on_call_tool=call_tool)
 
 
-def caller_from_request(ctx: Any) -> Caller:
-    """The caller of an HTTP request: the principal the gateway put in its scope, or the loopback user of a server
-    without authentication (admin)."""
-    request = getattr(ctx, "request", None)
-    principal = request.scope.get("principal") if request is not None else None
-    if principal is None:
+def caller_from_request(auth: bool) -> Callable[[Any], Caller]:
+    """The caller of an HTTP request: the principal the gateway put in its scope; without authentication (loopback
+    only) the local user, as admin. With authentication on, a request without a principal is refused."""
+
+    def caller(ctx: Any) -> Caller:
+        request = getattr(ctx, "request", None)
+        principal = request.scope.get("principal") if request is not None else None
+        if principal is not None:
+            return Caller(principal.subject, principal.role, f"mcp-{principal.via}")
+        if auth:
+            from mloop.errors import Unauthorized
+
+            raise Unauthorized("Authentication required: send 'Authorization: Bearer <API key or token>'.")
         return Caller("anonymous", "admin", "no-auth")
-    return Caller(principal.subject, principal.role, f"mcp-{principal.via}")
+
+    return caller
 
 
 async def run_stdio(workspace: Any, caller: Caller) -> None:
@@ -108,7 +116,7 @@ class HttpEndpoint:
             enable_dns_rebinding_protection=True, allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
             allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
         ) if loopback_only else None
-        self.server = build_server(workspace, caller_from_request, changed)
+        self.server = build_server(workspace, caller_from_request(not loopback_only), changed)
         self.manager: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -9,6 +9,7 @@ server all go through :func:`invoke`, so they cannot disagree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
@@ -42,6 +43,19 @@ MonitorName = Annotated[str, _name_rule("monitor name"), _SCHEMA]
 ExperimentName = Annotated[str, _name_rule("experiment name"), _SCHEMA]
 KeyName = Annotated[str, _name_rule("key name"), _SCHEMA]
 AliasName = Annotated[str, _name_rule("alias"), _SCHEMA]
+
+
+def version_ref(value: str) -> str | int:
+    """A model version given as text: a number (1 to 2**31 - 1) or an alias, checked by the naming rule."""
+    if re.fullmatch(r"[0-9]+", value):
+        number = int(value) if len(value) <= 10 else 0
+        if not 1 <= number < 2**31:
+            raise InvalidInput(f"version: a version number from 1 to {2**31 - 1}, got {value}.", field="version")
+        return number
+    try:
+        return check_name(value, "alias")
+    except InvalidInput as exc:
+        raise InvalidInput(f"version: a version number or an alias; {exc.message}", field="version") from None
 
 
 class Input(BaseModel):

@@ -29,6 +29,8 @@ def caller_of(call: Call) -> Caller:
 def _body(call: Call) -> dict[str, Any]:
     if not call.body.strip():
         return {}
+    if not call.headers.get("content-type", "").startswith("application/json"):  # a cross-site form cannot send one without a preflight
+        raise InvalidInput("The body must be JSON, sent with content-type application/json.", field="content-type")
     try:
         data = orjson.loads(call.body)
     except orjson.JSONDecodeError as exc:

@@ -99,11 +99,12 @@ def _check(ctx: Context, body: Deploy) -> tuple[Any, Any]:
     ws = ctx.workspace
     current = next((d for d in ws.store.deployments.list() if d.name == body.name), None)
     ws.registry.resolve(body.model, body.version)  # NotFound names the model or version
+    if current is not None and current.model_name != body.model:
+        raise InvalidInput(f"model: {body.name!r} serves {current.model_name!r}, not {body.model!r}; deploy {body.model!r} under another "
+                           "name.", field="model")
     if body.strategy is not None:
         if current is None:
             raise InvalidInput(f"name: {body.name!r} does not exist yet: deploy a first version without a strategy.", field="name")
-        if current.model_name != body.model:
-            raise InvalidInput(f"model: {body.name!r} serves {current.model_name!r}, not {body.model!r}.", field="model")
         return current, None
     serving = None
     if body.feature_service is not None:
@@ -142,5 +143,5 @@ def _plan(ctx: Context, body: Deploy) -> dict[str, Any]:
 DEPLOY = operation(Operation(
     "deploy", "Serve a model version at once, or roll it out beside the version served now (canary, blue-green, bandit, shadow).",
     "operator", Deploy, Deployed, _deploy, plan=_plan, http=Http("POST", "/api/deployments", status=201), refresh="routing",
-    tags=("deployments",),
+    destructive=True, tags=("deployments",),
 ))

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from mloop.operations._core import Context, Http, Input, ModelName, Operation, Output, operation
+from mloop.operations._core import Context, Http, Input, ModelName, Operation, Output, operation, version_ref
 from mloop.operations.keys import Nothing
 
 
@@ -69,7 +69,7 @@ def _lineage(ctx: Context, run_id: str | None) -> dict[str, Any] | None:
 
 def _show(ctx: Context, ref: ModelRef) -> ModelDetail:
     registry = ctx.workspace.registry
-    info = registry.resolve(ref.name, int(ref.version) if ref.version.isdigit() else ref.version)
+    info = registry.resolve(ref.name, version_ref(ref.version))
     versions = [VersionRow(version=v.version, aliases=list(v.aliases), run_id=v.run_id, created_at=v.created_at, manifest_sha256=v.manifest_sha256)
                 for v in registry.versions(ref.name)]
     card = None

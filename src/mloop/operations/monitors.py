@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -70,13 +71,18 @@ def _plan_apply(ctx: Context, body: ApplyMonitor) -> dict[str, Any]:
 
     parsed = parse_monitor(body.config)
     ctx.workspace.store.deployments.get(parsed.deployment)
+    if parsed.reference is not None and parsed.reference.path is not None and not Path(parsed.reference.path).expanduser().is_file():
+        from mloop.errors import InvalidInput
+
+        raise InvalidInput(f"reference.path: no file at {Path(parsed.reference.path).expanduser().resolve()}.", field="reference.path")
     exists = any(m.deployment == parsed.deployment and m.name == parsed.name for m in ctx.workspace.store.monitors.list())
     return {"replace_monitor" if exists else "create_monitor": parsed.model_dump(mode="json")}
 
 
 APPLY = operation(Operation(
     "monitors.apply", "Create or replace a monitor (the YAML entry's fields, as JSON); a changed configuration restarts its windows.",
-    "operator", ApplyMonitor, Applied, _apply, plan=_plan_apply, http=Http("PUT", "/api/monitors", body_field="config"), tags=("monitors",),
+    "operator", ApplyMonitor, Applied, _apply, plan=_plan_apply, http=Http("PUT", "/api/monitors", body_field="config"), destructive=True,
+    tags=("monitors",),
 ))
 
 

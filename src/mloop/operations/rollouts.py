@@ -72,19 +72,25 @@ class SetPolicy(Name):
     reason: str = Field(default="", max_length=500, description="Why, for the history.")
 
 
-def _set(ctx: Context, body: SetPolicy) -> PolicySet:
+def _document(body: SetPolicy) -> tuple[dict[str, Any], str]:
+    """The policy document without its ``reason``, and the reason (the document's, else the input's)."""
     document = dict(body.document)
     reason = document.pop("reason", body.reason)
     if not isinstance(reason, str) or len(reason) > 500:
         from mloop.errors import InvalidInput
 
         raise InvalidInput("reason: a string of at most 500 characters.", field="reason")
+    return document, reason
+
+
+def _set(ctx: Context, body: SetPolicy) -> PolicySet:
+    document, reason = _document(body)
     row = _rollouts(ctx).set(body.name, document, actor=ctx.actor, reason=reason)
     return PolicySet(deployment=body.name, kind=row.kind, revision=row.revision, document=row.document)
 
 
 def _plan_set(ctx: Context, body: SetPolicy) -> dict[str, Any]:
-    document = {k: v for k, v in body.document.items() if k != "reason"}
+    document, _ = _document(body)
     spec = _rollouts(ctx).check(body.name, document)
     return {"set_policy": {"policy": document["policy"], **spec.model_dump()}}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field
 
 from mloop.operations._core import Context, ExperimentName, Http, Operation, Output, Paged, operation
@@ -29,7 +31,7 @@ class Runs(Output):
 def _list(ctx: Context, query: RunsQuery) -> Runs:
     runs, total = ctx.workspace.tracker.runs_page(query.experiment, offset=query.offset, limit=query.limit)
     rows = [RunRow(run_id=r.run_id, name=r.name, experiment=r.experiment, status=r.status, start_time=r.start_time,
-                   metrics={k: (None if v != v else v) for k, v in sorted(r.metrics.items())}) for r in runs]
+                   metrics={k: (v if math.isfinite(v) else None) for k, v in sorted(r.metrics.items())}) for r in runs]
     return Runs(total=total, offset=query.offset, runs=rows)
 
 

@@ -176,14 +176,18 @@ class Authenticator:
     def open_session(self, credential: str, ttl_s: float = SESSION_TTL_S) -> tuple[str, Principal]:
         """A session for whoever ``credential`` (an API key or a JWT) names: (the cookie's value, its principal).
         The value is an HS256 token under a key of its own (never accepted as a bearer credential), carrying the API
-        key's id (a revoked key ends its sessions) and a random CSRF token."""
+        key's id (a revoked key ends its sessions) and a random CSRF token; a session opened with a JWT ends no later
+        than the token."""
         import jwt
 
         principal = self.check(credential)
         parts = split_key(credential) if credential.startswith("mlk_") else None
         now, csrf = int(time.time()), secrets.token_urlsafe(24)
+        expires = now + int(ttl_s)
+        if parts is None:  # a token cannot be revoked: its session ends when it does, never later
+            expires = min(expires, int(jwt.decode(credential, options={"verify_signature": False})["exp"]))
         claims = {"sub": principal.subject, "role": principal.role, "kid": parts[0] if parts else "", "csrf": csrf,
-                  "aud": _SESSION_AUDIENCE, "iat": now, "exp": now + int(ttl_s)}
+                  "aud": _SESSION_AUDIENCE, "iat": now, "exp": expires}
         return str(jwt.encode(claims, self._session_key, algorithm="HS256")), Principal(principal.subject, principal.role, "session", csrf)
 
     def session(self, value: str) -> Principal:

@@ -61,6 +61,24 @@ async def send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
+def _host_name(value: str) -> str:
+    """The host of a ``Host`` header or an origin's authority, without its port (``[::1]:8080`` → ``::1``)."""
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _loopback_request(headers: list[tuple[bytes, bytes]]) -> None:
+    """Without authentication, refuse a request addressed to another name (DNS rebinding: a web page whose name now
+    points at 127.0.0.1) or sent by a page of another origin (a cross-site form or fetch): only loopback pages and tools."""
+    host = next((v.decode("latin-1") for k, v in headers if k == b"host"), "")
+    origin = next((v.decode("latin-1") for k, v in headers if k == b"origin"), None)
+    if not is_loopback(_host_name(host)):
+        raise Forbidden(f"This server runs without authentication and answers only requests addressed to a loopback name, not {host!r}.")
+    if origin is not None and (origin == "null" or not is_loopback(_host_name(origin.split("://", 1)[-1]))):
+        raise Forbidden(f"This server runs without authentication and answers only pages of a loopback origin, not {origin!r}.")
+
+
 class Gateway:
     """Access control and the fast path over ``app``, both driven by ``table``.
 
@@ -100,7 +118,7 @@ class Gateway:
             principal = auth.session(session)
             if method not in SAFE_METHODS:
                 echoed = next((v.decode("latin-1") for k, v in headers if k == b"x-csrf-token"), "")
-                if not hmac.compare_digest(echoed, principal.csrf):
+                if not hmac.compare_digest(echoed.encode("latin-1"), principal.csrf.encode()):
                     raise Forbidden("A change made with a session cookie needs the session's X-CSRF-Token header; reload the dashboard.")
             return principal
         credential = auth.bearer(value)
@@ -133,6 +151,7 @@ class Gateway:
                             "This server runs without authentication, which is only allowed on a loopback address; "
                             "restart it with authentication on and send 'Authorization: Bearer <API key or token>'."
                         )
+                    _loopback_request(scope["headers"])
                 else:
                     principal = await self._principal(scope["headers"], method)
                     if route is not None and route.role is not None and not role_allows(principal.role, route.role):

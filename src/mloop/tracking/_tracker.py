@@ -422,6 +422,9 @@ class Tracker:
             return catalog.runs(ids, limit, offset), catalog.count_runs(ids)
 
         def through_client() -> tuple[list[RunSummary], int]:  # MLflow's API pages by token: read up to the page's end
+            if offset + limit > 50_000:
+                raise InvalidInput(f"offset: at most {50_000 - limit} on a tracking server read through MLflow's API (it pages by token).",
+                                   field="offset")
             runs = self._list_runs(experiment, offset + limit)
             total = len(runs) if len(runs) < offset + limit else len(self._list_runs(experiment, 50_000))
             return runs[offset:], total

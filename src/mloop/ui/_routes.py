@@ -6,6 +6,7 @@ sends the session's CSRF token, which the gateway checks."""
 from __future__ import annotations
 
 import asyncio
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from mloop.serving._routes import Call, Hooks, Route
 #: another origin's code or be framed by one.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+#: A report is static HTML with inline styles and SVG: no script may run on the dashboard's origin from it.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'self'"
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8", "index.html": "text/html; charset=utf-8"}
 _HEADERS = {"content-security-policy": CSP, "x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "cache-control": "no-cache"}
 
@@ -67,6 +70,8 @@ class Dashboard:
         return f"{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
 
     async def sign_in(self, call: Call) -> Reply:
+        if not call.headers.get("content-type", "").startswith("application/json"):  # a form post from another site cannot sign you in
+            raise InvalidInput("Sign in with a JSON body: content-type application/json, {\"key\": \"<API key>\"}.", field="content-type")
         try:
             body = orjson.loads(call.body or b"{}")
         except orjson.JSONDecodeError:
@@ -76,10 +81,10 @@ class Dashboard:
             raise InvalidInput("key: give the API key (or token) to sign in with, and nothing else.", field="key")
         if self.authenticator is None:  # loopback without authentication: nothing to sign in to
             return json_reply({"signed_in": True, "subject": "anonymous", "role": "admin", "via": "no-auth", "csrf": ""})
-        auth = self.authenticator
+        auth, key = self.authenticator, key.strip()
         if key.startswith("mlk_") and not auth.knows(key.split("_", 2)[1]):
             await asyncio.to_thread(auth.lookup, key.split("_", 2)[1])
-        value, principal = auth.open_session(key.strip())
+        value, principal = auth.open_session(key)
         return json_reply({"signed_in": True, "subject": principal.subject, "role": principal.role, "via": "session", "csrf": principal.csrf},
                           headers={"set-cookie": self._cookie(call, value, 8 * 3600), "cache-control": "no-store"})
 
@@ -113,14 +118,13 @@ class Dashboard:
         deployment, monitor, window = (call.params[k] for k in ("deployment", "monitor", "window"))
         check_name(deployment, "deployment name")
         check_name(monitor, "monitor name")
-        if not window.isdigit():
+        if not re.fullmatch(r"[0-9]{1,12}", window):
             raise InvalidInput(f"window: a window id (a number), got {window!r}.", field="window")
         path = Path(self.workspace.reports_dir) / "monitors" / deployment / monitor / f"window-{int(window):06d}.html"
         if not path.is_file():
             raise NotFound(f"No report for window {window} of {deployment}/{monitor}.")
         return Reply(200, await asyncio.to_thread(path.read_bytes), {"content-type": "text/html; charset=utf-8",
-                                                                     "content-security-policy": "frame-ancestors 'self'",
-                                                                     "x-content-type-options": "nosniff"})
+                                                                     "content-security-policy": REPORT_CSP, "x-content-type-options": "nosniff"})
 
 
 def dashboard_routes(workspace: Any, hooks: Hooks) -> list[Route]:

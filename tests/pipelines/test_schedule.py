@@ -148,7 +148,7 @@ def test_the_cli_records_lists_and_removes_schedules(project: Path, capsys: pyte
     code, out, _ = run_cli([*base, pipeline, "--cron", HOURLY, "--set", "model.params.max_iter=30"], capsys)
     assert code == 0 and "schedule toy" in out and "first run" in out
     code, _, err = run_cli([*base, "add", pipeline, "--cron", "30 2 * * *"], capsys)  # the pipeline's name again
-    assert code == 2 and "--name" in err and "schedule named 'toy' exists" in err
+    assert code == 1 and "--name" in err and "schedule named 'toy' exists" in err  # a conflict: the operation failed
     code, out, _ = run_cli([*base, pipeline, "--cron", "30 2 * * *", "--name", "toy-nightly"], capsys)
     assert code == 0
 

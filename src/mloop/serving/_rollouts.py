@@ -4,6 +4,7 @@ statistics, goes through here too."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from mloop.errors import Conflict, InvalidInput, NotFound
@@ -110,17 +111,22 @@ class Rollouts:
 
     def status(self, deployment: str, *, last: int = 50) -> dict[str, Any]:
         """The deployment's served version, its live policy with the weights in force, the policy history and the last
-        ``last`` decisions: what ``mloop rollout status`` and ``GET /api/deployments/NAME/rollout`` show."""
+        ``last`` decisions, and what the live policy's evidence says at this moment (``live.now``): what ``mloop rollout
+        status`` and ``GET /api/deployments/NAME/rollout`` show."""
         from mloop.rollout import build_policy
 
         store = self.store.rollouts
         live = store.live(deployment)
+        policy = None if live is None else build_policy(parse_policy(live.document), state=live.state)
         return {
             "deployment": deployment,
             "serves": self.served_version(deployment),
-            "live": None if live is None else {
+            "live": None if live is None or policy is None else {
                 "kind": live.kind, "revision": live.revision, "status": live.status, "document": live.document,
-                "weights": build_policy(parse_policy(live.document), state=live.state).weights(),
+                "weights": policy.weights(),
+                # what the evidence gathered so far says now (the driver's pure decision, not carried out): each metric's
+                # statistic beside its boundary, between the recorded decisions
+                "now": {"at": time.time(), **policy.decide(time.time()).to_dict()},
             },
             "history": [{"revision": p.revision, "kind": p.kind, "status": p.status, "actor": p.actor, "reason": p.reason,
                          "created_at": p.created_at} for p in store.history(deployment)],

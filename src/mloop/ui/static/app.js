@@ -5,7 +5,7 @@
 (() => {
   const POLL_MS = 2000;
   const ROLES = ["viewer", "predictor", "operator", "admin"];
-  const S = { session: null, timer: null, busy: false, again: false, first: true };
+  const S = { session: null, timer: null, busy: false, again: false, first: true, live: {} };
   const $ = (id) => document.getElementById(id);
 
   function h(tag, attrs, ...kids) {
@@ -103,8 +103,11 @@
   }
 
   function decisionChart(decisions) {
+    // Recorded decisions (filled dots), then the live evidence this page has polled since it opened (hollow dots).
     const points = [];
-    decisions.forEach((d, i) => (d.decision.evidence || []).forEach((e) => { if (e.log_ratio !== null && e.log_ratio !== undefined) points.push({ i, metric: e.metric, y: e.log_ratio, bound: e.threshold }); }));
+    decisions.forEach((d, i) => (d.decision.evidence || []).forEach((e) => {
+      if (e.log_ratio !== null && e.log_ratio !== undefined) points.push({ i, metric: e.metric, y: e.log_ratio, bound: e.threshold, live: !!d.live });
+    }));
     if (!points.length) return h("p", { class: "muted" }, "No decision with a sequential statistic yet: the canary's first stage is still gathering outcomes.");
     const W = 900, H = 220, P = 36;
     const metrics = [...new Set(points.map((p) => p.metric))];
@@ -119,7 +122,8 @@
       metrics.map((m, k) => {
         const mine = points.filter((p) => p.metric === m);
         return s("g", { class: `s${k % 3}` }, s("polyline", { class: `series s${k % 3}`, points: mine.map((p) => `${x(p.i)},${y(p.y)}`).join(" ") }),
-          mine.map((p) => s("circle", { cx: x(p.i), cy: y(p.y), r: 3 }, s("title", {}, `${m}: ${fmt(p.y)}`))), s("text", { x: P + 6 + 90 * k, y: P - 8 }, m));
+          mine.map((p) => s("circle", { cx: x(p.i), cy: y(p.y), r: 3, class: p.live ? "live" : "recorded" }, s("title", {}, `${m}: ${fmt(p.y)}${p.live ? " (now)" : ""}`))),
+          s("text", { x: P + 150 + 90 * k, y: P - 8 }, m));
       }));
   }
 
@@ -148,11 +152,13 @@
     const buttons = ["promote", "rollback", "pause", "resume"].map((a) => h("button", { type: "button", "data-key": `act-${a}`, disabled: !operator,
       title: operator ? null : "needs the operator role", onclick: () => act(name, a) }, a));
     const decisions = st.decisions.slice().reverse();
+    const series = (S.live[name] = (S.live[name] || []).concat(live && live.now ? [{ decision: live.now, live: true }] : []).slice(-120));
     return [h("h1", {}, `Deployment ${name}`),
       h("p", {}, `Serves version ${st.serves}. `, live ? `Live ${live.kind} policy, revision ${live.revision} (${live.status}).` : "No rollout in progress."),
       live ? split(live.weights) : null,
       h("div", { class: "actions", role: "group", "aria-label": "rollout actions" }, buttons),
-      h("h2", {}, "Decision statistic against its boundary"), decisionChart(st.decisions),
+      h("h2", {}, "Decision statistic against its boundary"), decisionChart([...st.decisions, ...series]),
+      live && live.now ? h("p", { class: "muted" }, `Now: ${live.now.action} — ${live.now.reason}`) : null,
       h("h2", {}, "Decisions"), table(["when", "action", "by", "why"], decisions.map((d) => [when(d.created_at), d.action, d.actor, String(d.decision.reason || "")]), { empty: "no decisions yet" }),
       h("h2", {}, "Policies"), table(["revision", "kind", "status", "by", "why"], st.history.map((p) => [String(p.revision), p.kind, pill(p.status), p.actor, p.reason])),
       h("h2", {}, "Retraining"), loop ? h("p", {}, loop.policy ? `Policy revision ${loop.policy.revision}; ` : "No retraining policy; ",

@@ -35,7 +35,8 @@ def _largest_arguments(ws: Any) -> dict[str, dict[str, Any]]:
     model = deployments[0].model_name if deployments else "flights"
     monitors = ws.store.monitors.list()
     monitor = monitors[0] if monitors else None
-    caps = {t.name: {k: maximum for k, (_, maximum) in t.caps.items()} for t in TOOLS}
+    caps = {t.name: {k: min([maximum] + [m for f, (c, m) in t.tighter.items() if c == k]) for k, (_, maximum) in t.caps.items()}
+            for t in TOOLS}
     return {
         "whoami": {}, "list_models": {}, "list_deployments": {}, "list_monitors": {}, "list_features": {},
         "show_model": {"name": model, "card": True},

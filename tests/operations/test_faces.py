@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from mloop.demo._server_process import free_port
 from mloop.errors import Forbidden, InvalidInput
 from mloop.mcp import TOOLS, build_server, tool_list
+from mloop.mcp._server import compact
 from mloop.operations import Caller, Context, catalogue, invoke
 from mloop.roles import ROLES
 from mloop.server import create_app
@@ -79,7 +80,7 @@ def test_reads_answer_the_same_through_the_cli_http_and_mcp(deployed: Workspace,
         http = client.get(path)
         assert http.status_code == 200 and http.json() == direct, name
         mcp = _mcp_call(deployed, "viewer", tool, data)
-        assert not mcp.is_error and mcp.structured_content == direct, name
+        assert not mcp.is_error and mcp.structured_content == compact(direct), name  # the same, floats to 4 significant digits
         if cli:
             code, out, err = run_cli(["-w", str(deployed.root), *cli, "--json"], capsys)
             assert code == 0 and json.loads(out) == direct, (name, err)
@@ -104,7 +105,7 @@ def test_a_dry_run_checks_everything_changes_nothing_and_says_what_would(deploye
     plan = client.post("/api/deployments?dry_run=true", json=body).json()
     assert plan == {"dry_run": True, "operation": "deploy",
                     "would": {"start_rollout": {"deployment": "toy", "strategy": "canary", "version": v2, "steps": [10.0, 100.0]}}}
-    assert _mcp_call(deployed, "operator", "deploy", {**body, "dry_run": True}).structured_content == plan
+    assert _mcp_call(deployed, "operator", "deploy", {**body, "dry_run": True}).structured_content == compact(plan)
     code, out, _ = run_cli(["-w", str(deployed.root), "deploy", "toy", "--model", "toy", "--version", str(v2), "--strategy", "canary",
                             "--steps", "10,100", "--dry-run", "--json"], capsys)
     assert code == 0 and json.loads(out) == plan
@@ -191,14 +192,14 @@ def test_mcp_over_streamable_http_and_stdio_with_the_sdk_client(deployed: Worksp
 
     try:
         names, listed, refused, whoami = anyio.run(over_http, viewer_key)
-        assert names == [t.name for t in TOOLS] and listed == expected
+        assert names == [t.name for t in TOOLS] and listed == compact(expected)
         assert refused.is_error and json.loads(refused.content[0].text)["status"] == 403
         assert whoami == {"subject": "agent", "role": "viewer", "via": "mcp-api_key"}
         _, _, allowed, _ = anyio.run(over_http, operator_key)
         assert not allowed.is_error and allowed.structured_content["would"]["serve"]["version"] == 1
         assert httpx.post(f"{url}/mcp", json={}).status_code == 401  # no credential: refused before the MCP server sees it
         listed, refused = anyio.run(over_stdio)
-        assert listed == expected and refused.is_error and "needs 'operator'" in refused.content[0].text
+        assert listed == compact(expected) and refused.is_error and "needs 'operator'" in refused.content[0].text
     finally:
         proc.terminate()
         proc.communicate(timeout=60)

@@ -22,6 +22,8 @@ class Tool:
     description: str
     caps: dict[str, tuple[int, int]] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: ``{flag: (field, maximum)}``: when ``flag`` is true, ``field`` is capped lower (details make each row larger)
+    tighter: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def op(self) -> Operation[Any, Any]:
@@ -52,9 +54,13 @@ class Tool:
         if dry_run and not self.op.mutates:
             raise InvalidInput(f"dry_run: {self.name} only reads; call it without dry_run.", field="dry_run")
         for name, (default, maximum) in self.caps.items():
+            flag = next((f for f, (capped, _) in self.tighter.items() if capped == name and data.get(f) is True), None)
+            if flag is not None:
+                default = maximum = min(maximum, self.tighter[flag][1])
             value = data.setdefault(name, default)
             if isinstance(value, int) and value > maximum:
-                raise InvalidInput(f"{name}: at most {maximum} through MCP (page with offset for more), got {value}.", field=name)
+                why = f" with {flag}" if flag else ""
+                raise InvalidInput(f"{name}: at most {maximum} through MCP{why} (page with offset for more), got {value}.", field=name)
         for name, value in self.defaults.items():
             data.setdefault(name, value)
         return data, dry_run
@@ -80,7 +86,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("list_monitors", "monitors.list", "Drift monitors: what each watches, windows evaluated, the latest verdict (stable, drift, stale) and "
          "whether it alarmed."),
     Tool("drift_windows", "monitors.windows", "A monitor's drift timeline, oldest first: each window's rows, verdict, alarm, drifted features "
-         "and report path. features=true adds per-feature statistics (larger: keep last small).", caps={"last": (10, 50)}),
+         "and report path. features=true adds each window's per-feature statistics and attribution (then last is at most 2).",
+         caps={"last": (10, 50)}, tighter={"features": ("last", 2)}),
     Tool("apply_monitor", "monitors.apply", "Create or replace a drift monitor from its configuration (deployment, name, window, features, "
          "test, alarm); a changed configuration restarts its windows. Needs operator."),
     Tool("loop_history", "loop.history", "The closed loop's latest retraining attempts (optionally of one deployment): the trigger and its "

@@ -48,7 +48,15 @@ def _largest_arguments(ws: Any) -> dict[str, dict[str, Any]]:
         "change_rollout": {"name": dep, "action": "rollback", "dry_run": True},
         "apply_monitor": {"config": monitor.config, "dry_run": True} if monitor else {},
         "retrain": {"name": dep, "dry_run": True},
+        "predict": {"name": dep, "rows": _rows(ws, model, 20), "explain": True},
     }
+
+
+def _rows(ws: Any, model: str, n: int) -> list[dict[str, Any]]:
+    """``n`` rows the model was trained on (its background sample), as the agent would send them."""
+    loaded = ws.registry.load(model, "champion")
+    frame = loaded.background.head(n) if loaded.background is not None else None
+    return [] if frame is None else [{k: (None if v != v else v) for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 async def _measure(ws: Any) -> tuple[int, list[tuple[str, int, int, bool]]]:
@@ -70,6 +78,8 @@ async def _measure(ws: Any) -> tuple[int, list[tuple[str, int, int, bool]]]:
 
 
 def main() -> None:
+    from mloop.mcp import TOOLS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, help="a workspace to measure (default: a fresh `mloop demo`)")
     args = parser.parse_args()
@@ -85,7 +95,7 @@ def main() -> None:
     table = Table(title="MCP: what each answer costs an agent (bytes; tokens ≈ bytes / 4)")
     for col in ("answer", "bytes", "≈ tokens", "of which text", "note"):
         table.add_column(col, justify="left" if col in ("answer", "note") else "right")
-    table.add_row("tools/list (14 tools)", f"{tools_bytes:,}", f"{tools_bytes // 4:,}", "", "sent once per session")
+    table.add_row(f"tools/list ({len(TOOLS)} tools)", f"{tools_bytes:,}", f"{tools_bytes // 4:,}", "", "sent once per session")
     for name, whole, text, error in sorted(rows, key=lambda r: -r[1]):
         table.add_row(name, f"{whole:,}", f"{whole // 4:,}", f"{text:,}", "tool error" if error else "")
     console.print(table)

@@ -218,3 +218,25 @@ def test_a_deployment_serves_one_model(deployed: Workspace, client: TestClient) 
     answer = client.post("/api/deployments", json={"name": "toy", "model": "other", "version": 1})
     assert answer.status_code == 422 and answer.json()["field"] == "model" and "serves 'toy'" in answer.json()["error"]
     assert deployed.registry.resolve("other", "champion").version == 1 and deployed.store.deployments.get("toy").model_name == "toy"
+
+
+def test_predict_scores_and_explains_the_same_on_every_face_for_a_predictor(deployed: Workspace, client: TestClient,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import TOY_SPEC, toy_frame
+
+    rows = toy_frame(3, seed=4)[list(TOY_SPEC.features)].to_dict("records")
+    data = {"name": "toy", "rows": rows, "explain": True}
+    direct = invoke("predict", Context(deployed, Caller("p", "predictor")), data).model_dump(mode="json")
+    assert len(direct["predictions"]) == 3 and direct["version"] == 1
+    for p, e in zip(direct["predictions"], direct["explanations"], strict=True):  # attributions add up to what is explained
+        assert abs(e["base_value"] + sum(e["attributions"].values()) - e["output"]) < 1e-6 and abs(sum(p) - 1) < 1e-9
+    http = client.post("/api/deployments/toy/predict", json={"rows": rows, "explain": True})
+    assert http.status_code == 200 and http.json() == direct
+    assert _mcp_call(deployed, "predictor", "predict", data).structured_content == compact(direct)
+    code, out, _ = run_cli(["-w", str(deployed.root), "predict", "toy", "--rows", json.dumps(rows), "--explain"], capsys)
+    assert code == 0 and json.loads(out) == direct
+    assert json.loads(_mcp_call(deployed, "viewer", "predict", data).content[0].text)["status"] == 403
+    bad = client.post("/api/deployments/toy/predict", json={"rows": [{**rows[0], "colour": 1}]})
+    assert bad.status_code == 422 and bad.json()["field"] == "rows" and "unknown colour" in bad.json()["error"]
+    too_many = json.loads(_mcp_call(deployed, "predictor", "predict", {"name": "toy", "rows": rows * 7}).content[0].text)
+    assert too_many["status"] == 422 and too_many["field"] == "rows"

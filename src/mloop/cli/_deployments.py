@@ -1,4 +1,4 @@
-"""``mloop deployments list`` and ``mloop deploy``."""
+"""``mloop deployments list``, ``mloop deploy`` and ``mloop predict``."""
 
 from __future__ import annotations
 
@@ -63,3 +63,25 @@ def deploy(
     else:
         filled = f", filled from feature service {result.feature_service}" if result.feature_service else ""
         console.print(f"{name}: serves {model} version {version} ({model}@{result.alias}){filled}")
+
+
+@app.command()
+def predict(
+    name: Annotated[str, typer.Argument(help="The deployment whose model scores the rows.")],
+    rows: Annotated[str, typer.Option("--rows", help="A JSON list of rows, each an object keyed by input column (1-100), or @FILE.")],
+    version: Annotated[int | None, typer.Option(help="A version of its model (default: the one it serves).", min=1)] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Also attribute each row's output to its input columns.")] = False,
+    method: Annotated[str, typer.Option(help="auto, tree, permutation, kernel, lime or integrated_gradients.")] = "auto",
+) -> None:
+    """Score a few rows with what a deployment serves (nothing is logged), optionally explained; prints one JSON object."""
+    import json
+    from pathlib import Path
+
+    from mloop.errors import InvalidInput
+
+    text = Path(rows[1:]).read_text() if rows.startswith("@") else rows
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--rows: not valid JSON ({exc.msg} at character {exc.pos}).", field="--rows") from None
+    print_json(run_operation("predict", {"name": name, "rows": parsed, "version": version, "explain": explain, "method": method}))

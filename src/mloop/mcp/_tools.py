@@ -1,6 +1,6 @@
 """The MCP server's tools: a curated dozen of the operations, each with a precise description, the operation's typed
 input schema (with smaller page sizes: a result must stay a few thousand tokens), annotations that say whether it
-only reads or may destroy, and a ``dry_run`` on every change. Agents choose worse past about 30 tools; mloop offers 14."""
+only reads or may destroy, and a ``dry_run`` on every change. Agents choose worse past about 30 tools; mloop offers 15."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ class Tool:
     defaults: dict[str, Any] = field(default_factory=dict)
     #: ``{flag: (field, maximum)}``: when ``flag`` is true, ``field`` is capped lower (details make each row larger)
     tighter: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: ``{list field: most items}`` through MCP
+    items: dict[str, int] = field(default_factory=dict)
 
     @property
     def op(self) -> Operation[Any, Any]:
@@ -38,6 +40,8 @@ class Tool:
             props[name] = {**props[name], "default": default, "maximum": maximum}
         for name, value in self.defaults.items():
             props[name] = {**props[name], "default": value}
+        for name, most in self.items.items():
+            props[name] = {**props[name], "maxItems": most}
         for prop in props.values():
             prop.pop("title", None)
         if self.op.mutates:
@@ -63,6 +67,9 @@ class Tool:
                 raise InvalidInput(f"{name}: at most {maximum} through MCP{why} (page with offset for more), got {value}.", field=name)
         for name, value in self.defaults.items():
             data.setdefault(name, value)
+        for name, most in self.items.items():
+            if isinstance(data.get(name), list) and len(data[name]) > most:
+                raise InvalidInput(f"{name}: at most {most} through MCP, got {len(data[name])}.", field=name)
         return data, dry_run
 
 
@@ -94,6 +101,9 @@ TOOLS: tuple[Tool, ...] = (
          "evidence, each step (train, gate, rollout) with the statistic that decided it, and the result.", caps={"last": (5, 20)}),
     Tool("retrain", "loop.retrain", "Open a retraining attempt now under the deployment's retraining policy; the controller trains, gates "
          "against the champion and rolls it out. Needs operator."),
+    Tool("predict", "predict", "Score up to 20 rows (objects keyed by input column) with what a deployment serves, or another version of "
+         "its model; explain=true adds each row's attribution to its input columns. Nothing is logged. Needs predictor.",
+         items={"rows": 20}),
     Tool("list_features", "features.list", "Feature views with entities, features, TTL and freshness (seconds since the newest materialised "
          "event), and the feature services that read them."),
 )

@@ -205,4 +205,4 @@ def invoke(op: Operation[Any, Any] | str, ctx: Context, data: Mapping[str, Any] 
 
 def _load() -> None:
     """Import the modules that declare operations (each registers its own on import)."""
-    from mloop.operations import deployments, features, keys, loop, models, monitors, rollouts, runs  # noqa: F401
+    from mloop.operations import deployments, features, keys, loop, models, monitors, predictions, rollouts, runs  # noqa: F401

@@ -20,7 +20,7 @@ schemathesis = pytest.importorskip("schemathesis")
 LIVE_STATE = {("POST", "/invocations"), ("POST", "/models/{name}/invocations"), ("POST", "/v2/models/{name}/infer"),
               ("POST", "/v2/models/{name}/feedback"), ("PUT", "/api/monitors"), ("POST", "/api/deployments/{name}/rollout"),
               ("PUT", "/api/deployments/{name}/rollout"), ("PUT", "/api/loop/policies"), ("POST", "/api/deployments/{name}/retrain"),
-              ("POST", "/api/deployments"), ("POST", "/api/deployments/{name}/rollout/{action}")}
+              ("POST", "/api/deployments"), ("POST", "/api/deployments/{name}/rollout/{action}"), ("POST", "/api/deployments/{name}/predict")}
 
 
 @pytest.mark.slow

@@ -89,8 +89,8 @@ def test_a_session_opened_with_a_token_ends_with_it_and_odd_input_is_a_4xx(deplo
     csrf = client.get("/ui/session").json()["csrf"]
     assert client.post("/api/deployments/toy/retrain?dry_run=true", headers={"x-csrf-token": "é".encode("latin-1")}).status_code == 403  # type: ignore[dict-item]
     assert client.post("/api/deployments/toy/retrain?dry_run=true", headers={"x-csrf-token": csrf}).status_code == 404
-    assert client.get("/ui/reports/toy/inputs/²").status_code == 422 and client.get("/api/models/toy?version=²").status_code == 422
-    assert client.get(f"/api/models/toy?version={'9' * 30}").status_code == 422
+    assert client.get("/ui/reports/toy/inputs/²").status_code == 404 and client.get("/api/models/toy?version=²").status_code == 422
+    assert client.get(f"/api/models/toy?version={'9' * 30}").status_code == 404  # well formed; no such version
     form = client.post("/ui/session", content=b"key=x", headers={"content-type": "application/x-www-form-urlencoded"})
     assert form.status_code == 422 and form.json()["field"] == "content-type"
     plain = client.post("/api/deployments?dry_run=true", content=b'{"name": "toy", "model": "toy", "version": 1}',

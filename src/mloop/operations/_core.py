@@ -49,8 +49,8 @@ def version_ref(value: str) -> str | int:
     """A model version given as text: a number (1 to 2**31 - 1) or an alias, checked by the naming rule."""
     if re.fullmatch(r"[0-9]+", value):
         number = int(value) if len(value) <= 10 else 0
-        if not 1 <= number < 2**31:
-            raise InvalidInput(f"version: a version number from 1 to {2**31 - 1}, got {value}.", field="version")
+        if not 1 <= number < 2**31:  # well formed, and no model has such a version
+            raise NotFound(f"version: no model has a version {value} (versions run from 1 to {2**31 - 1}).")
         return number
     try:
         return check_name(value, "alias")

@@ -17,7 +17,7 @@ from mloop.serving._replies import Reply, json_reply
 from mloop.serving._routes import Call, Mounted, Route
 
 log = logging.getLogger("mloop.operations")
-_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+_TRUE, _FALSE = ("true",), ("false",)
 
 
 def caller_of(call: Call) -> Caller:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from mloop.names import NAME_PATTERN
 from mloop.operations._core import Context, Http, Input, ModelName, Operation, Output, operation, version_ref
 from mloop.operations.keys import Nothing
 
@@ -33,7 +34,8 @@ LIST = operation(Operation(
 
 class ModelRef(Input):
     name: ModelName = Field(description="The registered model.")
-    version: str = Field(default="latest", min_length=1, max_length=64, description="A version number or an alias (champion, latest…).")
+    version: str = Field(default="latest", min_length=1, max_length=64, json_schema_extra={"pattern": NAME_PATTERN},
+                         description="A version number or an alias (champion, latest…).")
     card: bool = Field(default=True, description="Include the model card (Markdown).")
     lineage: bool = Field(default=True, description="Include the training run's lineage (code, seed, datasets, feature views).")
 

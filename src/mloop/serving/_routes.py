@@ -101,6 +101,8 @@ class Route:
             extra.setdefault("parameters", []).extend(
                 {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in self.query
             )
+            if self.status != 200 and any(name == "dry_run" for name, _ in self.query):  # a dry run changes nothing: 200, not 201
+                extra["responses"] = {"200": {"description": "A dry run: what the change would do (nothing was changed)."}}
         if self.body is not None:
             content: dict[str, Any] = {"application/json": {"schema": self.body}}
             if self.binary:

@@ -118,8 +118,8 @@ class Dashboard:
         deployment, monitor, window = (call.params[k] for k in ("deployment", "monitor", "window"))
         check_name(deployment, "deployment name")
         check_name(monitor, "monitor name")
-        if not re.fullmatch(r"[0-9]{1,12}", window):
-            raise InvalidInput(f"window: a window id (a number), got {window!r}.", field="window")
+        if not re.fullmatch(r"[0-9]{1,12}", window):  # window ids are numbers: nothing else names a report
+            raise NotFound(f"No report for window {window!r} of {deployment}/{monitor} (window ids are numbers).")
         path = Path(self.workspace.reports_dir) / "monitors" / deployment / monitor / f"window-{int(window):06d}.html"
         if not path.is_file():
             raise NotFound(f"No report for window {window} of {deployment}/{monitor}.")

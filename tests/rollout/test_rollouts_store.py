@@ -126,6 +126,9 @@ def test_the_rollout_api_starts_follows_and_promotes_with_roles(deployed: Worksp
         assert started.status_code == 201 and started.json()["document"]["candidate"] == "2"
         status = client.get("/api/deployments/toy/rollout", headers=viewer).json()
         assert status["live"]["weights"] == {"baseline": 0.8, "candidate": 0.2} and status["history"][0]["reason"] == "v2 looks better offline"
+        now = status["live"]["now"]  # what the evidence says now: no outcome yet, so wait, with the boundary beside the statistic
+        assert now["action"] == "wait" and now["reason"] == "0 of 100 candidate outcomes in this stage"
+        assert [(e["metric"], e["log_ratio"], round(e["threshold"], 3)) for e in now["evidence"]] == [("errors", None, 2.996)]
         for bad, field in [({"version": 2, "strategy": "canary", "steps": [20, 300]}, "steps"), ({"version": 2, "strategy": "yolo"}, "strategy"),
                            ({"version": 2, "strategy": "canary", "percent": 250}, "percent")]:
             answer = client.post("/api/deployments/toy/rollout", json=bad, headers=operator)

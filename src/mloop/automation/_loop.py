@@ -48,9 +48,9 @@ class Loop:
             if not self.store.loop.remove_policy(conn, deployment, actor=actor):
                 raise NotFound(f"{deployment!r} has no retraining policy; `mloop loop status` lists them.")
 
-    def retrain(self, deployment: str, *, actor: str = "local", reason: str = "") -> int:
-        """Open an attempt now (``mloop retrain NAME``): the cooldown and the daily cap do not apply to a person, but an
-        attempt already in flight does."""
+    def admit_manual(self, deployment: str) -> LoopPolicyRow:
+        """The policy a person's retrain would run under, once its guards admit it (``NotFound`` without a policy,
+        ``Conflict`` naming the guard that refuses): what ``retrain`` and its dry run both check."""
         row = self.store.loop.policy(deployment)
         if row is None:
             raise NotFound(f"{deployment!r} has no retraining policy: apply one with `mloop loop apply policy.yaml`.")
@@ -58,6 +58,12 @@ class Loop:
         admission = admit(policy.guards, self.store.loop.attempts(deployment, last=1000), time.time(), manual=True)
         if not admission.admitted:
             raise Conflict(f"{deployment!r}: {admission.reason}; `mloop loop status {deployment}` follows it.")
+        return row
+
+    def retrain(self, deployment: str, *, actor: str = "local", reason: str = "") -> int:
+        """Open an attempt now (``mloop retrain NAME``): the cooldown and the daily cap do not apply to a person, but an
+        attempt already in flight does."""
+        row = self.admit_manual(deployment)
         trigger = Trigger(deployment, "manual", f"manual:{uuid.uuid4().hex}", time.time(), {"by": actor, "reason": reason or "by hand"})
         with self.store.transaction() as conn:
             attempt = self.store.loop.open_attempt(conn, row, kind=trigger.kind, key=trigger.key, detail=trigger.detail, at=trigger.at,

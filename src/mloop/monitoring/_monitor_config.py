@@ -277,9 +277,17 @@ def register_monitor(store: MetadataStore, config: MonitorConfig | dict[str, Any
     parsed = parse_monitor(config) if isinstance(config, dict) else config
     store.deployments.get(parsed.deployment)
     data = parsed.model_dump(exclude_defaults=False)
-    if parsed.reference is not None and parsed.reference.path is not None:
-        path = Path(parsed.reference.path).expanduser().resolve()
-        if not path.is_file():
-            raise InvalidInput(f"reference.path: no file at {path}.", field="reference.path")
+    path = reference_file(parsed)
+    if path is not None:
         data["reference"]["path"] = str(path)
     return store.monitors.put(parsed.deployment, parsed.name, data, actor=actor)
+
+
+def reference_file(parsed: MonitorConfig) -> Path | None:
+    """The monitor's reference file as an absolute path (``InvalidInput`` when there is none there), or None."""
+    if parsed.reference is None or parsed.reference.path is None:
+        return None
+    path = Path(parsed.reference.path).expanduser().resolve()
+    if not path.is_file():
+        raise InvalidInput(f"reference.path: no file at {path}.", field="reference.path")
+    return path

@@ -107,6 +107,9 @@ def _query(op: Operation[Any, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
     return tuple(out)
 
 
+_DRY_RUN = (("200", {"description": "A dry run: what the change would do (nothing was changed)."}),)
+
+
 def operation_routes(workspace: Any, changed: Callable[[str], None]) -> list[Route | Mounted]:
     """A route for every operation with an HTTP address, for a server of ``workspace``; ``changed`` is called after a
     change the server must see at once (``"routing"``, ``"keys"``), and its failure is only logged (the change is
@@ -120,6 +123,6 @@ def operation_routes(workspace: Any, changed: Callable[[str], None]) -> list[Rou
 
     return [
         Route(op.http.method, op.http.path, op.role, _handler(op, workspace, safe), status=op.http.status, summary=op.summary,
-              body=_openapi_body(op), query=_query(op))
+              body=_openapi_body(op), query=_query(op), responses=_DRY_RUN if op.mutates and op.http.status != 200 else ())
         for op in catalogue() if op.http is not None
     ]

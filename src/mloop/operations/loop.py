@@ -109,19 +109,7 @@ class RetrainOpened(Output):
 
 
 def _plan_retrain(ctx: Context, body: Retrain) -> dict[str, Any]:
-    from mloop.automation import admit, parse_loop_policy
-    from mloop.errors import Conflict, NotFound
-
-    store = ctx.workspace.store
-    row = store.loop.policy(body.name)
-    if row is None:
-        raise NotFound(f"{body.name!r} has no retraining policy: apply one with `mloop loop apply policy.yaml`.")
-    import time
-
-    admission = admit(parse_loop_policy(row.document, check_recipe=False).guards, store.loop.attempts(body.name, last=1000), time.time(),
-                      manual=True)
-    if not admission.admitted:
-        raise Conflict(f"{body.name!r}: {admission.reason}.")
+    row = _loop(ctx).admit_manual(body.name)
     return {"open_attempt": {"deployment": body.name, "policy_revision": row.revision, "first_step": "train"}}
 
 

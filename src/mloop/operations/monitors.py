@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -68,13 +67,11 @@ def _apply(ctx: Context, body: ApplyMonitor) -> Applied:
 
 def _plan_apply(ctx: Context, body: ApplyMonitor) -> dict[str, Any]:
     from mloop.monitoring import parse_monitor
+    from mloop.monitoring._monitor_config import reference_file
 
     parsed = parse_monitor(body.config)
     ctx.workspace.store.deployments.get(parsed.deployment)
-    if parsed.reference is not None and parsed.reference.path is not None and not Path(parsed.reference.path).expanduser().is_file():
-        from mloop.errors import InvalidInput
-
-        raise InvalidInput(f"reference.path: no file at {Path(parsed.reference.path).expanduser().resolve()}.", field="reference.path")
+    reference_file(parsed)
     exists = any(m.deployment == parsed.deployment and m.name == parsed.name for m in ctx.workspace.store.monitors.list())
     return {"replace_monitor" if exists else "create_monitor": parsed.model_dump(mode="json")}
 

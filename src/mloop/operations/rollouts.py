@@ -126,8 +126,6 @@ def _change(ctx: Context, body: Change) -> Changed:
 
 
 def _plan_change(ctx: Context, body: Change) -> dict[str, Any]:
-    from mloop.errors import Conflict
-
     rollouts, name = _rollouts(ctx), body.name
     if body.action == "promote":
         row, winner = rollouts.promotion(name)
@@ -136,9 +134,7 @@ def _plan_change(ctx: Context, body: Change) -> dict[str, Any]:
         live, undone, version = rollouts.rollback_target(name)
         return {"rollback": {"ends_rollout": live.revision if live else None, "undoes_promotion": undone.revision if undone else None,
                              "serve": version}}
-    row = rollouts.live_rollout(name)
-    if (row.status == "paused") == (body.action == "pause"):
-        raise Conflict(f"The rollout of {name!r} is {'already' if body.action == 'pause' else 'not'} paused.")
+    row = rollouts.pausable(name, pause=body.action == "pause")
     return {body.action: {"rollout": row.revision, "kind": row.kind}}
 
 

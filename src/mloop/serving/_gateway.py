@@ -111,10 +111,10 @@ class Gateway:
         assert auth is not None
         value = next((v.decode("latin-1") for k, v in headers if k == b"authorization"), None)
         session = cookie_value(next((v.decode("latin-1") for k, v in headers if k == b"cookie"), None)) if value is None else None
+        if auth.age > auth.refresh_s and not self._refreshing:  # one refresh in flight at a time, off this request's path
+            self._refreshing = True
+            asyncio.ensure_future(self._refresh())
         if session is not None:  # the dashboard: a session cookie, and for a change the CSRF token it was given
-            if auth.age > auth.refresh_s and not self._refreshing:
-                self._refreshing = True
-                asyncio.ensure_future(self._refresh())
             principal = auth.session(session)
             if method not in SAFE_METHODS:
                 echoed = next((v.decode("latin-1") for k, v in headers if k == b"x-csrf-token"), "")
@@ -122,9 +122,6 @@ class Gateway:
                     raise Forbidden("A change made with a session cookie needs the session's X-CSRF-Token header; reload the dashboard.")
             return principal
         credential = auth.bearer(value)
-        if auth.age > auth.refresh_s and not self._refreshing:  # one refresh in flight at a time, off this request's path
-            self._refreshing = True
-            asyncio.ensure_future(self._refresh())
         parts = split_key(credential)
         if parts is not None and not auth.knows(parts[0]):  # perhaps a key created since the last refresh
             await asyncio.get_running_loop().run_in_executor(None, auth.lookup, parts[0])

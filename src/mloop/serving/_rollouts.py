@@ -194,17 +194,20 @@ class Rollouts:
             self.store.audit.record(conn, "rollout.rollback", deployment, {"from": current, "to": int(previous), "undoes": last.revision}, actor=actor)
         return int(previous)
 
+    def pausable(self, deployment: str, *, pause: bool) -> PolicyRow:
+        """The live rollout, if it may be paused (``pause``) or resumed; else ``Conflict`` saying why."""
+        row = self.live_rollout(deployment)
+        if (row.status == "paused") == pause:
+            raise Conflict(f"The rollout of {deployment!r} is {'already' if pause else 'not'} paused.")
+        return row
+
     def pause(self, deployment: str, *, actor: str = "local") -> PolicyRow:
         """Hold the rollout where it is: traffic keeps its shares, no automatic decision is taken."""
-        row = self.live_rollout(deployment)
-        if row.status == "paused":
-            raise Conflict(f"The rollout of {deployment!r} is already paused.")
+        row = self.pausable(deployment, pause=True)
         self.record(row, {"action": "pause", "reason": f"paused by {actor}"}, actor=actor, status="paused")
         return self.live_rollout(deployment)
 
     def resume(self, deployment: str, *, actor: str = "local") -> PolicyRow:
-        row = self.live_rollout(deployment)
-        if row.status != "paused":
-            raise Conflict(f"The rollout of {deployment!r} is not paused.")
+        row = self.pausable(deployment, pause=False)
         self.record(row, {"action": "resume", "reason": f"resumed by {actor}"}, actor=actor, status="active")
         return self.live_rollout(deployment)

@@ -62,7 +62,8 @@ class Route:
     framework answers it itself, as for the OpenAPI document); ``fast`` routes are answered by the outermost
     ASGI layer without the framework's middleware and routing. ``body`` is the JSON Schema of the request body
     for the OpenAPI document, ``binary`` adds ``application/octet-stream``, ``text`` marks a plain-text answer,
-    ``query`` documents the query string's parameters (name, JSON Schema).
+    ``query`` documents the query string's parameters (name, JSON Schema), ``responses`` answers beside ``status``
+    (code, OpenAPI response object).
     """
 
     method: str
@@ -76,6 +77,7 @@ class Route:
     text: bool = False
     status: int = 200
     query: tuple[tuple[str, dict[str, Any]], ...] = ()
+    responses: tuple[tuple[str, dict[str, Any]], ...] = ()
     segments: tuple[str | None, ...] = field(init=False, repr=False, compare=False)
     names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -101,8 +103,8 @@ class Route:
             extra.setdefault("parameters", []).extend(
                 {"name": name, "in": "query", "required": False, "schema": schema} for name, schema in self.query
             )
-            if self.status != 200 and any(name == "dry_run" for name, _ in self.query):  # a dry run changes nothing: 200, not 201
-                extra["responses"] = {"200": {"description": "A dry run: what the change would do (nothing was changed)."}}
+        if self.responses:
+            extra["responses"] = dict(self.responses)
         if self.body is not None:
             content: dict[str, Any] = {"application/json": {"schema": self.body}}
             if self.binary:

@@ -98,7 +98,7 @@ def test_adopting_unsigned_manifests_checks_the_files(deployed: Workspace, capsy
     target = _model_file(deployed)
     os.truncate(target, 3)
     code, _, err = run_cli(["--workspace", str(deployed.root), "keys", "adopt"], capsys)
-    assert code == 2 and "does not match its registered SHA-256" in err
+    assert code == 1 and "does not match its registered SHA-256" in err
 
 
 def test_a_tampered_new_version_is_refused_and_the_server_keeps_the_old_one(deployed: Workspace) -> None:

@@ -48,8 +48,14 @@ def test_apply_retrain_run_once_and_read_the_history(deployed: Workspace, tmp_pa
     assert code == 0 and "retraining policy revision 1" in out and "promoted" in out
     code, out, _ = run_cli(["deployments", "list"], capsys)
     assert "toy" in out
+    code, out, _ = run_cli(["loop", "remove", "toy", "--dry-run"], capsys)
+    assert code == 0 and "dry run of loop.remove" in out and '"revision": 1' in out
+    code, out, _ = run_cli(["loop", "status", "toy"], capsys)
+    assert "retraining policy revision 1" in out  # the dry run removed nothing
     code, out, _ = run_cli(["loop", "remove", "toy"], capsys)
-    assert code == 0 and "removed" in out
+    assert code == 0 and "revision 1 removed" in out
+    code, _, err = run_cli(["loop", "remove", "toy", "--dry-run"], capsys)
+    assert code == 2 and "no retraining policy" in err
     code, _, err = run_cli(["retrain", "toy"], capsys)
     assert code == 2 and "no retraining policy" in err
 

@@ -5,6 +5,7 @@ file names its line and field; references resolve to the views and features to j
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,12 @@ def test_the_cli_applies_lists_and_refuses_with_exit_2(tmp_path: Path, capsys: p
     assert "view driver_stats: created, version 1" in capsys.readouterr().out
     main([*base, "list"])
     out = capsys.readouterr().out
-    assert "driver_stats" in out and "2 features of driver, ttl 1d" in out and "driver_stats:f0, driver_stats:f1" in out
+    assert "2 features of driver, ttl 1d; never materialised" in out and "keys driver_id" in out and "reads driver_stats" in out
+    main([*base, "list", "--json"])
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["entities"] == {"driver": ["driver_id"]} and listed["services"] == {"driver_model": ["driver_stats"]}
+    assert [(v["name"], v["features"], v["ttl_seconds"], v["materialized"]) for v in listed["views"]] == [
+        ("driver_stats", ["f0", "f1"], 86400.0, False)]
     with pytest.raises(SystemExit) as exit_:
         main([*base, "apply", str(_write(tmp_path, DEFINITIONS.replace("{name: f0, dtype: float32}, ", "").replace('"driver_stats:f0", ', "")))])
     assert exit_.value.code == 2 and "feature 'f0' removed" in capsys.readouterr().err

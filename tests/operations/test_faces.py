@@ -37,7 +37,7 @@ READS: list[tuple[str, list[str], str, str, dict[str, Any]]] = [
      {"name": "toy", "last": 10}),
     ("loop.history", ["loop", "history", "toy", "--last", "5"], "/api/loop/history?deployment=toy&last=5", "loop_history",
      {"deployment": "toy", "last": 5}),
-    ("features.list", [], "/api/features", "list_features", {}),
+    ("features.list", ["features", "list"], "/api/features", "list_features", {}),
 ]
 
 
@@ -84,7 +84,7 @@ def test_reads_answer_the_same_through_the_cli_http_and_mcp(deployed: Workspace,
         if cli:
             code, out, err = run_cli(["-w", str(deployed.root), *cli, "--json"], capsys)
             assert code == 0 and json.loads(out) == direct, (name, err)
-    assert direct["views"] == [] and direct["services"] == {}  # features.list of a store with none: an empty answer, not an error
+    assert direct == {"entities": {}, "views": [], "services": {}}  # features.list of a store with none: an empty answer, not an error
 
 
 def test_a_change_below_its_role_is_refused_on_every_face(deployed: Workspace, client: TestClient) -> None:

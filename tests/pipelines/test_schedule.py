@@ -157,6 +157,10 @@ def test_the_cli_records_lists_and_removes_schedules(project: Path, capsys: pyte
     assert stored["toy-nightly"].cron == "30 2 * * *" and stored["toy"].created_at.tzinfo is not None
     code, out, _ = run_cli([*base, "list"], capsys)
     assert code == 0 and "toy-nightly" in out and "30 2 * * *" in out and "next run" in out and "last run id" in out
+    code, out, _ = run_cli([*base, "list", "--json"], capsys)
+    listed = {s["name"]: s for s in json.loads(out)["schedules"]}
+    assert code == 0 and listed["toy-nightly"]["cron"] == "30 2 * * *" and listed["toy-nightly"]["next_run"].endswith("02:30:00+00:00")
+    assert listed["toy"]["overrides"] == ["model.params.max_iter=30"] and listed["toy"]["status"] is None
     code, out, _ = run_cli([*base, "remove", "toy"], capsys)
     assert code == 0 and [s.name for s in ScheduleBook(ws).list()] == ["toy-nightly"]
     code, _, err = run_cli([*base, "remove", "toy"], capsys)

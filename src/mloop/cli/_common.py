@@ -102,6 +102,15 @@ def print_json(result: Any) -> None:
     sys.stdout.write(result.model_dump_json() + "\n")
 
 
+def print_json_value(value: Any) -> None:
+    """A plain JSON value as one line on stdout, for ``--json`` on a command no operation covers."""
+    import sys
+
+    import orjson
+
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+
+
 def print_plan(result: Any) -> None:
     """A dry run's plan, readable."""
     import json

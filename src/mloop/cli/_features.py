@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mloop.cli._common import actor, app, console, open_workspace
+from mloop.cli._common import JSON_HELP, actor, app, console, open_workspace, print_json, run_operation
 
 features_app = typer.Typer(help="The feature store: definitions, point-in-time training joins.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
@@ -38,22 +38,33 @@ def features_apply(
         console.print(f"{change.kind} {change.name}: {change.action}, version {change.version}{note}")
 
 
+def _span(seconds: float) -> str:
+    """A duration as its largest whole unit: 86400 → 1d, 5400 → 90m, 1.5 → 1.5s."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 @features_app.command("list")
-def features_list() -> None:
-    """The applied entities, feature views and services, newest versions."""
-    registry = _registry()
-    store = registry.store.features
+def features_list(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """The applied entities, feature views (with TTL and freshness) and services, newest versions."""
+    result = run_operation("features.list", {})
+    if as_json:
+        print_json(result)
+        return
     table = Table(title="feature definitions")
     for column in ("kind", "name", "version", "what"):
         table.add_column(column)
-    for row in store.all_latest("entity"):
-        table.add_row("entity", row.name, str(row.version), "keys " + ", ".join(row.document["join_keys"]))
-    for row in store.all_latest("view"):
-        doc = row.document
-        ttl = f", ttl {doc['ttl']}" if doc.get("ttl") else ""
-        table.add_row("view", row.name, str(row.version), f"{len(doc['features'])} features of {', '.join(doc['entities'])}{ttl}")
-    for row in store.all_latest("service"):
-        table.add_row("service", row.name, str(row.version), ", ".join(row.document["features"]))
+    for name, keys in result.entities.items():
+        table.add_row("entity", name, "", "keys " + ", ".join(keys))
+    for view in result.views:
+        ttl = f", ttl {_span(view.ttl_seconds)}" if view.ttl_seconds else ""
+        age = "never materialised" if not view.materialized else "empty" if view.age_seconds is None else f"newest event {view.age_seconds:.0f} s old"
+        stale = " (stale)" if view.ttl_seconds and view.age_seconds is not None and view.age_seconds > view.ttl_seconds else ""
+        table.add_row("view", view.name, str(view.version), f"{len(view.features)} features of {', '.join(view.entities)}{ttl}; {age}{stale}")
+    for name, views in result.services.items():
+        table.add_row("service", name, "", "reads " + ", ".join(views))
     console.print(table)
 
 

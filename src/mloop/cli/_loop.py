@@ -45,10 +45,16 @@ def loop_apply(
 
 
 @loop_app.command("remove")
-def loop_remove(name: Annotated[str, typer.Argument(help="The deployment.")]) -> None:
+def loop_remove(
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
+) -> None:
     """Stop retraining a deployment automatically (its history stays)."""
-    open_loop().remove(name, actor=actor())
-    console.print(f"{name}: retraining policy removed")
+    result = run_operation("loop.remove", {"name": name}, dry_run=dry_run)
+    if dry_run:
+        print_plan(result)
+        return
+    console.print(f"{name}: retraining policy revision {result.removed_revision} removed")
 
 
 @loop_app.command("status")

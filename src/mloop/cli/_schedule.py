@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mloop.cli._common import app, console, open_workspace
+from mloop.cli._common import JSON_HELP, app, console, open_workspace, print_json_value
 from mloop.errors import InvalidInput
 
 
@@ -65,13 +65,16 @@ def schedule_add(
 
 
 @schedule_app.command("list")
-def schedule_list() -> None:
+def schedule_list(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """The workspace's schedules: pipeline, cron, next run, and what the last run did."""
     from rich.table import Table
 
     from mloop.pipelines._schedule import ScheduleBook, next_slot
 
     schedules = ScheduleBook(open_workspace().root).list()
+    if as_json:
+        print_json_value({"schedules": [{**s.to_json(), "next_run": next_slot(s.cron, s.last_slot or s.created_at).isoformat()} for s in schedules]})
+        return
     if not schedules:
         console.print('no schedules yet: `mloop schedule pipeline.yaml --cron "0 * * * *"` adds one')
         return

@@ -19,6 +19,7 @@ class ViewRow(Output):
 
 
 class FeatureViews(Output):
+    entities: dict[str, list[str]] = Field(default_factory=dict, description="Each entity and its join keys.")
     views: list[ViewRow]
     services: dict[str, list[str]] = Field(description="Each feature service and the views it reads.")
 
@@ -46,10 +47,11 @@ def _list(ctx: Context, _: Nothing) -> FeatureViews:
         if store is not None:
             store.close()
     services = {name: sorted({ref.split(":")[0] for ref in getattr(s, "features", [])}) for name, s in registry.services().items()}
-    return FeatureViews(views=out, services=services)
+    entities = {row.name: list(row.document["join_keys"]) for row in ctx.workspace.store.features.all_latest("entity")}
+    return FeatureViews(entities=dict(sorted(entities.items())), views=out, services=services)
 
 
 LIST = operation(Operation(
-    "features.list", "Feature views with their entities, features, TTL and freshness, and the feature services that read them.",
+    "features.list", "Feature views with their entities, features, TTL and freshness; the entities' join keys; the feature services and the views they read.",
     "viewer", Nothing, FeatureViews, _list, http=Http("GET", "/api/features"), tags=("features",),
 ))

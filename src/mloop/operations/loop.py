@@ -118,3 +118,29 @@ RETRAIN = operation(Operation(
     lambda ctx, b: RetrainOpened(deployment=b.name, attempt=_loop(ctx).retrain(b.name, actor=ctx.actor, reason=b.reason)),
     plan=_plan_retrain, http=Http("POST", "/api/deployments/{name}/retrain", status=201), tags=("loop",),
 ))
+
+
+class PolicyRemoved(Output):
+    deployment: str
+    removed_revision: int
+
+
+def _plan_remove(ctx: Context, body: Name) -> dict[str, Any]:
+    from mloop.errors import NotFound
+
+    row = ctx.workspace.store.loop.policy(body.name)
+    if row is None:
+        raise NotFound(f"{body.name!r} has no retraining policy; `mloop loop status` lists them.")
+    return {"remove_policy": {"deployment": body.name, "revision": row.revision}, "history_kept": True}
+
+
+def _remove(ctx: Context, body: Name) -> PolicyRemoved:
+    revision = _plan_remove(ctx, body)["remove_policy"]["revision"]
+    _loop(ctx).remove(body.name, actor=ctx.actor)
+    return PolicyRemoved(deployment=body.name, removed_revision=revision)
+
+
+REMOVE = operation(Operation(
+    "loop.remove", "Stop retraining a deployment automatically (its attempts' history stays).", "operator", Name, PolicyRemoved, _remove,
+    plan=_plan_remove, http=Http("DELETE", "/api/deployments/{name}/loop"), destructive=True, tags=("loop",),
+))

@@ -75,6 +75,8 @@ def test_the_page_and_its_assets_come_from_the_package_under_a_strict_policy(cli
     assert client.get("/ui/assets/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/ui/assets/..%2Fmcp").status_code == 401  # no such route: a stranger learns nothing
     assert client.get("/ui/assets/index.htm").status_code == 404
+    slash = client.get("/ui/", follow_redirects=False)  # a typed trailing slash finds the page, not a 401
+    assert slash.status_code == 308 and slash.headers["location"] == "../ui" and client.get("/ui/").text == page.text
 
 
 def test_a_session_opened_with_a_token_ends_with_it_and_odd_input_is_a_4xx(deployed: Workspace, client: TestClient) -> None:

@@ -53,6 +53,9 @@ def features_list(as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP
     if as_json:
         print_json(result)
         return
+    if not (result.entities or result.views or result.services):
+        console.print("no feature definitions yet: `mloop features apply features.yaml` adds them (docs/features.md)")
+        return
     table = Table(title="feature definitions")
     for column in ("kind", "name", "version", "what"):
         table.add_column(column)

@@ -43,6 +43,7 @@ class Dashboard:
     def routes(self) -> list[Route]:
         return [
             Route("GET", "/ui", None, self.page, summary="The dashboard (sign in with an API key)."),
+            Route("GET", "/ui/", None, self.to_page, summary="The dashboard's address with a trailing slash: a redirect to /ui."),
             Route("GET", "/ui/assets/{name}", None, self.asset, summary="The dashboard's script and styles (in the package; no CDN)."),
             Route("POST", "/ui/session", None, self.sign_in, summary="Sign in with an API key: an HttpOnly, SameSite=Strict session cookie.",
                   body={"type": "object", "required": ["key"], "additionalProperties": False,
@@ -56,6 +57,9 @@ class Dashboard:
 
     async def page(self, call: Call) -> Reply:
         return Reply(200, self.assets["index.html"], {"content-type": ASSETS["index.html"], **_HEADERS})
+
+    async def to_page(self, call: Call) -> Reply:
+        return Reply(308, b"", {"location": "../ui", **_HEADERS})  # relative: right under a proxy's root path too
 
     async def asset(self, call: Call) -> Reply:
         name = call.params["name"]

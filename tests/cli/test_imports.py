@@ -72,3 +72,10 @@ def test_help_and_the_package_load_next_to_nothing() -> None:
                           capture_output=True, text=True, timeout=60, check=True)
     packages = {m.split(".")[0] for m in json.loads(done.stdout)}
     assert packages & (HEAVY | {"pandas", "numpy", "sqlalchemy", "pydantic", "typer", "rich"}) == set(), sorted(packages)
+
+
+def test_scoring_a_tree_model_loads_no_deep_learning_stack(ws: Workspace) -> None:
+    # skops walks every scikit-learn package when imported; its array-API torch shim would pull in torch (1.3 s)
+    rows = json.dumps([{"x1": 0.1, "x2": -0.3, "x3": 1.0, "color": "red"}])
+    loaded = _loaded(["-w", str(ws.root), "predict", "toy", "--rows", rows])
+    assert {"sklearn", "skops"} <= loaded and loaded & {"torch", "captum", "ray"} == set(), sorted(loaded & {"torch", "captum", "ray"})

@@ -124,9 +124,9 @@ def load_from_dir(path: Path, *, name: str, version: int) -> LoadedModel:
     if sk is not None:
         file = path / sk["pickled_model"]
         if sk.get("serialization_format") == "skops":
-            import skops.io
+            from mloop._lazy import skops_io
 
-            model = skops.io.load(file, trusted=list(SKOPS_TRUSTED_TYPES))
+            model = skops_io().load(file, trusted=list(SKOPS_TRUSTED_TYPES))
         else:
             import cloudpickle
 
@@ -179,9 +179,9 @@ def _load_lightgbm(path: Path, conf: dict[str, Any]) -> Any:
     if file.suffix == ".lgb" or conf.get("model_class") == "lightgbm.basic.Booster":
         return lgb.Booster(model_file=str(file))
     if conf.get("serialization_format") == "skops":
-        import skops.io
+        from mloop._lazy import skops_io
 
-        return skops.io.load(file, trusted=list(LIGHTGBM_TRUSTED_TYPES))
+        return skops_io().load(file, trusted=list(LIGHTGBM_TRUSTED_TYPES))
     import cloudpickle
 
     with file.open("rb") as fh:

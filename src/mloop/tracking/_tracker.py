@@ -78,10 +78,10 @@ def _skops_can(model: Any) -> bool:
     """Whether skops can store ``model`` with only the types mloop trusts: scikit-learn's own and mloop's. Anything
     else (a River model inside :class:`mloop.training.RiverClassifier`) is pickled; a registered version is verified
     against its signed manifest before it is unpickled, so only bytes this workspace signed are ever loaded."""
-    import skops.io
+    from mloop._lazy import skops_io
 
     try:
-        return not set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) - set(SKOPS_TRUSTED_TYPES)
+        return not set(skops_io().get_untrusted_types(data=skops_io().dumps(model))) - set(SKOPS_TRUSTED_TYPES)
     except Exception:  # a type skops cannot take apart at all
         return False
 

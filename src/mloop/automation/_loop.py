@@ -22,15 +22,20 @@ class Loop:
         self.store = store
         self.bus = bus
 
-    def apply(self, policies: list[LoopPolicy], *, actor: str = "local", reason: str = "") -> list[LoopPolicyRow]:
-        """Make each policy its deployment's (every deployment must exist); alarms raised from now on are listened to."""
-        from mloop.automation._controller import CURSOR
-
+    def check(self, policies: list[LoopPolicy], *, where: str = "policies[{i}]") -> None:
+        """``InvalidInput`` unless every policy's deployment exists, naming the entry (``where`` formatted with its
+        index: ``policies[1].deployment``, or ``policy.deployment`` for one): what ``apply`` and its dry run check."""
         known = {d.name for d in self.store.deployments.list()}
         for i, policy in enumerate(policies):
             if policy.deployment not in known:
-                raise InvalidInput(f"policies[{i}].deployment: no deployment {policy.deployment!r}; `mloop deployments list` shows them.",
-                                   field=f"policies[{i}].deployment")
+                field = f"{where.format(i=i)}.deployment"
+                raise InvalidInput(f"{field}: no deployment {policy.deployment!r}; `mloop deployments list` shows them.", field=field)
+
+    def apply(self, policies: list[LoopPolicy], *, actor: str = "local", reason: str = "", where: str = "policies[{i}]") -> list[LoopPolicyRow]:
+        """Make each policy its deployment's (every deployment must exist); alarms raised from now on are listened to."""
+        from mloop.automation._controller import CURSOR
+
+        self.check(policies, where=where)
         rows = []
         with self.store.transaction() as conn:
             if self.store.loop.cursor(CURSOR) is None:  # the first policy: alarms count from now, not from the beginning of time

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mloop.cli._common import DRY_RUN_HELP, JSON_HELP, actor, app, console, open_workspace, print_json, print_plan, run_operation
+from mloop.cli._common import DRY_RUN_HELP, JSON_HELP, app, console, open_workspace, print_json, print_plan, run_operation
 
 loop_app = typer.Typer(help="The closed loop: retraining policies and what they did.", no_args_is_help=True)
 app.add_typer(loop_app, name="loop")
@@ -32,15 +32,25 @@ def loop_apply(
     file: Annotated[Path, typer.Argument(help="A YAML file with `policies:`, one per deployment.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help=DRY_RUN_HELP)] = False,
 ) -> None:
-    """Validate every retraining policy of FILE and make each its deployment's (the server's controller acts on them)."""
-    if dry_run:
-        from mloop.automation import load_loop_policies
+    """Validate every retraining policy of FILE and make each its deployment's (the server's controller acts on them);
+    every entry is checked before any is applied."""
+    from mloop.automation import load_loop_policies
+    from mloop.errors import MloopError
 
-        for policy in load_loop_policies(file):
-            print_plan(run_operation("loop.apply", {"policy": policy.model_dump(mode="json")}, dry_run=True))
+    policies = [{"policy": policy.model_dump(mode="json")} for policy in load_loop_policies(file)]
+    plans = []
+    for i, data in enumerate(policies):
+        try:
+            plans.append(run_operation("loop.apply", data, dry_run=True))
+        except MloopError as exc:  # name the file's entry, not the operation's one field
+            field = exc.field.replace("policy", f"policies[{i}]", 1) if exc.field else None
+            raise type(exc)(f"{file}: " + exc.message.replace("policy.", f"policies[{i}].", 1), field=field) from None
+    if dry_run:
+        for plan in plans:
+            print_plan(plan)
         return
-    rows = open_loop().apply_file(file, actor=actor())
-    for row in rows:
+    for data in policies:
+        row = run_operation("loop.apply", data)
         console.print(f"{row.deployment}: retraining policy revision {row.revision} applied")
 
 

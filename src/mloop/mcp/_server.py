@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -113,45 +112,6 @@ async def run_stdio(workspace: Any, caller: Caller) -> None:
     server = build_server(workspace, lambda _ctx: caller)
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
-
-
-class HttpEndpoint:
-    """The streamable-HTTP transport as an ASGI app for ``/mcp`` (stateless, JSON answers: any worker of a
-    multi-process server can answer any request). Each run of the server (:meth:`lifespan`) gets its own session
-    manager, whose task group lives as long as that run."""
-
-    def __init__(self, workspace: Any, changed: Callable[[str], None] | None, *, loopback_only: bool) -> None:
-        from mcp.server.transport_security import TransportSecuritySettings
-
-        # Without authentication (loopback only) a web page could reach the server through DNS rebinding: check Host and Origin.
-        self.security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-        ) if loopback_only else None
-        self.server = build_server(workspace, caller_from_request(not loopback_only), changed)
-        self.manager: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if self.manager is None:
-            from mloop.errors import Unavailable
-            from mloop.serving._gateway import send_reply
-            from mloop.serving._replies import failure
-
-            await send_reply(send, failure(Unavailable("The MCP endpoint is not running (the server is starting or stopping).")))
-            return
-        await self.manager.handle_request(scope, receive, send)
-
-    @asynccontextmanager
-    async def lifespan(self) -> AsyncIterator[None]:
-        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-
-        manager = StreamableHTTPSessionManager(app=self.server, json_response=True, stateless=True, security_settings=self.security)
-        async with manager.run():
-            self.manager = manager
-            try:
-                yield
-            finally:
-                self.manager = None
 
 
 def check_role(role: str) -> str:

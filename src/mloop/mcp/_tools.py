@@ -50,26 +50,34 @@ class Tool:
         return schema
 
     def arguments(self, given: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
-        """The operation's input from the agent's arguments (caps enforced, defaults filled) and whether it is a dry run."""
+        """The operation's input from the agent's arguments (caps enforced on the values as the operation reads them,
+        so "500" or 500.0 is 500; defaults filled) and whether it is a dry run."""
         data = dict(given or {})
         dry_run = data.pop("dry_run", False)
         if not isinstance(dry_run, bool):
             raise InvalidInput("dry_run: true or false.", field="dry_run")
         if dry_run and not self.op.mutates:
             raise InvalidInput(f"dry_run: {self.name} only reads; call it without dry_run.", field="dry_run")
-        for name, (default, maximum) in self.caps.items():
-            flag = next((f for f, (capped, _) in self.tighter.items() if capped == name and data.get(f) is True), None)
-            if flag is not None:
-                default = maximum = min(maximum, self.tighter[flag][1])
-            value = data.setdefault(name, default)
-            if isinstance(value, int) and value > maximum:
-                why = f" with {flag}" if flag else ""
-                raise InvalidInput(f"{name}: at most {maximum} through MCP{why} (page with offset for more), got {value}.", field=name)
+        for name, (default, _) in self.caps.items():
+            data.setdefault(name, default)
         for name, value in self.defaults.items():
             data.setdefault(name, value)
+        try:
+            parsed = self.op.parse(data)
+        except InvalidInput:
+            return data, dry_run  # invoke refuses it, naming the field, once the caller's role is checked
+        for name, (_, maximum) in self.caps.items():
+            flag = next((f for f, (capped, _) in self.tighter.items() if capped == name and getattr(parsed, f, None) is True), None)
+            most = min(maximum, self.tighter[flag][1]) if flag else maximum
+            value = getattr(parsed, name)
+            if name not in (given or {}) and flag:  # the default of a tighter page is the tighter maximum
+                data[name] = value = min(value, most)
+            if value > most:
+                why = f" with {flag}" if flag else ""
+                raise InvalidInput(f"{name}: at most {most} through MCP{why} (page with offset for more), got {value}.", field=name)
         for name, most in self.items.items():
-            if isinstance(data.get(name), list) and len(data[name]) > most:
-                raise InvalidInput(f"{name}: at most {most} through MCP, got {len(data[name])}.", field=name)
+            if len(getattr(parsed, name) or ()) > most:
+                raise InvalidInput(f"{name}: at most {most} through MCP, got {len(getattr(parsed, name))}.", field=name)
         return data, dry_run
 
 

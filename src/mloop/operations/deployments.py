@@ -74,7 +74,7 @@ class Deploy(Input):
 
     @model_validator(mode="after")
     def _combination(self) -> Deploy:
-        if self.strategy is None and self.steps is not None:
+        if self.steps is not None and self.strategy != "canary":
             raise ValueError("steps: steps need strategy canary")
         if self.strategy is not None and self.feature_service is not None:
             raise ValueError("feature_service: a feature service changes what a deployment serves at once: set it without a strategy")
@@ -105,7 +105,11 @@ def _check(ctx: Context, body: Deploy) -> tuple[Any, Any]:
     if body.strategy is not None:
         if current is None:
             raise InvalidInput(f"name: {body.name!r} does not exist yet: deploy a first version without a strategy.", field="name")
+        from mloop.serving import Rollouts
+
+        Rollouts(ws.registry, ws.store, ws.bus).start_document(body.name, body.version, body.strategy, steps=body.steps)
         return current, None
+    Deployments(ws.registry, ws.store, ws.bus).check_version(body.name, body.model, body.version)  # loads, verified, twin agrees
     serving = None
     if body.feature_service is not None:
         serving = dataclasses.replace(current.serving if current is not None else ServingConfig(), feature_service=body.feature_service or None)
@@ -118,7 +122,7 @@ def _deploy(ctx: Context, body: Deploy) -> Deployed:
     from mloop.serving import Deployments, Rollouts
 
     ws = ctx.workspace
-    current, serving = _check(ctx, body)
+    current, serving = _check(ctx, body)  # before anything changes: the alias moves only to a version that passed
     if body.strategy is not None:
         row = Rollouts(ws.registry, ws.store, ws.bus).start(body.name, body.version, body.strategy, steps=body.steps, actor=ctx.actor)
         return Deployed(deployment=body.name, model=body.model, version=body.version, alias=current.alias,

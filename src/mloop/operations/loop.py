@@ -47,13 +47,13 @@ def _parse(body: ApplyPolicy) -> Any:
 
 
 def _apply(ctx: Context, body: ApplyPolicy) -> PolicyApplied:
-    [row] = _loop(ctx).apply([_parse(body)], actor=ctx.actor, reason=f"applied by {ctx.actor}")
+    [row] = _loop(ctx).apply([_parse(body)], actor=ctx.actor, reason=f"applied by {ctx.actor}", where="policy")
     return PolicyApplied(deployment=row.deployment, revision=row.revision)
 
 
 def _plan_apply(ctx: Context, body: ApplyPolicy) -> dict[str, Any]:
     policy = _parse(body)
-    ctx.workspace.store.deployments.get(policy.deployment)
+    _loop(ctx).check([policy], where="policy")
     return {"apply_policy": policy.model_dump(mode="json")}
 
 

@@ -50,6 +50,20 @@ class Scored(Output):
     explained_output: str | None = Field(default=None, description="What the attributions add up to (log-odds, probability, value).")
 
 
+def _check_types(rows: list[dict[str, Any]], schema: list[Any], allow_missing: bool) -> None:
+    """Each value of the type its column's signature says, as the inference routes require (``rows[i].column`` named)."""
+    from mloop.serving._codec import check_value
+
+    kinds = {spec.name: spec.type for spec in schema}
+    for i, row in enumerate(rows):
+        for column, value in row.items():
+            if column in kinds:
+                try:
+                    check_value(column, value, kinds[column], allow_missing)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"rows[{i}].{column}: {exc.message}", field=f"rows[{i}].{column}") from None
+
+
 def _score(ctx: Context, body: Score) -> Scored:
     import numpy as np
 
@@ -64,8 +78,12 @@ def _score(ctx: Context, body: Score) -> Scored:
     if missing or unknown:
         what = "; ".join(x for x in (f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else "") if x)
         raise InvalidInput(f"rows: {what} (the model's inputs: {', '.join(columns)}).", field="rows")
+    _check_types(body.rows, loaded.inputs, dep.serving.allow_missing)
     frame = as_frame(body.rows, columns or None)[columns] if columns else as_frame(body.rows)
-    output = np.asarray(loaded.predict(frame))
+    try:
+        output = np.asarray(loaded.predict(frame))
+    except (TypeError, ValueError) as exc:  # a model without a signature meets values it cannot take
+        raise InvalidInput(f"rows: the model could not score them ({type(exc).__name__}: {str(exc)[:200]}).", field="rows") from None
     result = Scored(deployment=body.name, model=dep.model_name, version=int(version), predictions=output.tolist())
     if body.explain:
         explanations = explain(loaded, frame, background=loaded.background, method=body.method)

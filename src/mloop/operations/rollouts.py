@@ -23,14 +23,15 @@ class Name(Input):
 
 
 class StatusQuery(Name):
-    last: int = Field(default=50, ge=1, le=1000, description="How many of the latest decisions.")
+    last: int = Field(default=50, ge=1, le=1000, description="How many of the latest decisions, and of the latest policy revisions.")
 
 
 class RolloutStatus(Output):
     deployment: str
     serves: int
     live: dict[str, Any] | None = Field(description="The live policy: kind, revision, status, document, weights in force.")
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]] = Field(description="The latest policy revisions, oldest first (at most `last`).")
+    revisions: int = Field(default=0, description="How many policy revisions the deployment has had.")
     decisions: list[dict[str, Any]] = Field(description="The latest decisions, newest last, each with the statistic that took it.")
 
 

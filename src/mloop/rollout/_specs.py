@@ -133,7 +133,7 @@ def parse_policy(data: Any, *, where: str = "") -> Spec:
     if not isinstance(data, dict):
         raise InvalidInput(f"{where or 'policy'} must be an object with a 'policy' field.", field=where or "policy")
     kind = data.get("policy")
-    if kind not in POLICIES:
+    if not isinstance(kind, str) or kind not in POLICIES:
         raise InvalidInput(f"{prefix}policy must be one of {', '.join(POLICIES)}, got {kind!r}.", field=f"{prefix}policy")
     model = POLICIES[kind][0]
     try:

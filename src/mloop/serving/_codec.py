@@ -15,7 +15,8 @@ MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 
 
-def _check_value(field: str, value: Any, kind: str, allow_missing: bool) -> None:
+def check_value(field: str, value: Any, kind: str, allow_missing: bool) -> None:
+    """``InvalidInput`` naming ``field`` unless ``value`` is of the signature type ``kind`` (null only if ``allow_missing``)."""
     if value is None:
         if not allow_missing:
             raise InvalidInput(f"Field {field!r} is null; this deployment does not accept missing values.", field=field)
@@ -70,7 +71,7 @@ def typed_matrix(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, all
             out[:, j] = np.nan
             continue
         for value in values:
-            _check_value(spec.name, value, spec.type, allow_missing)
+            check_value(spec.name, value, spec.type, allow_missing)
         out[:, j] = [np.nan if v is None else v for v in values]
     return out
 
@@ -105,7 +106,7 @@ def typed_columns(columns: dict[str, list[Any]], schema: list[ColumnSpec], *, al
         if values is None:
             values = [None] * n
         for value in values:
-            _check_value(spec.name, value, spec.type, allow_missing)
+            check_value(spec.name, value, spec.type, allow_missing)
         if spec.type in NUMERIC_TYPES:
             out[spec.name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
         else:

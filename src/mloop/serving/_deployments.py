@@ -56,6 +56,18 @@ class Deployments:
                 continue
         return out
 
+    def check_version(self, name: str, model_name: str, version: int) -> Any | None:
+        """Whether deployment ``name`` may newly serve ``version``: it loads, its files match their signed hashes, and
+        its ONNX twin agrees on its parity sample (else the error naming why). Returns the loaded version, or None
+        when the deployment serves it already (checked when it arrived)."""
+        from mloop.optimize import verify_twin
+
+        if (model_name, version) in self._served_versions(name):
+            return None
+        loaded = self.registry.load(model_name, version)
+        verify_twin(loaded)
+        return loaded
+
     def deploy(
         self,
         name: str,
@@ -74,21 +86,18 @@ class Deployments:
         its parity sample (else ``Conflict`` naming the largest difference); versions it already serves were
         checked when they arrived, so a rollout step re-checks nothing.
         """
-        from mloop.optimize import verify_twin
         from mloop.rollout import parse_split
 
         rollout = parse_split(rollout) if rollout is not None else None
         if serving is not None and serving.feature_service is not None:
             self.check_feature_service(serving.feature_service)
         refs = [alias] + ([str(rollout["candidate_alias"])] if rollout and rollout.get("candidate_alias") else [])
-        already = self._served_versions(name)
         new: list[tuple[int, str, Any]] = []
         for ref in refs:
-            info = self.registry.resolve(model_name, ref)
-            if (model_name, info.version) not in already:
-                loaded = self.registry.load(model_name, info.version)
-                verify_twin(loaded)
-                new.append((info.version, ref, loaded))
+            version = self.registry.resolve(model_name, ref).version
+            loaded = self.check_version(name, model_name, version)
+            if loaded is not None:
+                new.append((version, ref, loaded))
         with self.store.transaction() as conn:
             dep = self.store.deployments.upsert(conn, name, model_name=model_name, alias=alias, rollout=rollout, serving=serving)
             self.store.audit.record(

@@ -49,8 +49,8 @@ class Rollouts:
         spec = parse_policy(document)
         model = self.store.deployments.get(deployment).model_name
         for field, version in _versions(spec):
-            if not version.isdigit():
-                raise InvalidInput(f"{field}: name a version number of {model!r}, got {version!r}.", field=field)
+            if not version.isdigit() or not 1 <= int(version[:11]) < 2**31:
+                raise InvalidInput(f"{field}: name a version number of {model!r} (1 to {2**31 - 1}), got {version!r}.", field=field)
             try:
                 self.registry.resolve(model, int(version))
             except NotFound:
@@ -110,14 +110,15 @@ class Rollouts:
         return document
 
     def status(self, deployment: str, *, last: int = 50) -> dict[str, Any]:
-        """The deployment's served version, its live policy with the weights in force, the policy history and the last
-        ``last`` decisions, and what the live policy's evidence says at this moment (``live.now``): what ``mloop rollout
+        """The deployment's served version, its live policy with the weights in force, the last ``last`` policy
+        revisions (and how many there are) and decisions, and what the live policy's evidence says at this moment (``live.now``): what ``mloop rollout
         status`` and ``GET /api/deployments/NAME/rollout`` show."""
         from mloop.rollout import build_policy
 
         store = self.store.rollouts
         live = store.live(deployment)
         policy = None if live is None else build_policy(parse_policy(live.document), state=live.state)
+        history = store.history(deployment, last=last)
         return {
             "deployment": deployment,
             "serves": self.served_version(deployment),
@@ -129,7 +130,8 @@ class Rollouts:
                 "now": {"at": time.time(), **policy.decide(time.time()).to_dict()},
             },
             "history": [{"revision": p.revision, "kind": p.kind, "status": p.status, "actor": p.actor, "reason": p.reason,
-                         "created_at": p.created_at} for p in store.history(deployment)],
+                         "created_at": p.created_at} for p in history],
+            "revisions": history[-1].revision if history else 0,
             "decisions": [{"action": d.action, "actor": d.actor, "created_at": d.created_at, "decision": d.decision}
                           for d in store.decisions(deployment, last=last)],
         }

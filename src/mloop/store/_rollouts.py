@@ -97,10 +97,12 @@ class RolloutRepository:
             rows = conn.execute(sa.select(rollout_policies).where(rollout_policies.c.status.in_((ACTIVE, PAUSED))).order_by(rollout_policies.c.id)).all()
         return [_policy(r) for r in rows]
 
-    def history(self, deployment: str) -> builtins.list[PolicyRow]:
+    def history(self, deployment: str, *, last: int | None = None) -> builtins.list[PolicyRow]:
+        """The deployment's policy revisions, oldest first (only the latest ``last`` when given)."""
+        query = sa.select(rollout_policies).where(rollout_policies.c.deployment == deployment).order_by(rollout_policies.c.revision.desc())
         with read_connection(self._engine) as conn:
-            rows = conn.execute(sa.select(rollout_policies).where(rollout_policies.c.deployment == deployment).order_by(rollout_policies.c.revision)).all()
-        return [_policy(r) for r in rows]
+            rows = conn.execute(query if last is None else query.limit(last)).all()
+        return [_policy(r) for r in reversed(rows)]
 
     def _live_row(self, conn: Connection, policy_id: int, statuses: tuple[str, ...]) -> Any:
         row = conn.execute(sa.select(rollout_policies).where(rollout_policies.c.id == policy_id)).first()

@@ -20,7 +20,7 @@ app.add_typer(rollout_app, name="rollout")
 @rollout_app.command("status")
 def rollout_status(
     name: Annotated[str, typer.Argument(help="The deployment.")],
-    last: Annotated[int, typer.Option(help="How many of the latest decisions.", min=1, max=1000)] = 20,
+    last: Annotated[int, typer.Option(help="How many of the latest decisions and policy revisions.", min=1, max=1000)] = 20,
     as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """The deployment's traffic policy: its arms and shares, its history, and the decisions taken with their statistics."""
@@ -34,7 +34,8 @@ def rollout_status(
     else:
         shares = ", ".join(f"{arm} {w:.0%}" for arm, w in live["weights"].items())
         console.print(f"{name}: {live['kind']} (revision {live['revision']}, {live['status']}) over version {result.serves}: {shares}")
-    table = Table(title=f"{name}: policies")
+    shown = f"the latest {len(result.history)} of {result.revisions}" if result.revisions > len(result.history) else "all"
+    table = Table(title=f"{name}: policies ({shown})")
     for col in ("revision", "kind", "status", "by", "why"):
         table.add_column(col)
     for p in result.history:

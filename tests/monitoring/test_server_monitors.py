@@ -51,6 +51,7 @@ def test_the_server_scheduler_raises_an_alarm_and_exports_it(deployed: Workspace
     finally:
         assert server.stop() == 0
     assert deployed.store.monitors.holder("monitor-scheduler") is None  # released on shutdown
+    windows = deployed.store.monitors.windows(monitor.id)  # a window is stored first, its report path once written
     assert Path(windows[1].report or "").is_file()
 
 

@@ -118,7 +118,8 @@ def test_an_operator_sees_every_view_and_acts_through_a_confirmed_dry_run(world:
     assert '"pause"' in dialog.inner_text() and ws.store.rollouts.live("toy").status == "active"  # the dry run changed nothing
     ui.shot("pause-plan")
     page.click("dialog button[value=yes]")
-    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('pause:')")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('pause')")  # done or refused
+    assert page.inner_text("#status").startswith("pause: "), page.inner_text("#status")
     assert ws.store.rollouts.live("toy").status == "paused"  # the confirmed change went through (with the CSRF token)
 
     page = ui.go("deployments", "Deployments")  # a change made elsewhere shows up without a reload

@@ -4,8 +4,9 @@
 "use strict";
 (() => {
   const POLL_MS = 2000;
+  const NOTICE_MS = 8000;  // how long an action's outcome stays in the status line
   const ROLES = ["viewer", "predictor", "operator", "admin"];
-  const S = { session: null, timer: null, busy: false, again: false, first: true, live: {} };
+  const S = { session: null, timer: null, busy: false, again: false, first: true, live: {}, notice: null };
   const $ = (id) => document.getElementById(id);
 
   function h(tag, attrs, ...kids) {
@@ -138,7 +139,9 @@
         const value = ev.target && ev.target.value;
         if (!value) return;
         dialog.close(); dialog.remove();
-        if (value === "yes") { status(`${action}: ${JSON.stringify(await api(path, { method: "POST" }))}`); refresh(); }
+        if (value !== "yes") return;
+        try { notice(`${action}: ${JSON.stringify(await api(path, { method: "POST" }))}`); } catch (err) { notice(`${action} refused: ${err.message}`, true); }
+        refresh();
       });
       document.body.append(dialog);
       dialog.showModal();
@@ -267,6 +270,8 @@
     return table[parts[0]] || table.deployments;
   }
   function status(text, bad) { $("status").textContent = text; $("status").className = bad ? "error" : ""; }
+  // The outcome of an action stays in the status line for a while: the refresh after it does not wipe it out.
+  function notice(text, bad) { S.notice = { text, bad, until: Date.now() + NOTICE_MS }; status(text, bad); }
 
   async function refresh() {
     clearTimeout(S.timer);
@@ -279,7 +284,7 @@
       const nodes = await route()();
       view.replaceChildren(...nodes.filter(Boolean));
       if (focusKey) { const again = view.querySelector(`[data-key="${CSS.escape(focusKey)}"]`); if (again) again.focus(); }
-      status(`updated ${new Date().toLocaleTimeString()}`);
+      if (S.notice && Date.now() < S.notice.until) status(S.notice.text, S.notice.bad); else status(`updated ${new Date().toLocaleTimeString()}`);
       if (S.first) { S.first = false; performance.mark("mloop:interactive"); }
     } catch (err) {
       if (S.session) status(err.message, true);

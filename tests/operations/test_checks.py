@@ -125,3 +125,15 @@ def test_the_rollout_history_is_as_long_as_asked(deployed: Workspace, client: Te
     status = client.get("/api/deployments/toy/rollout?last=3").json()
     assert status["revisions"] == 4 and [h["revision"] for h in status["history"]] == [2, 3, 4]
     assert len(client.get("/api/deployments/toy/rollout").json()["history"]) == 4
+
+
+def test_a_new_deployment_loads_and_verifies_its_version_once(deployed: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mloop.registry import Registry
+
+    train_and_register(deployed, alias=None, seed=3)
+    loads: list[tuple[str, Any]] = []
+    real = Registry.load
+    monkeypatch.setattr(Registry, "load", lambda self, name, ref="champion": loads.append((name, ref)) or real(self, name, ref))
+    done = invoke("deploy", Context(deployed, Caller("t", "operator")), {"name": "toy-b", "model": "toy", "version": 2, "alias": "staging"})
+    assert done.version == 2 and deployed.registry.resolve("toy", "staging").version == 2
+    assert loads == [("toy", 2)]  # checked once, before the alias moved; the deployment reuses that check

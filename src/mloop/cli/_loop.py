@@ -35,22 +35,16 @@ def loop_apply(
     """Validate every retraining policy of FILE and make each its deployment's (the server's controller acts on them);
     every entry is checked before any is applied."""
     from mloop.automation import load_loop_policies
-    from mloop.errors import MloopError
 
-    policies = [{"policy": policy.model_dump(mode="json")} for policy in load_loop_policies(file)]
-    plans = []
-    for i, data in enumerate(policies):
-        try:
-            plans.append(run_operation("loop.apply", data, dry_run=True))
-        except MloopError as exc:  # name the file's entry, not the operation's one field
-            field = exc.field.replace("policy", f"policies[{i}]", 1) if exc.field else None
-            raise type(exc)(f"{file}: " + exc.message.replace("policy.", f"policies[{i}].", 1), field=field) from None
+    policies = load_loop_policies(file)  # each entry parsed, errors naming policies[i]
+    open_loop().check(policies)  # every entry's deployment, before any is applied
+    plans = [run_operation("loop.apply", {"policy": policy.model_dump(mode="json")}, dry_run=True) for policy in policies]
     if dry_run:
         for plan in plans:
             print_plan(plan)
         return
-    for data in policies:
-        row = run_operation("loop.apply", data)
+    for policy in policies:
+        row = run_operation("loop.apply", {"policy": policy.model_dump(mode="json")})
         console.print(f"{row.deployment}: retraining policy revision {row.revision} applied")
 
 

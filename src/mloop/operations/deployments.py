@@ -90,9 +90,9 @@ class Deployed(Output):
     feature_service: str | None = None
 
 
-def _check(ctx: Context, body: Deploy) -> tuple[Any, Any]:
+def _check(ctx: Context, body: Deploy) -> tuple[Any, Any, Any]:
     """Everything ``deploy`` needs to hold before it changes anything: (the current deployment or None, the serving
-    config to set or None)."""
+    config to set or None, the version loaded and verified when the deployment does not serve it yet, else None)."""
     from mloop.serving import Deployments
     from mloop.store import ServingConfig
 
@@ -108,21 +108,21 @@ def _check(ctx: Context, body: Deploy) -> tuple[Any, Any]:
         from mloop.serving import Rollouts
 
         Rollouts(ws.registry, ws.store, ws.bus).start_document(body.name, body.version, body.strategy, steps=body.steps)
-        return current, None
-    Deployments(ws.registry, ws.store, ws.bus).check_version(body.name, body.model, body.version)  # loads, verified, twin agrees
+        return current, None, None
+    loaded = Deployments(ws.registry, ws.store, ws.bus).check_version(body.name, body.model, body.version)  # verified, twin agrees
     serving = None
     if body.feature_service is not None:
         serving = dataclasses.replace(current.serving if current is not None else ServingConfig(), feature_service=body.feature_service or None)
         if serving.feature_service is not None:
             Deployments(ws.registry, ws.store, ws.bus).check_feature_service(serving.feature_service)
-    return current, serving
+    return current, serving, loaded
 
 
 def _deploy(ctx: Context, body: Deploy) -> Deployed:
     from mloop.serving import Deployments, Rollouts
 
     ws = ctx.workspace
-    current, serving = _check(ctx, body)  # before anything changes: the alias moves only to a version that passed
+    current, serving, loaded = _check(ctx, body)  # before anything changes: the alias moves only to a version that passed
     if body.strategy is not None:
         row = Rollouts(ws.registry, ws.store, ws.bus).start(body.name, body.version, body.strategy, steps=body.steps, actor=ctx.actor)
         return Deployed(deployment=body.name, model=body.model, version=body.version, alias=current.alias,
@@ -130,13 +130,13 @@ def _deploy(ctx: Context, body: Deploy) -> Deployed:
     alias = current.alias if current is not None else body.alias
     ws.registry.set_alias(body.model, alias, body.version)
     if current is None or serving is not None:
-        Deployments(ws.registry, ws.store, ws.bus).deploy(body.name, body.model, alias, serving=serving, actor=ctx.actor)
+        Deployments(ws.registry, ws.store, ws.bus).deploy(body.name, body.model, alias, serving=serving, actor=ctx.actor, checked=loaded)
     return Deployed(deployment=body.name, model=body.model, version=body.version, alias=alias,
                     feature_service=serving.feature_service if serving is not None else None)
 
 
 def _plan(ctx: Context, body: Deploy) -> dict[str, Any]:
-    current, serving = _check(ctx, body)
+    current, serving, _ = _check(ctx, body)
     if body.strategy is not None:
         return {"start_rollout": {"deployment": body.name, "strategy": body.strategy, "version": body.version, "steps": body.steps}}
     alias = current.alias if current is not None else body.alias

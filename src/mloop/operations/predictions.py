@@ -82,8 +82,11 @@ def _score(ctx: Context, body: Score) -> Scored:
     frame = as_frame(body.rows, columns or None)[columns] if columns else as_frame(body.rows)
     try:
         output = np.asarray(loaded.predict(frame))
-    except (TypeError, ValueError) as exc:  # a model without a signature meets values it cannot take
-        raise InvalidInput(f"rows: the model could not score them ({type(exc).__name__}: {str(exc)[:200]}).", field="rows") from None
+    except (TypeError, ValueError) as exc:
+        if loaded.inputs:  # typed against the signature above: a failure now is the model's, not the rows'
+            raise
+        raise InvalidInput(f"rows: the model (it has no signature) could not score them ({type(exc).__name__}: {str(exc)[:200]}).",
+                           field="rows") from None
     result = Scored(deployment=body.name, model=dep.model_name, version=int(version), predictions=output.tolist())
     if body.explain:
         explanations = explain(loaded, frame, background=loaded.background, method=body.method)

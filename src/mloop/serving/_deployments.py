@@ -77,6 +77,7 @@ class Deployments:
         rollout: dict[str, Any] | None = None,
         serving: ServingConfig | None = None,
         actor: str = "local",
+        checked: Any | None = None,
     ) -> Deployment:
         """Serve ``models:/<model_name>@<alias>`` as deployment ``name`` (created or replaced).
 
@@ -84,7 +85,8 @@ class Deployments:
         must exist); ``None`` keeps the current ones.
         Every version the deployment will newly serve must exist and, if it has an ONNX twin, agree with it on
         its parity sample (else ``Conflict`` naming the largest difference); versions it already serves were
-        checked when they arrived, so a rollout step re-checks nothing.
+        checked when they arrived, so a rollout step re-checks nothing; ``checked`` is a version the caller has
+        just had :meth:`check_version` return.
         """
         from mloop.rollout import parse_split
 
@@ -95,7 +97,9 @@ class Deployments:
         new: list[tuple[int, str, Any]] = []
         for ref in refs:
             version = self.registry.resolve(model_name, ref).version
-            loaded = self.check_version(name, model_name, version)
+            # a version the caller already passed through check_version is not loaded and verified a second time
+            fresh = checked is not None and (checked.name, checked.version) == (model_name, version)
+            loaded = checked if fresh else self.check_version(name, model_name, version)
             if loaded is not None:
                 new.append((version, ref, loaded))
         with self.store.transaction() as conn:

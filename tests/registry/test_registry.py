@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -87,3 +89,22 @@ def test_unknown_models_versions_and_uris_are_clear_errors(workspace: Workspace)
         workspace.registry.register("runs:/abc/model", "toy")
     with pytest.raises(InvalidInput, match="Invalid alias"):
         workspace.registry.set_alias("toy", "bad alias", 1)
+
+
+def test_a_load_hit_by_cpythons_threaded_ast_race_is_parsed_again(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mloop.registry._registry as registry_module
+
+    real, failures = registry_module.load_from_dir, []
+
+    def racy(folder: Any, **kw: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise SystemError("AST constructor recursion depth mismatch (before=198, after=175)")
+        return real(folder, **kw)
+
+    version = train_and_register(workspace)
+    monkeypatch.setattr(registry_module, "load_from_dir", racy)
+    assert workspace.registry.load("toy", version).version == version and failures == [1]
+    monkeypatch.setattr(registry_module, "load_from_dir", lambda folder, **kw: (_ for _ in ()).throw(SystemError("something else")))
+    with pytest.raises(InvalidInput, match="could not be loaded: something else"):
+        workspace.registry.load("toy", version)

@@ -382,11 +382,23 @@ class Registry:
         with tempfile.TemporaryDirectory(prefix="mloop-load-") as tmp:
             verified_copy(src, manifest, Path(tmp))
             try:
-                return load_from_dir(Path(tmp), name=name, version=info.version)
+                return _load(Path(tmp), name, info.version)
             except MloopError:
                 raise
             except Exception as exc:
                 raise InvalidInput(f"Model {name!r} version {info.version} could not be loaded: {exc}") from exc
+
+
+def _load(folder: Path, name: str, version: int) -> LoadedModel:
+    """``load_from_dir``, once more if CPython 3.11 raised its AST recursion-depth ``SystemError``: ``ast`` used by two
+    threads at once trips a shared counter (python/cpython#106905; NumPy parses each array header with it). The
+    verified bytes are fine and a second parse succeeds."""
+    try:
+        return load_from_dir(folder, name=name, version=version)
+    except SystemError as exc:
+        if "AST constructor recursion depth mismatch" not in str(exc):
+            raise
+        return load_from_dir(folder, name=name, version=version)
 
 
 BUNDLE_FORMAT = 1
